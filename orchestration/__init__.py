@@ -1,0 +1,1 @@
+"""Open CDP orchestration: Dagster definitions, landing-file loading, sample data and CLI."""
