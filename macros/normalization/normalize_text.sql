@@ -1,0 +1,78 @@
+{#- Names, identifiers, codes and free text: trimmed, junk values to NULL. -#}
+
+{% macro junk_values() -%}
+    '', 'null', 'none', 'n/a', 'na', 'nan', 'undefined', 'unknown', '-', '0', '-1', 'test'
+{%- endmacro %}
+
+
+{% macro normalize_identifier(expr) -%}
+    case
+        when lower(trim({{ expr }})) in ({{ junk_values() }}) then null
+        else trim({{ expr }})
+    end
+{%- endmacro %}
+
+
+{% macro normalize_name(expr) -%}
+    {%- set collapsed = regex_replace_all('trim(' ~ expr ~ ')', ' +', ' ') -%}
+    case
+        when lower(trim({{ expr }})) in ({{ junk_values() }}, 'test test', 'xxx', 'asdf') then null
+        else {{ title_case(collapsed) }}
+    end
+{%- endmacro %}
+
+
+{% macro title_case(expr) -%}
+    {{ return(adapter.dispatch('title_case', 'cdp')(expr)) }}
+{%- endmacro %}
+
+{% macro default__title_case(expr) -%}
+    initcap({{ expr }})
+{%- endmacro %}
+
+{% macro duckdb__title_case(expr) -%}
+    array_to_string(
+        list_transform(
+            string_split(lower({{ expr }}), ' '),
+            lambda word: upper(substr(word, 1, 1)) || substr(word, 2)
+        ),
+        ' '
+    )
+{%- endmacro %}
+
+
+{% macro normalize_code(expr) -%}
+    {#- Lower-case category codes such as statuses and event types. -#}
+    nullif(lower(trim({{ expr }})), '')
+{%- endmacro %}
+
+
+{% macro normalize_currency(expr) -%}
+    case
+        when trim({{ expr }}) in ('$', 'US$') then 'USD'
+        when trim({{ expr }}) = '€' then 'EUR'
+        when trim({{ expr }}) = '£' then 'GBP'
+        when {{ regex_matches('upper(trim(' ~ expr ~ '))', '^[A-Z]{3}$') }} then upper(trim({{ expr }}))
+    end
+{%- endmacro %}
+
+
+{% macro normalize_country(expr) -%}
+    {%- set cleaned = 'upper(trim(' ~ expr ~ '))' -%}
+    case
+        {%- for alias, code in var('country_aliases').items() %}
+        when {{ cleaned }} = '{{ alias | upper }}' then '{{ code }}'
+        {%- endfor %}
+        when {{ regex_matches(cleaned, '^[A-Z]{2}$') }} then {{ cleaned }}
+    end
+{%- endmacro %}
+
+
+{% macro normalize_identifier_by_type(type_expr, value_expr) -%}
+    {#- Normalise a value according to the identifier type named beside it (consents, requests). -#}
+    case lower(trim({{ type_expr }}))
+        when 'email' then {{ normalize_email(value_expr) }}
+        when 'phone' then {{ normalize_phone(value_expr) }}
+        else {{ normalize_identifier(value_expr) }}
+    end
+{%- endmacro %}

@@ -1,0 +1,29 @@
+-- grain: one row per consent decision (consent_id)
+with source as (
+    select
+        *,
+        coalesce(
+            consent_id,
+            md5(_source_file || ':' || cast(_source_line as {{ dbt.type_string() }}))
+        ) as resolved_consent_id
+    from {{ source('consent', 'consents') }}
+),
+
+deduplicated as (
+    {{ deduplicate('source', 'resolved_consent_id', '_loaded_at desc, _source_file, _source_line') }}
+),
+
+final as (
+    select
+        cast(resolved_consent_id as {{ dbt.type_string() }}) as consent_id,
+        {{ normalize_code('identifier_type') }} as identifier_type,
+        {{ normalize_identifier_by_type('identifier_type', 'identifier_value') }} as identifier_value,
+        {{ normalize_code('purpose') }} as purpose,
+        {{ normalize_code('status') }} as consent_status,
+        {{ to_utc('occurred_at') }} as occurred_at,
+        {{ normalize_code('source') }} as consent_source
+    from deduplicated
+    where {{ as_of_filter(to_utc('occurred_at')) }}
+)
+
+select * from final

@@ -1,0 +1,26 @@
+-- grain: one row per CRM contact (contact_id), its most recently updated version
+with source as (
+    select * from {{ source('crm', 'crm_contacts') }}
+    where {{ as_of_filter(to_utc('updated_at')) }}
+),
+
+latest_version as (
+    {{ deduplicate('source', 'contact_id', 'updated_at desc, _loaded_at desc, _source_file, _source_line') }}
+),
+
+final as (
+    select
+        cast(contact_id as {{ dbt.type_string() }}) as contact_id,
+        {{ normalize_email('email') }} as email,
+        {{ normalize_phone('phone') }} as phone,
+        {{ normalize_name('first_name') }} as first_name,
+        {{ normalize_name('last_name') }} as last_name,
+        {{ normalize_name('city') }} as city,
+        {{ normalize_country('country') }} as country_code,
+        {{ to_utc('created_at') }} as created_at,
+        {{ to_utc('updated_at') }} as updated_at
+    from latest_version
+    where contact_id is not null
+)
+
+select * from final

@@ -1,0 +1,24 @@
+-- grain: one row per loyalty member (loyalty_id)
+with source as (
+    select * from {{ source('loyalty', 'loyalty_members') }}
+    where {{ as_of_filter(to_utc('joined_at')) }}
+),
+
+deduplicated as (
+    {{ deduplicate('source', 'loyalty_id', '_loaded_at desc, _source_file, _source_line') }}
+),
+
+final as (
+    select
+        {{ normalize_identifier('loyalty_id') }} as loyalty_id,
+        {{ normalize_email('email') }} as email,
+        {{ normalize_phone('phone') }} as phone,
+        {{ normalize_name('first_name') }} as first_name,
+        {{ normalize_name('last_name') }} as last_name,
+        {{ normalize_code('tier') }} as loyalty_tier,
+        {{ to_utc('joined_at') }} as joined_at
+    from deduplicated
+    where {{ normalize_identifier('loyalty_id') }} is not null
+)
+
+select * from final

@@ -1,0 +1,22 @@
+-- grain: one row per data-subject request (request_id)
+with source as (
+    select * from {{ source('privacy', 'privacy_requests') }}
+),
+
+deduplicated as (
+    {{ deduplicate('source', 'request_id', '_loaded_at desc, _source_file, _source_line') }}
+),
+
+final as (
+    select
+        cast(request_id as {{ dbt.type_string() }}) as request_id,
+        {{ normalize_code('identifier_type') }} as identifier_type,
+        {{ normalize_identifier_by_type('identifier_type', 'identifier_value') }} as identifier_value,
+        {{ normalize_code('request_type') }} as request_type,
+        {{ to_utc('received_at') }} as received_at
+    from deduplicated
+    where request_id is not null
+        and {{ as_of_filter(to_utc('received_at')) }}
+)
+
+select * from final

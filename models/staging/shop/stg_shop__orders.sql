@@ -1,0 +1,25 @@
+-- grain: one row per order (order_id)
+with source as (
+    select * from {{ source('shop', 'shop_orders') }}
+),
+
+deduplicated as (
+    {{ deduplicate('source', 'order_id', '_loaded_at desc, _source_file, _source_line') }}
+),
+
+final as (
+    select
+        cast(order_id as {{ dbt.type_string() }}) as order_id,
+        {{ normalize_identifier('shop_customer_id') }} as shop_customer_id,
+        {{ normalize_email('email') }} as email,
+        {{ normalize_phone('phone') }} as phone,
+        {{ to_utc('ordered_at') }} as ordered_at,
+        cast(total_amount as decimal(18, 2)) as total_amount,
+        {{ normalize_currency('currency') }} as currency_code,
+        {{ normalize_code('status') }} as order_status
+    from deduplicated
+    where order_id is not null
+        and {{ as_of_filter(to_utc('ordered_at')) }}
+)
+
+select * from final

@@ -1,0 +1,25 @@
+-- grain: one row per support ticket (ticket_id)
+with source as (
+    select * from {{ source('support', 'support_tickets') }}
+),
+
+deduplicated as (
+    {{ deduplicate('source', 'ticket_id', '_loaded_at desc, _source_file, _source_line') }}
+),
+
+final as (
+    select
+        cast(ticket_id as {{ dbt.type_string() }}) as ticket_id,
+        {{ normalize_email('requester_email') }} as email,
+        {{ normalize_phone('requester_phone') }} as phone,
+        {{ normalize_code('channel') }} as channel,
+        {{ normalize_code('status') }} as ticket_status,
+        {{ to_utc('created_at') }} as created_at,
+        {{ to_utc('solved_at') }} as solved_at,
+        case when csat between 1 and 5 then cast(csat as integer) end as csat
+    from deduplicated
+    where ticket_id is not null
+        and {{ as_of_filter(to_utc('created_at')) }}
+)
+
+select * from final
