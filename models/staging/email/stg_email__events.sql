@@ -15,7 +15,8 @@ final as (
         {{ normalize_code('event_type') }} as event_type,
         {{ to_utc('occurred_at') }} as occurred_at
     from deduplicated
-    where event_id is not null
+    where
+        event_id is not null
         and {{ as_of_filter(to_utc('occurred_at')) }}
 )
 

@@ -16,7 +16,8 @@ final as (
         cast(total_amount as decimal(18, 2)) as total_amount,
         {{ normalize_currency('currency') }} as currency_code
     from deduplicated
-    where transaction_id is not null
+    where
+        transaction_id is not null
         and {{ as_of_filter(to_utc('transacted_at')) }}
 )
 

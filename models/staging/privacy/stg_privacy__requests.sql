@@ -15,7 +15,8 @@ final as (
         {{ normalize_code('request_type') }} as request_type,
         {{ to_utc('received_at') }} as received_at
     from deduplicated
-    where request_id is not null
+    where
+        request_id is not null
         and {{ as_of_filter(to_utc('received_at')) }}
 )
 

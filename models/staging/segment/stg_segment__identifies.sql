@@ -19,7 +19,8 @@ final as (
         {{ to_utc(adapter.quote('timestamp')) }} as occurred_at,
         {{ to_utc('received_at') }} as received_at
     from deduplicated
-    where id is not null
+    where
+        id is not null
         and {{ as_of_filter(to_utc(adapter.quote('timestamp'))) }}
 )
 

@@ -18,7 +18,8 @@ final as (
         referrer,
         title
     from deduplicated
-    where id is not null
+    where
+        id is not null
         and {{ as_of_filter(to_utc(adapter.quote('timestamp'))) }}
 )
 

@@ -18,7 +18,8 @@ final as (
         {{ normalize_identifier('order_id') }} as order_id,
         cast(revenue as decimal(18, 2)) as revenue
     from deduplicated
-    where id is not null
+    where
+        id is not null
         and {{ as_of_filter(to_utc(adapter.quote('timestamp'))) }}
 )
 

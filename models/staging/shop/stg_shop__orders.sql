@@ -18,7 +18,8 @@ final as (
         {{ normalize_currency('currency') }} as currency_code,
         {{ normalize_code('status') }} as order_status
     from deduplicated
-    where order_id is not null
+    where
+        order_id is not null
         and {{ as_of_filter(to_utc('ordered_at')) }}
 )
 

@@ -18,7 +18,8 @@ final as (
         {{ to_utc('solved_at') }} as solved_at,
         case when csat between 1 and 5 then cast(csat as integer) end as csat
     from deduplicated
-    where ticket_id is not null
+    where
+        ticket_id is not null
         and {{ as_of_filter(to_utc('created_at')) }}
 )
 

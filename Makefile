@@ -1,0 +1,57 @@
+# Open CDP: `make demo` runs the pipeline end to end on sample data; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+SAMPLE_CUSTOMERS ?= 5000
+SAMPLE_SEED ?= 42
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export CDP_LANDING_DIR ?= $(CURDIR)/data/landing
+export CDP_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+
+.PHONY: install demo run ui test lint parse sample-data summary lock clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp orchestration/dagster.yaml $@
+
+parse: install
+	$(BIN)/dbt parse --profiles-dir profiles --quiet
+
+sample-data: install
+	@if [ -z "$$(ls -A $(CDP_LANDING_DIR) 2>/dev/null)" ]; then \
+		$(BIN)/cdp generate --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) --out $(CDP_LANDING_DIR); \
+	else echo "landing folder $(CDP_LANDING_DIR) already has data: keeping it"; fi
+
+run: install parse $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/cdp run
+
+summary: install
+	$(BIN)/cdp summary
+
+demo: sample-data run
+	@$(BIN)/cdp summary
+
+ui: install parse $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m orchestration.definitions
+
+lint: install
+	$(BIN)/sqlfluff lint models macros data-tests
+
+test: install parse
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf target logs data .dagster_home

@@ -1,0 +1,124 @@
+"""dbt models as Dagster assets, with a translator that gives them groups, owners and descriptions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
+from dagster_dbt import DbtProject, dbt_assets
+
+from orchestration.settings import PROFILES_DIR, PROJECT_DIR, load_settings
+from orchestration.warehouse import WAREHOUSE_POOL
+
+# Folder under models/ (or its first sub-folder) -> Dagster group.
+GROUP_BY_FOLDER = {
+    "staging": "staging",
+    "identity": "identity",
+    "profiles": "profiles",
+    "features": "features",
+    "segments": "segments",
+    "activation": "activation",
+    "privacy": "privacy",
+    "quality": "quality",
+}
+OWNER_BY_GROUP = {
+    "staging": "team:data-engineering",
+    "identity": "team:data-engineering",
+    "profiles": "team:data-engineering",
+    "features": "team:analytics",
+    "segments": "team:marketing-ops",
+    "activation": "team:marketing-ops",
+    "privacy": "team:privacy",
+}
+
+
+def dbt_project() -> DbtProject:
+    settings = load_settings()
+    return DbtProject(
+        project_dir=PROJECT_DIR,
+        profiles_dir=PROFILES_DIR,
+        target=settings.dbt_target,
+    )
+
+
+def ensure_manifest(project: DbtProject) -> Path:
+    """Parse the dbt project when no manifest exists yet (outside `dagster dev` nobody else does)."""
+    if not project.manifest_path.exists():
+        load_settings().export_env()
+        dbt = Path(sys.executable).with_name("dbt")
+        subprocess.run(
+            [str(dbt), "parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
+             str(PROFILES_DIR), "--target", project.target or "duckdb", "--quiet"],
+            check=True,
+            cwd=PROJECT_DIR,
+            env=os.environ.copy(),
+        )
+    return project.manifest_path
+
+
+def group_for(dbt_resource_props: Mapping[str, Any]) -> str:
+    fqn: list[str] = list(dbt_resource_props.get("fqn", []))
+    folders = fqn[1:-1]
+    for folder in reversed(folders):
+        if folder in GROUP_BY_FOLDER:
+            return GROUP_BY_FOLDER[folder]
+    if dbt_resource_props.get("resource_type") == "seed":
+        return "reference"
+    return folders[0] if folders else "default"
+
+
+class CdpTranslator(DagsterDbtTranslator):
+    """Groups by model folder; sources map onto the loader's `raw/<table>` assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props.get("resource_type") == "source":
+            return "ingestion"
+        return group_for(dbt_resource_props)
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
+        owner = OWNER_BY_GROUP.get(group_for(dbt_resource_props))
+        return [owner] if owner else None
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        description = dbt_resource_props.get("description") or ""
+        return description or super().get_description(dbt_resource_props)
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        tags = dict(super().get_tags(dbt_resource_props))
+        tags["layer"] = group_for(dbt_resource_props)
+        return tags
+
+
+PROJECT = dbt_project()
+TRANSLATOR = CdpTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(
+    manifest=ensure_manifest(PROJECT),
+    project=PROJECT,
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+)
+def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Build (run + test) the selected dbt models; test results become asset checks."""
+    load_settings().export_env()
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=PROJECT,
+        profiles_dir=str(PROFILES_DIR),
+        target=PROJECT.target,
+    )
