@@ -1,0 +1,1 @@
+"""Activation (reverse ETL): sync warehouse relations to tools, sending only what changed."""

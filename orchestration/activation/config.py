@@ -1,0 +1,287 @@
+"""Sync declarations (activation/syncs.yml) as pydantic models, with errors naming file and field."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestration.settings import PROJECT_DIR
+
+DEFAULT_CONFIG_PATH = PROJECT_DIR / "activation" / "syncs.yml"
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+RELATION = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Mode = Literal["upsert", "update_only", "insert_only", "mirror", "audience"]
+Transform = Literal["lower", "upper", "trim", "string", "iso_date"]
+
+
+class ConfigError(ValueError):
+    """A sync configuration file that is missing, unreadable or invalid."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(Strict):
+    """One destination field: a source column (optionally transformed), a constant, or a consent status."""
+
+    column: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
+    transform: Transform | None = None
+    constant: str | int | float | bool | None = None
+    consent_status: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> "FieldSpec":
+        given = [self.column is not None, "constant" in self.model_fields_set,
+                 self.consent_status is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of column, constant or consent_status")
+        if self.transform is not None and self.column is None:
+            raise ValueError("transform applies to a column only")
+        return self
+
+
+class RetryConfig(Strict):
+    max_attempts: int = Field(6, ge=1, le=50)
+    initial_backoff_seconds: float = Field(0.5, ge=0)
+    max_backoff_seconds: float = Field(60.0, ge=0)
+
+
+class EnvSecret(Strict):
+    """A header whose value is read from an environment variable at run time (never stored in YAML)."""
+
+    header: str = "Authorization"
+    env: Annotated[str, Field(pattern=IDENTIFIER)]
+    prefix: str = ""
+
+
+class HmacConfig(Strict):
+    secret_env: Annotated[str, Field(pattern=IDENTIFIER)]
+    header: str = "X-CDP-Signature"
+
+
+class PostgresDestination(Strict):
+    type: Literal["postgres"]
+    dsn: str | None = None
+    dsn_env: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
+    schema_name: Annotated[str, Field(pattern=IDENTIFIER, alias="schema")] = "public"
+    table: Annotated[str, Field(pattern=IDENTIFIER)]
+    key_field: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
+    connect_timeout_seconds: int = Field(10, ge=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def one_dsn(self) -> "PostgresDestination":
+        if (self.dsn is None) == (self.dsn_env is None):
+            raise ValueError("give exactly one of dsn or dsn_env")
+        return self
+
+
+class HttpDestination(Strict):
+    type: Literal["http"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    headers: dict[str, str] = {}
+    auth: EnvSecret | None = None
+    hmac: HmacConfig | None = None
+    idempotency_header: str = "Idempotency-Key"
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class FilesDestination(Strict):
+    type: Literal["files"]
+    url: str = Field(min_length=1, description="local folder or any fsspec URL")
+    format: Literal["csv", "parquet", "jsonl"] = "jsonl"
+
+
+class AdAudienceDestination(Strict):
+    type: Literal["ad_audience"]
+    platform: Literal["google_customer_match", "google_data_manager", "meta", "uid2"]
+    url: str = Field(min_length=1, description="folder (or fsspec URL) receiving add/remove files")
+    audience: Annotated[str, Field(pattern=IDENTIFIER)]
+    email_field: str | None = "email"
+    phone_field: str | None = "phone"
+    default_country_code: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,2}$")] | None = None
+    consent_fields: list[str] = ["ad_user_data", "ad_personalization"]
+
+
+class HubspotDestination(Strict):
+    type: Literal["hubspot"]
+    base_url: Annotated[str, Field(pattern=r"^https?://")] = "https://api.hubapi.com"
+    object_type: Annotated[str, Field(pattern=IDENTIFIER)] = "contacts"
+    id_property: Annotated[str, Field(pattern=IDENTIFIER)] = "email"
+    token_env: Annotated[str, Field(pattern=IDENTIFIER)] = "HUBSPOT_TOKEN"
+    timeout_seconds: float = Field(30.0, gt=0)
+    on_remove_properties: dict[str, str] = {}
+
+
+Destination = Annotated[
+    PostgresDestination | HttpDestination | FilesDestination | AdAudienceDestination
+    | HubspotDestination,
+    Field(discriminator="type"),
+]
+
+
+class SyncConfig(Strict):
+    name: Annotated[str, Field(pattern=IDENTIFIER)]
+    description: str = ""
+    enabled: bool = True
+    requires_env: list[str] = Field(default_factory=list,
+                                    description="skip the sync unless these env vars are set")
+    source: Annotated[str, Field(pattern=RELATION)]
+    source_asset: str | None = None
+    filter: str | None = None
+    primary_key: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(min_length=1)
+    mode: Mode = "upsert"
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    consent_purposes: list[Annotated[str, Field(pattern=IDENTIFIER)]] = []
+    consent_key: Annotated[str, Field(pattern=IDENTIFIER)] = "customer_id"
+    schedule: str | None = None
+    batch_size: int = Field(1000, ge=1, le=1_000_000)
+    rate_limit_per_second: float | None = Field(None, gt=0)
+    retry: RetryConfig = RetryConfig()
+    max_failed_ratio: float = Field(0.5, ge=0, le=1)
+    destination: Destination
+
+    @field_validator("primary_key", "consent_purposes", mode="before")
+    @classmethod
+    def listify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def column_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"column": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def field_names(cls, value: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for name in value:
+            if not re.match(IDENTIFIER, name):
+                raise ValueError(f"destination field name {name!r} must match {IDENTIFIER}")
+        return value
+
+    @model_validator(mode="after")
+    def destination_fits(self) -> "SyncConfig":
+        dest = self.destination
+        if isinstance(dest, PostgresDestination) and self.key_field not in self.fields:
+            raise ValueError(f"destination.key_field {self.key_field!r} must be one of fields")
+        if isinstance(dest, HubspotDestination):
+            if self.mode not in ("upsert", "update_only"):
+                raise ValueError("hubspot destination supports mode upsert or update_only")
+            if dest.id_property not in self.fields:
+                raise ValueError(f"hubspot id_property {dest.id_property!r} must be one of fields")
+        if isinstance(dest, AdAudienceDestination):
+            named = [f for f in (dest.email_field, dest.phone_field) if f]
+            if not named or any(f not in self.fields for f in named):
+                raise ValueError("ad_audience email_field/phone_field must be among fields")
+        return self
+
+    @property
+    def key_field(self) -> str:
+        dest = self.destination
+        if isinstance(dest, PostgresDestination) and dest.key_field:
+            return dest.key_field
+        return self.primary_key[0]
+
+    @property
+    def source_asset_key(self) -> str:
+        return self.source_asset or self.source.split(".")[-1]
+
+    @property
+    def is_active(self) -> bool:
+        return self.enabled and all(os.environ.get(var) for var in self.requires_env)
+
+
+class ActivationConfig(Strict):
+    consent_relation: Annotated[str, Field(pattern=RELATION)] = "main_marts.customer_consents"
+    log_retention_days: int = Field(90, ge=1)
+    syncs: list[SyncConfig] = []
+
+    @model_validator(mode="after")
+    def unique_names(self) -> "ActivationConfig":
+        names = [s.name for s in self.syncs]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"sync names must be unique, repeated: {duplicated}")
+        return self
+
+    def sync(self, name: str) -> SyncConfig:
+        for sync in self.syncs:
+            if sync.name == name:
+                return sync
+        raise KeyError(f"no sync named {name!r}")
+
+
+def _expand_env(value: Any) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in strings (unset without default: left empty)."""
+    if isinstance(value, str):
+        return ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+DESTINATION_TYPES = ("postgres", "http", "files", "ad_audience", "hubspot")
+
+
+def _location(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Name a pydantic error location like `syncs[0] (customers_to_crm).destination.table`."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and node.get("name"):
+                    label += f" ({node['name']})"
+            parts.append(label)
+        elif isinstance(node, dict) and item in node:
+            node = node[item]
+            parts.append(f".{item}")
+        elif item in DESTINATION_TYPES or str(item).startswith("function-"):
+            continue  # pydantic's discriminator tag or validator kind, not a field
+        else:
+            parts.append(f".{item}")
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def parse_config(raw: Any, source: str) -> ActivationConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with a `syncs:` list at the top level")
+    expanded = _expand_env(raw)
+    try:
+        return ActivationConfig.model_validate(expanded)
+    except ValidationError as exc:
+        lines = [f"{source}: invalid activation config"]
+        for error in exc.errors():
+            lines.append(f"  {source}: {_location(raw, tuple(error['loc']))}: {error['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None) -> ActivationConfig:
+    """Read and validate a sync file (default: activation/syncs.yml, or CDP_ACTIVATION_CONFIG)."""
+    path = Path(path or os.environ.get("CDP_ACTIVATION_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read activation config: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, str(path))

@@ -1,0 +1,1 @@
+"""Test helpers for activation: a real local HTTP destination and small warehouse fixtures."""
