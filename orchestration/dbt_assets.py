@@ -1,7 +1,5 @@
 """dbt models as Dagster assets, with a translator that gives them groups, owners and descriptions."""
 
-from __future__ import annotations
-
 import os
 import subprocess
 import sys
@@ -47,13 +45,17 @@ def dbt_project() -> DbtProject:
     )
 
 
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (the virtualenv), so PATH need not include it."""
+    return str(Path(sys.executable).with_name("dbt"))
+
+
 def ensure_manifest(project: DbtProject) -> Path:
     """Parse the dbt project when no manifest exists yet (outside `dagster dev` nobody else does)."""
     if not project.manifest_path.exists():
         load_settings().export_env()
-        dbt = Path(sys.executable).with_name("dbt")
         subprocess.run(
-            [str(dbt), "parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
+            [dbt_executable(), "parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
              str(PROFILES_DIR), "--target", project.target or "duckdb", "--quiet"],
             check=True,
             cwd=PROJECT_DIR,
@@ -77,13 +79,14 @@ class CdpTranslator(DagsterDbtTranslator):
     """Groups by model folder; sources map onto the loader's `raw/<table>` assets."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props.get("resource_type") == "source":
+        declared = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
+        if dbt_resource_props.get("resource_type") == "source" and not declared:
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props.get("resource_type") == "source":
-            return "ingestion"
+            return "ingestion" if dbt_resource_props.get("schema") == "raw" else "features"
         return group_for(dbt_resource_props)
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
@@ -119,6 +122,7 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(
         project_dir=PROJECT,
+        dbt_executable=dbt_executable(),
         profiles_dir=str(PROFILES_DIR),
         target=PROJECT.target,
     )

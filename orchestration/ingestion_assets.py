@@ -1,7 +1,5 @@
 """Dagster assets that load the landing folder into the warehouse's raw schema."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.ingestion import load_landing
