@@ -1,0 +1,26 @@
+{#- Daily snapshot tables (segment memberships, journey stages, KPIs) keep one batch of rows per
+    date: a re-run on the same date replaces that date's rows and leaves the other dates alone. -#}
+
+{% macro daily_snapshot_strategy() -%}
+    {{ return(adapter.dispatch('daily_snapshot_strategy', 'cdp')()) }}
+{%- endmacro %}
+
+{% macro default__daily_snapshot_strategy() -%}
+    {{ return('delete+insert') }}
+{%- endmacro %}
+
+{% macro spark__daily_snapshot_strategy() -%}
+    {{ return('insert_overwrite') }}
+{%- endmacro %}
+
+
+{% macro daily_snapshot_partition_by(column) -%}
+    {#- Spark replaces whole partitions; other engines delete by the unique key. -#}
+    {{ return([column] if target.type == 'spark' else none) }}
+{%- endmacro %}
+
+
+{% macro snapshot_date() -%}
+    {#- The date a snapshot describes: the as-of date, or today (UTC) when none is set. -#}
+    cast({{ dbt.dateadd('second', -1, as_of_timestamp()) }} as date)
+{%- endmacro %}

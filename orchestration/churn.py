@@ -1,0 +1,189 @@
+"""Supervised churn model: point-in-time purchase features, out-of-time training and evaluation.
+
+Label: a customer who purchased before the cut-off "churns" when they make no purchase in the
+`horizon_days` after it. The model is trained at an earlier cut-off and evaluated at a later one
+whose label window ends at the as-of date (out of time), then refitted on the later cut-off to
+score every customer at the as-of date. Features mirror the purchase columns of the dbt model
+`customer_features` (docs/features.md) and are computed here at any cut-off, which dbt cannot do
+for past dates in one run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+MODEL_VERSION = "churn-hgb-1"
+WINDOWS_DAYS = (30, 90, 365)
+FEATURE_COLUMNS = (
+    "days_since_last_purchase",
+    "days_since_first_purchase",
+    "orders_total",
+    "revenue_total",
+    *(f"orders_{d}d" for d in WINDOWS_DAYS),
+    *(f"revenue_{d}d" for d in WINDOWS_DAYS),
+    "avg_order_value",
+    "online_order_share",
+    "mean_days_between_orders",
+)
+
+
+def features_at(
+    con: duckdb.DuckDBPyConnection, transactions: str, cutoff: dt.datetime, horizon_days: int | None
+) -> pd.DataFrame:
+    """Features of every customer with a purchase before `cutoff` (exclusive), and the churn label.
+
+    `transactions` is a relation with customer_id, transacted_at, amount, channel. With
+    `horizon_days`, `churned` is 1 when the customer made no purchase in [cutoff, cutoff + horizon).
+    """
+    past = "transacted_at < $cutoff"
+    windows = ",\n".join(
+        f"count(*) filter (where {past} and transacted_at >= $cutoff - interval {d} day) "
+        f"as orders_{d}d, "
+        f"coalesce(sum(amount) filter (where {past} and transacted_at >= $cutoff - interval {d} day), 0) "
+        f"as revenue_{d}d"
+        for d in WINDOWS_DAYS
+    )
+    # One pass over the transactions: history before the cut-off, the first purchase after it.
+    label = (
+        f"case when min(transacted_at) filter (where transacted_at >= $cutoff) "
+        f"< $cutoff + interval {int(horizon_days)} day then 0 else 1 end"
+        if horizon_days is not None
+        else "cast(null as integer)"
+    )
+    sql = f"""
+        select
+            customer_id,
+            date_diff('second', max(transacted_at) filter (where {past}), $cutoff) / 86400.0
+                as days_since_last_purchase,
+            date_diff('second', min(transacted_at), $cutoff) / 86400.0 as days_since_first_purchase,
+            count(*) filter (where {past}) as orders_total,
+            sum(amount) filter (where {past}) as revenue_total,
+            {windows},
+            sum(amount) filter (where {past}) / count(*) filter (where {past}) as avg_order_value,
+            avg(case when channel = 'online' then 1.0 else 0.0 end) filter (where {past})
+                as online_order_share,
+            case when count(*) filter (where {past}) > 1 then
+                date_diff('second', min(transacted_at),
+                          max(transacted_at) filter (where {past})) / 86400.0
+                / (count(*) filter (where {past}) - 1)
+            end as mean_days_between_orders,
+            {label} as churned
+        from {transactions}
+        group by customer_id
+        having count(*) filter (where {past}) > 0
+        order by customer_id
+    """
+    frame = con.execute(sql, {"cutoff": cutoff}).df()
+    for column in FEATURE_COLUMNS:
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def top_decile_lift(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Churn rate among the 10% highest scores divided by the overall churn rate."""
+    base_rate = float(np.mean(y_true))
+    if base_rate == 0:
+        return float("nan")
+    top = np.argsort(-score, kind="stable")[: max(1, int(np.ceil(len(score) * 0.1)))]
+    return float(np.mean(y_true[top]) / base_rate)
+
+
+def calibration_table(y_true: np.ndarray, score: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed churn rate per score decile (equal-count bins)."""
+    frame = pd.DataFrame({"y": y_true, "p": score})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), q=min(bins, len(frame)), labels=False)
+    table = frame.groupby("bin").agg(
+        n_customers=("y", "size"), mean_predicted=("p", "mean"), observed_rate=("y", "mean"))
+    return table.reset_index().rename(columns={"bin": "score_decile"}).assign(
+        score_decile=lambda t: t["score_decile"].astype(int) + 1)
+
+
+@dataclass
+class ChurnEvaluation:
+    train_cutoff: dt.datetime
+    test_cutoff: dt.datetime
+    horizon_days: int
+    n_train: int
+    n_test: int
+    train_churn_rate: float
+    test_churn_rate: float
+    auc: float
+    brier: float
+    top_decile_lift: float
+    calibration: pd.DataFrame = field(repr=False)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "auc": self.auc,
+            "brier": self.brier,
+            "top_decile_lift": self.top_decile_lift,
+            "n_train": float(self.n_train),
+            "n_test": float(self.n_test),
+            "train_churn_rate": self.train_churn_rate,
+            "test_churn_rate": self.test_churn_rate,
+        }
+
+
+def new_model(seed: int = 0) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(
+        max_iter=150, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=40,
+        l2_regularization=1.0, random_state=seed)
+
+
+def _fit(frame: pd.DataFrame, seed: int) -> HistGradientBoostingClassifier | float:
+    """A fitted model, or the constant churn rate when the labels have one class only."""
+    y = frame["churned"].to_numpy()
+    if len(np.unique(y)) < 2:
+        return float(y.mean()) if len(y) else 0.5
+    return new_model(seed).fit(frame[list(FEATURE_COLUMNS)].to_numpy(), y)
+
+
+def predict(model: HistGradientBoostingClassifier | float, frame: pd.DataFrame) -> np.ndarray:
+    if isinstance(model, float):
+        return np.full(len(frame), model)
+    return model.predict_proba(frame[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
+
+
+def train_evaluate_score(
+    con: duckdb.DuckDBPyConnection, transactions: str, as_of_at: dt.datetime, horizon_days: int,
+    seed: int = 0,
+) -> tuple[ChurnEvaluation, pd.DataFrame]:
+    """Out-of-time evaluation, then churn risk per customer at `as_of_at`.
+
+    Train cut-off: as_of_at - 2 * horizon (labels end at as_of_at - horizon); test cut-off:
+    as_of_at - horizon (labels end at as_of_at). The scoring model is refitted on the test
+    cut-off, the most recent fully labelled one. Returns (evaluation, customer_id + churn_risk).
+    """
+    test_cutoff = as_of_at - dt.timedelta(days=horizon_days)
+    train_cutoff = test_cutoff - dt.timedelta(days=horizon_days)
+    train = features_at(con, transactions, train_cutoff, horizon_days)
+    test = features_at(con, transactions, test_cutoff, horizon_days)
+    y_test = test["churned"].to_numpy()
+    score = predict(_fit(train, seed), test)
+    both_classes = len(np.unique(y_test)) == 2
+    evaluation = ChurnEvaluation(
+        train_cutoff=train_cutoff,
+        test_cutoff=test_cutoff,
+        horizon_days=horizon_days,
+        n_train=len(train),
+        n_test=len(test),
+        train_churn_rate=float(train["churned"].mean()) if len(train) else float("nan"),
+        test_churn_rate=float(y_test.mean()) if len(test) else float("nan"),
+        auc=float(roc_auc_score(y_test, score)) if both_classes else float("nan"),
+        brier=float(brier_score_loss(y_test, score)) if len(test) else float("nan"),
+        top_decile_lift=top_decile_lift(y_test, score) if len(test) else float("nan"),
+        calibration=calibration_table(y_test, score) if len(test) else pd.DataFrame(),
+    )
+    current = features_at(con, transactions, as_of_at, None)
+    scores = pd.DataFrame({
+        "customer_id": current["customer_id"],
+        "churn_risk": predict(_fit(test, seed), current) if len(current) else [],
+    })
+    return evaluation, scores

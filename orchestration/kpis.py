@@ -1,0 +1,69 @@
+"""Dagster asset showing the CDP KPIs (dbt model cdp_kpis) in the UI: latest values and trend.
+
+Each KPI's latest value is a numeric metadata entry, so the asset's page plots it across
+materialisations; a Markdown table gives the value a week and a month earlier.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+KPI_TABLE = "main_marts.cdp_kpis"
+KPI_MODEL = dg.AssetKey(["cdp_kpis"])
+
+
+def kpi_trend(history: pd.DataFrame) -> pd.DataFrame:
+    """Per KPI: the latest value and the values on or before 7 and 30 days earlier."""
+    rows = []
+    for name, frame in history.sort_values("kpi_date").groupby("kpi_name"):
+        latest = frame.iloc[-1]
+        row = {"kpi_name": name, "kpi_date": latest["kpi_date"], "value": latest["kpi_value"]}
+        for days in (7, 30):
+            earlier = frame[frame["kpi_date"] <= latest["kpi_date"] - dt.timedelta(days=days)]
+            row[f"value_{days}d_ago"] = earlier.iloc[-1]["kpi_value"] if len(earlier) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _number(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+@dg.asset(
+    key=dg.AssetKey(["kpis", "cdp_kpi_report"]),
+    deps=[KPI_MODEL],
+    group_name="segments",
+    owners=["team:marketing-ops"],
+    kinds={"python", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="Latest CDP KPIs and their trend (from cdp_kpis), plotted in the Dagster UI.",
+)
+def cdp_kpi_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=True) as con:
+        history = con.execute(
+            f"select kpi_date, kpi_name, cast(kpi_value as double) as kpi_value from {KPI_TABLE} "
+            f"where kpi_date >= (select max(kpi_date) from {KPI_TABLE}) - interval 60 day"
+        ).df()
+    if history.empty:
+        return dg.MaterializeResult(metadata={"kpis": dg.MetadataValue.int(0)})
+    history["kpi_date"] = pd.to_datetime(history["kpi_date"]).dt.date
+    trend = kpi_trend(history)
+    metadata: dict[str, dg.MetadataValue] = {
+        f"kpi/{row.kpi_name}": dg.MetadataValue.float(value)
+        for row in trend.itertuples()
+        if (value := _number(row.value)) is not None
+    }
+    table = ["| KPI | latest | 7 days ago | 30 days ago |", "| --- | ---: | ---: | ---: |"]
+    for row in trend.itertuples():
+        cells = [_number(v) for v in (row.value, row.value_7d_ago, row.value_30d_ago)]
+        table.append(f"| {row.kpi_name} | " + " | ".join(
+            "" if v is None else f"{v:,.4f}" for v in cells) + " |")
+    metadata["kpi_date"] = dg.MetadataValue.text(str(trend["kpi_date"].max()))
+    metadata["trend"] = dg.MetadataValue.md("\n".join(table))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+KPI_ASSETS = [cdp_kpi_report]

@@ -1,0 +1,254 @@
+"""Dagster asset: LTV (BG/NBD + Gamma-Gamma) and churn predictions, refitted on every run.
+
+Reads purchases from the dbt model `int_transactions_attributed`, fits the LTV models
+(orchestration/ltv) and the churn model (orchestration/churn.py) on data up to the as-of date
+(CDP_AS_OF, or now), and writes back to the warehouse schema `predictions`:
+
+* `customer_predictions`: one row per customer who purchased before the as-of date;
+* `ltv_model_fits`: fitted parameters in long form, appended per run;
+* `churn_model_evaluation`: out-of-time metrics (AUC, Brier, top-decile lift, calibration
+  deciles), appended per run.
+
+dbt reads them back through the source `predictions` (models/intermediate/features).
+"""
+
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+
+from orchestration import churn
+from orchestration.ltv.bgnbd import fit_bgnbd
+from orchestration.ltv.clv import predict as predict_ltv
+from orchestration.ltv.gamma_gamma import fit_gamma_gamma
+from orchestration.ltv.summary import rfm_summary
+from orchestration.settings import load_settings
+from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+SCHEMA = "predictions"
+TRANSACTIONS = "main_intermediate.int_transactions_attributed"
+LTV_MODEL_VERSION = "bgnbd-gg-1"
+UPSTREAM = dg.AssetKey(["int_transactions_attributed"])
+KEYS = {
+    name: dg.AssetKey([SCHEMA, name])
+    for name in ("customer_predictions", "ltv_model_fits", "churn_model_evaluation")
+}
+
+
+class PredictionsConfig(dg.Config):
+    """Run configuration (defaults suit weekly-ish retail purchase data)."""
+
+    time_unit_days: float = 7.0
+    horizons_days: list[int] = [90, 365]
+    annual_discount_rate: float = 0.10
+    churn_horizon_days: int = 90
+    seed: int = 0
+
+
+def as_of_bound(as_of: dt.date | None) -> dt.datetime:
+    """Exclusive upper time bound, the same as dbt's `as_of_timestamp()`: the end of the as-of day."""
+    if as_of is None:
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+
+
+@dataclass
+class LtvResult:
+    predictions: pd.DataFrame  # customer_id, p_alive, expected_purchases_<h>d, ..., predicted_clv_365d
+    fits: pd.DataFrame  # model, parameter, value, time_unit, log_likelihood, n_customers
+    seconds: dict[str, float]
+
+
+def fit_ltv(transactions: pd.DataFrame, as_of_at: dt.datetime, config: PredictionsConfig) -> LtvResult:
+    """Fit BG/NBD and Gamma-Gamma with the LTV library and predict over the configured horizons."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    # rfm_summary counts whole days up to and including the as-of day; as_of_at is exclusive.
+    as_of_day = (as_of_at - dt.timedelta(microseconds=1)).date()
+    summary = rfm_summary(
+        transactions, "customer_id", "transacted_at", "amount",
+        as_of=as_of_day, time_unit_days=config.time_unit_days)
+    seconds["rfm_summary"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    bgnbd = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+    seconds["fit_bgnbd"] = time.perf_counter() - start
+    # Gamma-Gamma needs a positive average repeat spend (refunds can net it to zero or less).
+    repeaters = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    start = time.perf_counter()
+    gamma_gamma = fit_gamma_gamma(repeaters["frequency"], repeaters["monetary_value"])
+    seconds["fit_gamma_gamma"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    predictions = pd.DataFrame({"customer_id": summary.index.astype(str)})
+    for days in config.horizons_days:
+        result = predict_ltv(
+            bgnbd, gamma_gamma, summary["frequency"], summary["recency"], summary["T"],
+            summary["monetary_value"], horizon=days / config.time_unit_days,
+            annual_discount_rate=config.annual_discount_rate,
+            time_unit_days=config.time_unit_days)
+        predictions[f"expected_purchases_{days}d"] = result["expected_purchases"].to_numpy()
+        predictions[f"predicted_clv_{days}d"] = result["clv"].to_numpy()
+        predictions["p_alive"] = result["p_alive"].to_numpy()
+        predictions["expected_order_value"] = result["expected_order_value"].to_numpy()
+    seconds["predict"] = time.perf_counter() - start
+
+    rows = []
+    for model, fit, n in (("bgnbd", bgnbd, len(summary)), ("gamma_gamma", gamma_gamma, len(repeaters))):
+        for parameter, value in fit.params.items():
+            rows.append({"model": model, "parameter": parameter, "value": float(value),
+                         "time_unit": f"{config.time_unit_days:g} days",
+                         "log_likelihood": float(fit.log_likelihood), "n_customers": int(n)})
+    return LtvResult(predictions=predictions, fits=pd.DataFrame(rows), seconds=seconds)
+
+
+def read_transactions(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> pd.DataFrame:
+    return con.execute(
+        f"select customer_id, transacted_at, cast(amount as double) as amount, channel "
+        f"from {TRANSACTIONS} where transacted_at < $as_of order by customer_id, transacted_at",
+        {"as_of": as_of_at},
+    ).df()
+
+
+def build_predictions(
+    con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime, config: PredictionsConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, churn.ChurnEvaluation, dict[str, float]]:
+    """(customer_predictions, ltv_model_fits, churn_model_evaluation, evaluation, timings)."""
+    transactions = read_transactions(con, as_of_at)
+    if transactions.empty:
+        raise dg.Failure(f"no purchases before {as_of_at} in {TRANSACTIONS}: nothing to fit")
+    ltv_result = fit_ltv(transactions, as_of_at, config)
+
+    start = time.perf_counter()
+    con.register("prediction_transactions", transactions)
+    evaluation, churn_scores = churn.train_evaluate_score(
+        con, "prediction_transactions", as_of_at, config.churn_horizon_days, config.seed)
+    con.unregister("prediction_transactions")
+    timings = {**ltv_result.seconds, "churn": time.perf_counter() - start}
+
+    predictions = ltv_result.predictions.merge(churn_scores, on="customer_id", how="left")
+    predictions.insert(1, "as_of_at", pd.Timestamp(as_of_at))
+    predictions["ltv_model_version"] = LTV_MODEL_VERSION
+    predictions["churn_model_version"] = churn.MODEL_VERSION
+    fits = ltv_result.fits.assign(as_of_at=pd.Timestamp(as_of_at), fitted_at=pd.Timestamp.now())
+
+    metrics = [{"metric": name, "score_decile": None, "value": value}
+               for name, value in evaluation.metrics().items()]
+    for row in evaluation.calibration.itertuples():
+        metrics += [
+            {"metric": "calibration_mean_predicted", "score_decile": row.score_decile,
+             "value": row.mean_predicted},
+            {"metric": "calibration_observed_rate", "score_decile": row.score_decile,
+             "value": row.observed_rate},
+        ]
+    evaluation_table = pd.DataFrame(metrics).assign(
+        as_of_at=pd.Timestamp(as_of_at),
+        train_cutoff=pd.Timestamp(evaluation.train_cutoff),
+        test_cutoff=pd.Timestamp(evaluation.test_cutoff),
+        horizon_days=evaluation.horizon_days,
+        model_version=churn.MODEL_VERSION,
+        evaluated_at=pd.Timestamp.now(),
+    )
+    evaluation_table["score_decile"] = evaluation_table["score_decile"].astype("Int64")
+    return predictions, fits, evaluation_table, evaluation, timings
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits: pd.DataFrame,
+                 evaluation: pd.DataFrame) -> None:
+    """Replace customer_predictions; append fits and evaluation (a run for the same as-of replaces its rows)."""
+    con.execute(f"create schema if not exists {SCHEMA}")
+    con.execute("begin")
+    try:
+        con.register("new_predictions", predictions)
+        con.execute(f"create or replace table {SCHEMA}.customer_predictions as "
+                    "select * from new_predictions")
+        for table, frame in (("ltv_model_fits", fits), ("churn_model_evaluation", evaluation)):
+            con.register("new_rows", frame)
+            con.execute(f"create table if not exists {SCHEMA}.{table} as "
+                        "select * from new_rows where false")
+            con.execute(f"delete from {SCHEMA}.{table} where as_of_at = $as_of",
+                        {"as_of": frame["as_of_at"].iloc[0].to_pydatetime()})
+            con.execute(f"insert into {SCHEMA}.{table} by name select * from new_rows")
+            con.unregister("new_rows")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            KEYS["customer_predictions"], deps=[UPSTREAM], group_name="features",
+            owners=["team:analytics"], kinds={"python", "scikit-learn", "duckdb"},
+            description="p_alive, expected purchases (90/365 days), predicted CLV and churn risk "
+                        "per customer, refitted every run."),
+        dg.AssetSpec(
+            KEYS["ltv_model_fits"], deps=[UPSTREAM], group_name="features",
+            owners=["team:analytics"], kinds={"python", "duckdb"},
+            description="BG/NBD and Gamma-Gamma parameters per run (long form)."),
+        dg.AssetSpec(
+            KEYS["churn_model_evaluation"], deps=[UPSTREAM], group_name="features",
+            owners=["team:analytics"], kinds={"python", "duckdb"},
+            description="Out-of-time churn model evaluation per run: AUC, Brier, lift, calibration."),
+    ],
+    pool=WAREHOUSE_POOL,
+    name="customer_predictions",
+)
+def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsConfig,
+                         warehouse: WarehouseResource):
+    """Fit LTV and churn models on purchases up to the as-of date and write predictions back."""
+    as_of_at = as_of_bound(load_settings().as_of)
+    with warehouse.connect() as con:
+        predictions, fits, evaluation_table, evaluation, timings = build_predictions(
+            con, as_of_at, config)
+        write_tables(con, predictions, fits, evaluation_table)
+    context.log.info(f"predictions for {len(predictions)} customers as of {as_of_at}: "
+                     f"churn AUC {evaluation.auc:.3f}, top-decile lift {evaluation.top_decile_lift:.2f}")
+    params = {f"{r.model}.{r.parameter}": dg.MetadataValue.float(float(r.value))
+              for r in fits.itertuples()}
+    yield dg.MaterializeResult(asset_key=KEYS["customer_predictions"], metadata={
+        "dagster/row_count": dg.MetadataValue.int(len(predictions)),
+        "as_of_at": dg.MetadataValue.text(str(as_of_at)),
+        "mean_p_alive": dg.MetadataValue.float(float(predictions["p_alive"].mean())),
+        "mean_predicted_clv_365d": dg.MetadataValue.float(
+            float(predictions.get("predicted_clv_365d", pd.Series([np.nan])).mean())),
+        "churn_auc": dg.MetadataValue.float(evaluation.auc),
+        "churn_top_decile_lift": dg.MetadataValue.float(evaluation.top_decile_lift),
+        **{f"seconds_{k}": dg.MetadataValue.float(round(v, 3)) for k, v in timings.items()},
+    })
+    yield dg.MaterializeResult(asset_key=KEYS["ltv_model_fits"], metadata={
+        "dagster/row_count": dg.MetadataValue.int(len(fits)),
+        **params,
+        "bgnbd.log_likelihood": dg.MetadataValue.float(
+            float(fits.loc[fits["model"] == "bgnbd", "log_likelihood"].iloc[0])),
+        "n_customers": dg.MetadataValue.int(int(fits["n_customers"].max())),
+    })
+    yield dg.MaterializeResult(asset_key=KEYS["churn_model_evaluation"], metadata={
+        "auc": dg.MetadataValue.float(evaluation.auc),
+        "brier": dg.MetadataValue.float(evaluation.brier),
+        "top_decile_lift": dg.MetadataValue.float(evaluation.top_decile_lift),
+        "n_train": dg.MetadataValue.int(evaluation.n_train),
+        "n_test": dg.MetadataValue.int(evaluation.n_test),
+        "test_churn_rate": dg.MetadataValue.float(evaluation.test_churn_rate),
+        "train_cutoff": dg.MetadataValue.text(str(evaluation.train_cutoff)),
+        "test_cutoff": dg.MetadataValue.text(str(evaluation.test_cutoff)),
+        "calibration": dg.MetadataValue.md(evaluation.calibration.to_markdown(index=False)
+                                           if _has_tabulate() else evaluation.calibration.to_string()),
+    })
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+PREDICTION_ASSETS = [customer_predictions]
