@@ -82,6 +82,9 @@ class CdpTranslator(DagsterDbtTranslator):
         declared = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
         if dbt_resource_props.get("resource_type") == "source" and not declared:
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
+            # Model names are unique in a dbt project: the key is the name people query.
+            return dg.AssetKey([dbt_resource_props.get("alias") or dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

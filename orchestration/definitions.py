@@ -1,11 +1,13 @@
 """The Dagster code location: every CDP asset, the full-pipeline job, its schedule and resources."""
 
-from __future__ import annotations
-
 import dagster as dg
 
+from orchestration.activation.assets import build_sync_assets, build_sync_schedules
 from orchestration.dbt_assets import cdp_dbt_models, dbt_resource
 from orchestration.ingestion_assets import load_landing_files
+from orchestration.kpis import KPI_ASSETS
+from orchestration.predictions import PREDICTION_ASSETS
+from orchestration.publication import bi_publication
 from orchestration.settings import load_settings
 from orchestration.warehouse import WarehouseResource
 
@@ -14,7 +16,7 @@ load_settings().export_env()
 FULL_PIPELINE_JOB = dg.define_asset_job(
     name="cdp_full_pipeline",
     selection=dg.AssetSelection.all(),
-    description="Load landing files, then build and test every dbt model and Python asset.",
+    description="Load landing files, build and test every dbt model, fit predictions, publish for BI.",
 )
 
 DAILY_FULL_REFRESH = dg.ScheduleDefinition(
@@ -26,9 +28,16 @@ DAILY_FULL_REFRESH = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[load_landing_files, cdp_dbt_models],
+    assets=[
+        load_landing_files,
+        cdp_dbt_models,
+        *PREDICTION_ASSETS,
+        *KPI_ASSETS,
+        bi_publication,
+        *build_sync_assets(),
+    ],
     jobs=[FULL_PIPELINE_JOB],
-    schedules=[DAILY_FULL_REFRESH],
+    schedules=[DAILY_FULL_REFRESH, *build_sync_schedules()],
     resources={
         "dbt": dbt_resource(),
         "warehouse": WarehouseResource.from_env(),
