@@ -1,0 +1,92 @@
+{#- Readers of the `identity` var block (dbt_project.yml), so models never parse it themselves. -#}
+
+{% macro identity_types() -%}
+    {{ return(var('identity')['identifier_types']) }}
+{%- endmacro %}
+
+
+{% macro identity_sources(links=none) -%}
+    {#- The configured identity sources; links=true/false keeps only linking / lookup sources. -#}
+    {%- set selected = [] -%}
+    {%- for source in var('identity')['sources'] -%}
+        {%- if links is none or (source.get('links', true) == links) -%}
+            {%- do selected.append(source) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(selected) }}
+{%- endmacro %}
+
+
+{% macro identity_type_case(type_expr, field, default='null') -%}
+    {#- A case expression giving one field of the identifier type named by `type_expr`. -#}
+    case {{ type_expr }}
+    {%- for name, settings in identity_types().items() %}
+        {%- set value = settings.get(field) %}
+        when '{{ name }}' then {{ default if value is none else (value | string | lower) }}
+    {%- endfor %}
+        else {{ default }}
+    end
+{%- endmacro %}
+
+
+{% macro identity_types_where(field, value) -%}
+    {#- A quoted, comma-separated list of the type names whose `field` equals `value`. -#}
+    {%- set names = [] -%}
+    {%- for name, settings in identity_types().items() -%}
+        {%- if settings.get(field) == value -%}{%- do names.append("'" ~ name ~ "'") -%}{%- endif -%}
+    {%- endfor -%}
+    {{ return(names | join(', ') if names else "''") }}
+{%- endmacro %}
+
+
+{% macro identity_key(type_expr, value_expr) -%}
+    {#- One text key per identifier node: `<type>:<value>`. -#}
+    {{ dbt.concat([type_expr, "':'", value_expr]) }}
+{%- endmacro %}
+
+
+{% macro identity_blocklist_filter(identifier_type, expr) -%}
+    {#- `expr`, or null when its value is on the blocklist for `identifier_type`. -#}
+    {%- set blocked = [] -%}
+    {%- for entry in var('identity').get('blocklist') or [] -%}
+        {%- if entry['identifier_type'] == identifier_type -%}
+            {%- do blocked.append("'" ~ (entry['identifier_value'] | replace("'", "''")) ~ "'") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if blocked -%}
+        case when {{ expr }} in ({{ blocked | join(', ') }}) then null else {{ expr }} end
+    {%- else -%}
+        {{ expr }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro identity_blocklist_values_sql() -%}
+    {#- The blocklist as rows (identifier_type, identifier_value). -#}
+    {%- set entries = var('identity').get('blocklist') or [] -%}
+    {%- if entries -%}
+        {%- for entry in entries %}
+    select
+        cast('{{ entry["identifier_type"] }}' as {{ dbt.type_string() }}) as identifier_type,
+        cast('{{ entry["identifier_value"] | replace("'", "''") }}' as {{ dbt.type_string() }})
+            as identifier_value
+    {{ 'union all' if not loop.last }}
+        {%- endfor -%}
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as identifier_type,
+        cast(null as {{ dbt.type_string() }}) as identifier_value
+    where 1 = 0
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro identity_sorted_identifiers(source) -%}
+    {#- The (type, column) pairs of a source's identifiers, strongest type first. -#}
+    {%- set types = identity_types() -%}
+    {%- set pairs = [] -%}
+    {%- for identifier_type, column in source.identifiers.items() -%}
+        {%- do pairs.append((types[identifier_type]['priority'], identifier_type, column)) -%}
+    {%- endfor -%}
+    {{ return(pairs | sort) }}
+{%- endmacro %}

@@ -1,0 +1,344 @@
+"""Identity resolution: real dbt runs on a real DuckDB file with hand-made staged records.
+
+The staging views are replaced by tables of the same names and columns (main_staging.stg_*), and
+only the identity/profile models are run, so each test controls its graph exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DBT = str(ROOT / ".venv" / "bin" / "dbt")
+SELECT = [
+    "path:models/intermediate/identity",
+    "path:models/intermediate/profiles",
+    "path:models/marts/identity",
+]
+
+STAGING: dict[str, str] = {
+    "stg_segment__identifies": "identify_id varchar, anonymous_id varchar, user_id varchar, "
+    "email varchar, phone varchar, first_name varchar, last_name varchar, "
+    "occurred_at timestamp, received_at timestamp",
+    "stg_segment__tracks": "track_id varchar, anonymous_id varchar, user_id varchar, "
+    "event_name varchar, occurred_at timestamp, product_id varchar, order_id varchar, "
+    "revenue decimal(18,2)",
+    "stg_segment__pages": "page_view_id varchar, anonymous_id varchar, user_id varchar, "
+    "occurred_at timestamp, url varchar, path varchar, referrer varchar, title varchar",
+    "stg_crm__contacts": "contact_id varchar, email varchar, phone varchar, first_name varchar, "
+    "last_name varchar, city varchar, country_code varchar, created_at timestamp, "
+    "updated_at timestamp",
+    "stg_shop__orders": "order_id varchar, shop_customer_id varchar, email varchar, "
+    "phone varchar, ordered_at timestamp, total_amount decimal(18,2), currency_code varchar, "
+    "order_status varchar",
+    "stg_shop__order_lines": "order_line_id varchar, order_id varchar, sku varchar, "
+    "product_name varchar, category varchar, quantity integer, unit_price decimal(18,2), "
+    "line_amount decimal(18,2)",
+    "stg_pos__transactions": "transaction_id varchar, store_id varchar, loyalty_id varchar, "
+    "transacted_at timestamp, total_amount decimal(18,2), currency_code varchar",
+    "stg_loyalty__members": "loyalty_id varchar, email varchar, phone varchar, "
+    "first_name varchar, last_name varchar, loyalty_tier varchar, joined_at timestamp",
+    "stg_email__events": "email_event_id varchar, email varchar, campaign_id varchar, "
+    "event_type varchar, occurred_at timestamp",
+    "stg_support__tickets": "ticket_id varchar, email varchar, phone varchar, channel varchar, "
+    "ticket_status varchar, created_at timestamp, solved_at timestamp, csat integer",
+    "stg_consent__consents": "consent_id varchar, identifier_type varchar, "
+    "identifier_value varchar, purpose varchar, consent_status varchar, "
+    "occurred_at timestamp, consent_source varchar",
+    "stg_privacy__requests": "request_id varchar, identifier_type varchar, "
+    "identifier_value varchar, request_type varchar, received_at timestamp",
+}
+
+
+def project_vars() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
+
+
+class Warehouse:
+    """A scratch DuckDB file with staged tables and a way to run the identity models on it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.identity: dict[str, Any] = copy.deepcopy(project_vars()["identity"])
+        con = duckdb.connect(str(path))
+        con.execute("create schema if not exists main_staging")
+        for table, columns in STAGING.items():
+            con.execute(f"create table main_staging.{table} ({columns})")
+        con.close()
+
+    def insert(self, table: str, *rows: dict[str, Any]) -> None:
+        con = duckdb.connect(str(self.path))
+        for row in rows:
+            names = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            con.execute(f"insert into main_staging.{table} ({names}) values ({marks})",
+                        list(row.values()))
+        con.close()
+
+    def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CDP_WAREHOUSE": str(self.path), "CDP_DBT_TARGET": "duckdb"}
+        env.pop("CDP_AS_OF", None)
+        return subprocess.run(
+            [DBT, *args, "--profiles-dir", "profiles", "--vars",
+             json.dumps({"identity": self.identity})],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        )
+
+    def run(self) -> str:
+        result = self.dbt("build", "--indirect-selection", "cautious", "--select", *SELECT)
+        assert result.returncode == 0, result.stdout[-4000:]
+        return result.stdout
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def customer_of(self, identifier_type: str, value: str) -> str | None:
+        rows = self.query(
+            "select customer_id from main_marts.customer_identities "
+            f"where identifier_type = '{identifier_type}' and identifier_value = '{value}'")
+        return rows[0][0] if rows else None
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path / "identity.duckdb")
+
+
+T0 = "2024-01-01 00:00:00"
+
+
+def identify(i: str, *, user: str | None = None, anon: str | None = None,
+             email: str | None = None, phone: str | None = None,
+             at: str = T0, first_name: str | None = None) -> dict[str, Any]:
+    return {"identify_id": i, "user_id": user, "anonymous_id": anon, "email": email,
+            "phone": phone, "occurred_at": at, "received_at": at, "first_name": first_name}
+
+
+def test_stitches_sources_and_ids_are_stable_across_runs(warehouse: Warehouse) -> None:
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", anon="a1", email="ann@x.com", first_name="Ann"))
+    warehouse.insert("stg_shop__orders", {"order_id": "o1", "shop_customer_id": "s1",
+                                          "email": "ann@x.com", "ordered_at": T0,
+                                          "total_amount": 10, "order_status": "completed"})
+    warehouse.insert("stg_segment__pages", {"page_view_id": "p1", "anonymous_id": "a1",
+                                            "occurred_at": T0})
+    warehouse.insert("stg_pos__transactions", {"transaction_id": "t1", "loyalty_id": "L9",
+                                               "transacted_at": T0, "total_amount": 5})
+    warehouse.insert("stg_consent__consents", {"consent_id": "c1", "identifier_type": "email",
+                                               "identifier_value": "ann@x.com",
+                                               "purpose": "email_marketing",
+                                               "consent_status": "granted", "occurred_at": T0})
+    warehouse.run()
+    ann = warehouse.customer_of("email", "ann@x.com")
+    assert ann is not None
+    for identifier_type, value in [("user_id", "u1"), ("anonymous_id", "a1"),
+                                   ("shop_customer_id", "s1")]:
+        assert warehouse.customer_of(identifier_type, value) == ann
+    assert warehouse.customer_of("loyalty_id", "L9") not in (None, ann)
+    records = dict(warehouse.query(
+        "select customer_source_record_id, customer_id from main_marts.customer_source_records"))
+    assert records["consents:c1"] == ann and records["segment_pages:p1"] == ann
+    profile = warehouse.query(
+        "select first_name, first_name_source, order_count, revenue, sources_seen "
+        f"from main_marts.customers where customer_id = '{ann}'")
+    assert profile[0][:4] == ("Ann", "segment_identifies", 1, 10)
+
+    before = warehouse.query("select identity_id, customer_id from main_marts.customer_identities")
+    warehouse.run()
+    after = warehouse.query("select identity_id, customer_id from main_marts.customer_identities")
+    assert sorted(before) == sorted(after)
+    assert warehouse.query("select count(*) from main_marts.customer_id_merges") == [(0,)]
+
+
+def test_merge_keeps_the_larger_profile_id_and_retired_id_resolves(warehouse: Warehouse) -> None:
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", anon="a1", email="ann@x.com"),
+                     identify("i2", user="u1", anon="a2"))
+    warehouse.insert("stg_crm__contacts", {"contact_id": "c7", "email": "ann.work@y.com",
+                                           "updated_at": T0, "created_at": T0})
+    warehouse.run()
+    ann = warehouse.customer_of("user_id", "u1")
+    work = warehouse.customer_of("email", "ann.work@y.com")
+    assert ann != work
+
+    # new data: Ann identifies with her work address, so both profiles are one person
+    warehouse.insert("stg_segment__identifies",
+                     identify("i3", user="u1", email="ann.work@y.com", at="2024-02-01 00:00:00"))
+    warehouse.run()
+    assert warehouse.customer_of("crm_contact_id", "c7") == ann
+    assert warehouse.customer_of("anonymous_id", "a2") == ann
+    merges = warehouse.query("select old_customer_id, new_customer_id, current_customer_id "
+                             "from main_marts.customer_id_merges")
+    assert merges == [(work, ann, ann)]
+    # lookups by the retired id resolve to the survivor
+    resolved = warehouse.query(
+        "select coalesce(m.current_customer_id, ids.id) from (select '" + work + "' as id) ids "
+        "left join main_marts.customer_id_merges m on m.old_customer_id = ids.id")
+    assert resolved == [(ann,)]
+
+
+def test_limit_drops_the_weaker_edge_not_the_profile(warehouse: Warehouse) -> None:
+    # one email, two user ids: u1 is seen with it three times, u2 once
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", email="shared@x.com"),
+                     identify("i2", user="u1", email="shared@x.com"),
+                     identify("i3", user="u1", email="shared@x.com", anon="a1"),
+                     identify("i4", user="u2", email="shared@x.com", anon="a2"))
+    warehouse.run()
+    u1 = warehouse.customer_of("user_id", "u1")
+    u2 = warehouse.customer_of("user_id", "u2")
+    assert u1 != u2
+    assert warehouse.customer_of("email", "shared@x.com") == u1
+    assert warehouse.customer_of("anonymous_id", "a2") == u2
+    dropped = warehouse.query("select identifier_value_a, identifier_value_b, drop_reason "
+                              "from main_marts.identity_edges where not is_kept")
+    assert dropped == [("shared@x.com", "u2", "limit:user_id")]
+
+
+def test_blocklist_applies_to_history_and_the_split_is_recorded(warehouse: Warehouse) -> None:
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", email="ann@x.com"),
+                     identify("i2", user="u1", email="ann@x.com", anon="a1"),
+                     identify("i3", user="u1", email="front.desk@shop.com"))
+    warehouse.insert("stg_crm__contacts", {"contact_id": "c9", "email": "front.desk@shop.com",
+                                           "updated_at": T0, "created_at": T0})
+    warehouse.run()
+    ann = warehouse.customer_of("user_id", "u1")
+    assert warehouse.customer_of("crm_contact_id", "c9") == ann
+
+    warehouse.identity["blocklist"] = [
+        {"identifier_type": "email", "identifier_value": "front.desk@shop.com"}]
+    warehouse.run()
+    assert warehouse.customer_of("user_id", "u1") == ann  # the larger part keeps the id
+    contact = warehouse.customer_of("crm_contact_id", "c9")
+    assert contact not in (None, ann)
+    assert warehouse.customer_of("email", "front.desk@shop.com") is None
+    assert warehouse.query("select exclusion_reason from main_marts.identity_exclusions") == [
+        ("blocklist",)]
+    splits = warehouse.query("select customer_id, split_customer_id, reason "
+                             "from main_marts.customer_splits")
+    assert splits == [(ann, contact, "blocklist")]
+
+
+def test_hub_identifiers_are_excluded_with_a_reason(warehouse: Warehouse) -> None:
+    # a store kiosk device used by two people, and an email linked to many crm contacts
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", anon="kiosk", email="ann@x.com"),
+                     identify("i2", user="u2", anon="kiosk", email="bob@x.com"),
+                     identify("i3", user="u1", anon="ann-phone"))
+    warehouse.insert("stg_crm__contacts", *[
+        {"contact_id": f"c{i}", "email": "info@shop.com", "updated_at": T0, "created_at": T0}
+        for i in range(5)])
+    warehouse.identity["hub_max_strong_neighbours"] = 3
+    warehouse.identity["identifier_types"]["crm_contact_id"]["max_per_customer"] = None
+    warehouse.run()
+    assert warehouse.customer_of("user_id", "u1") != warehouse.customer_of("user_id", "u2")
+    assert warehouse.customer_of("anonymous_id", "ann-phone") == warehouse.customer_of(
+        "user_id", "u1")
+    excluded = dict(warehouse.query(
+        "select identity_id, exclusion_reason from main_marts.identity_exclusions"))
+    assert excluded == {"anonymous_id:kiosk": "shared", "email:info@shop.com": "hub"}
+    contacts = {warehouse.customer_of("crm_contact_id", f"c{i}") for i in range(5)}
+    assert len(contacts) == 5
+
+
+def test_explain_path_lists_the_edges_and_their_records(warehouse: Warehouse) -> None:
+    warehouse.insert("stg_segment__identifies", identify("i1", user="u1", anon="a1"),
+                     identify("i2", user="u1", email="ann@x.com"))
+    warehouse.insert("stg_loyalty__members", {"loyalty_id": "L1", "email": "ann@x.com",
+                                              "joined_at": T0})
+    warehouse.run()
+    result = warehouse.dbt(
+        "run-operation", "explain_identity_link", "--args",
+        json.dumps({"type_a": "anonymous_id", "value_a": "a1",
+                    "type_b": "loyalty_id", "value_b": "L1"}))
+    assert result.returncode == 0, result.stdout
+    assert "Linked in 3 kept edge(s)" in result.stdout
+    assert "anonymous_id:a1  --  user_id:u1   (segment_identifies i1)" in result.stdout
+    assert "email:ann@x.com  --  loyalty_id:L1   (loyalty_members L1)" in result.stdout
+    unrelated = warehouse.dbt(
+        "run-operation", "explain_identity_link", "--args",
+        json.dumps({"type_a": "anonymous_id", "value_a": "a1",
+                    "type_b": "email", "value_b": "nobody@x.com"}))
+    assert "Not linked" in unrelated.stdout
+
+
+def test_a_long_chain_converges_in_few_rounds(warehouse: Warehouse) -> None:
+    # 10,000 user ids chained through 10,000 emails, node ids in random order along the chain
+    n = 10_000
+    rng = random.Random(5)
+    labels = rng.sample(range(10**6, 10**7), 2 * n)
+    rows = []
+    for i in range(n):
+        rows.append((f"r{i}a", f"u{labels[i]}", f"e{labels[n + i]}@x.com"))
+        if i + 1 < n:
+            rows.append((f"r{i}b", f"u{labels[i + 1]}", f"e{labels[n + i]}@x.com"))
+    con = duckdb.connect(str(warehouse.path))
+    con.executemany("insert into main_staging.stg_segment__identifies "
+                    "(identify_id, user_id, email, occurred_at) values (?, ?, ?, '2024-01-01')",
+                    rows)
+    con.close()
+    for settings in warehouse.identity["identifier_types"].values():
+        settings["max_per_customer"] = None
+    warehouse.identity["hub_max_strong_neighbours"] = 10
+    warehouse.run()
+    assert warehouse.query("select count(distinct customer_id), count(*) "
+                           "from main_marts.customer_identities") == [(1, 2 * n)]
+    rounds = warehouse.query("select max(rounds) from main_intermediate.int_identity_components")
+    strong_rounds = warehouse.query(
+        "select max(rounds) from main_intermediate.int_identity_strong_components")
+    assert strong_rounds[0][0] <= 20 and rounds[0][0] <= 20
+
+
+def test_reaching_the_round_cap_fails_loudly(warehouse: Warehouse) -> None:
+    warehouse.insert("stg_segment__identifies", identify("i1", user="u1", email="a@x.com"),
+                     identify("i2", user="u2", email="a@x.com"),
+                     identify("i3", user="u2", email="b@x.com"))
+    for settings in warehouse.identity["identifier_types"].values():
+        settings["max_per_customer"] = None
+    warehouse.identity["max_rounds"] = 1
+    result = warehouse.dbt("run", "--select", "int_identity_strong_components+",
+                           "path:models/intermediate/identity")
+    assert result.returncode != 0
+    assert "not converged after 1 rounds" in result.stdout
+
+
+@pytest.mark.slow
+def test_quality_against_the_generator_truth(tmp_path: Path) -> None:
+    """Generator data scored against its ground truth: precision >= 0.99, <= 2 people a profile."""
+    from bench.identity_quality import score
+    from orchestration.generate import generate
+    from orchestration.ingestion import load_landing
+
+    landing = tmp_path / "landing"
+    generate(customers=3000, seed=21, out=landing)
+    path = tmp_path / "quality.duckdb"
+    con = duckdb.connect(str(path))
+    load_landing(landing, con)
+    con.close()
+    env = {**os.environ, "CDP_WAREHOUSE": str(path), "CDP_DBT_TARGET": "duckdb"}
+    env.pop("CDP_AS_OF", None)
+    result = subprocess.run(
+        [DBT, "run", "--profiles-dir", "profiles", "--select", "path:models/staging", *SELECT],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    con = duckdb.connect(str(path), read_only=True)
+    quality = score(con, landing / "_ground_truth" / "truth.parquet")
+    con.close()
+    assert quality.precision >= 0.99
+    assert quality.max_people_per_profile <= 2
+    assert quality.recall >= 0.8
