@@ -404,6 +404,10 @@ def _load_file(
         f"from {_ROWS} where not _bad",
         [relative, loaded_at],
     )
+    # Rows of people who asked to be erased never stay in raw, even when a source re-sends them.
+    from orchestration.privacy import drop_suppressed_rows
+
+    loaded -= drop_suppressed_rows(con, source.name, relative)
     for i, column in typed:
         con.execute(
             f"insert into {LOAD_REJECTS} "

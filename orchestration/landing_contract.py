@@ -141,7 +141,7 @@ SOURCES: tuple[LandingSource, ...] = (
         required=("request_id", "identifier_type", "identifier_value", "request_type",
                   "received_at"),
         types={"received_at": "timestamp"},
-        description="Data-subject requests: erasure or access.",
+        description="Data-subject requests: erasure, suppression or access.",
     ),
 )
 

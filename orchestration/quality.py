@@ -1,0 +1,265 @@
+"""Great Expectations suites as Dagster asset checks on the key tables.
+
+GX 1.x has no DuckDB datasource, so each check reads a pandas dataframe from the warehouse (a
+sample where the table is large: metadata `sampled` and `rows_validated` say so) and validates it
+with an ephemeral GX context. Blocking checks (over-merge guard, profile count) stop every
+downstream asset of their table in the run, activation syncs included; the sync assets also refuse
+to run on their own while the latest evaluation of a blocking upstream check failed
+(orchestration/activation/assets.py). Thresholds: env vars below, docs/data-quality.md.
+"""
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+CUSTOMERS = dg.AssetKey(["customers"])
+SOURCE_RECORDS = dg.AssetKey(["customer_source_records"])
+PREDICTIONS = dg.AssetKey(["predictions", "customer_predictions"])
+HISTORY = "quality.check_history"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"
+PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+
+def setting(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def max_identifiers_per_profile() -> int:
+    return int(setting("CDP_QUALITY_MAX_IDENTIFIERS", 50))
+
+
+def sample_rows() -> int:
+    return int(setting("CDP_QUALITY_SAMPLE_ROWS", 200_000))
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: str = "*",
+               where: str = "true") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The relation as a dataframe; a reservoir sample of CDP_QUALITY_SAMPLE_ROWS when larger."""
+    total = con.execute(f"select count(*) from {relation} where {where}").fetchone()[0]
+    limit = sample_rows()
+    sampled = total > limit
+    sql = f"select {columns} from {relation} where {where}"
+    if sampled:
+        sql += f" using sample reservoir({limit} rows) repeatable (42)"
+    frame = con.execute(sql).df()
+    return frame, {"table_rows": int(total), "rows_validated": len(frame), "sampled": sampled}
+
+
+def validate(frame: pd.DataFrame, expectations: list[Any]) -> list[Any]:
+    """Run GX expectations on a dataframe with an ephemeral context; the validation results."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    batch = (context.data_sources.add_pandas("cdp")
+             .add_dataframe_asset(name="frame")
+             .add_batch_definition_whole_dataframe("all")
+             .get_batch(batch_parameters={"dataframe": frame}))
+    return [batch.validate(expectation) for expectation in expectations]
+
+
+def _summary(results: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for result in results:
+        config = result.expectation_config
+        name = f"{config.type}:{config.kwargs.get('column', 'table')}"
+        observed = {k: v for k, v in result.result.items()
+                    if k in ("observed_value", "unexpected_percent", "element_count",
+                             "unexpected_count", "missing_count")}
+        out[name] = {"success": bool(result.success),
+                     **{k: (float(v) if hasattr(v, "__float__") else v)
+                        for k, v in observed.items()}}
+    return out
+
+
+def check_result(results: list[Any], extra: dict[str, Any], description: str,
+                 severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+                 ) -> dg.AssetCheckResult:
+    passed = all(r.success for r in results)
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=severity,
+        description=description if passed else f"FAILED: {description}",
+        metadata={**{k: v for k, v in extra.items()},
+                  "expectations": dg.MetadataValue.json(_summary(results))},
+    )
+
+
+def _missing(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                       "and table_name = ?", [schema, table]).fetchone()[0] == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Check bodies (plain functions of a connection, so tests can call them directly)
+
+
+def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """No profile holds more identifiers than CDP_QUALITY_MAX_IDENTIFIERS (exact, not sampled)."""
+    import great_expectations as gx
+
+    cap = max_identifiers_per_profile()
+    frame = con.execute(
+        "select customer_id, identifier_count from main_marts.customers "
+        "order by identifier_count desc limit 1000").df()
+    results = validate(frame, [gx.expectations.ExpectColumnMaxToBeBetween(
+        column="identifier_count", max_value=cap)])
+    biggest = frame.head(5).to_dict("records")
+    return check_result(
+        results,
+        {"max_identifiers_allowed": cap, "sampled": False,
+         "largest_profiles": dg.MetadataValue.json(
+             [{"customer_id": r["customer_id"], "identifier_count": int(r["identifier_count"])}
+              for r in biggest])},
+        f"no profile above {cap} identifiers (over-merge guard; the largest 1000 profiles are "
+        "validated, which is exact for a maximum)")
+
+
+def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """Profiles within ±CDP_QUALITY_PROFILE_COUNT_CHANGE (default 30 %) of the previous run."""
+    import great_expectations as gx
+
+    change = setting("CDP_QUALITY_PROFILE_COUNT_CHANGE", 0.30)
+    con.execute("create schema if not exists quality")
+    con.execute(f"create table if not exists {HISTORY} (check_name varchar, observed double, "
+                "recorded_at timestamp default current_timestamp)")
+    previous = con.execute(f"select observed from {HISTORY} where check_name = 'profile_count' "
+                           "order by recorded_at desc limit 1").fetchone()
+    count = con.execute("select count(*) from main_marts.customers").fetchone()[0]
+    frame = pd.DataFrame({"customer_id": range(count)})
+    if previous is None:
+        bounds = (1, None)
+    else:
+        bounds = (int(previous[0] * (1 - change)), int(previous[0] * (1 + change)) + 1)
+    results = validate(frame, [gx.expectations.ExpectTableRowCountToBeBetween(
+        min_value=bounds[0], max_value=bounds[1])])
+    if results[0].success:  # the baseline moves only with accepted runs
+        con.execute(f"insert into {HISTORY} (check_name, observed) values ('profile_count', ?)",
+                    [count])
+    return check_result(
+        results,
+        {"profiles": int(count), "previous_profiles": None if previous is None else
+         int(previous[0]), "allowed_change": change, "sampled": False},
+        f"profile count within {change:.0%} of the previous accepted run")
+
+
+def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """At least CDP_QUALITY_MIN_EMAIL_VALID / _PHONE_VALID of present emails/phones are valid."""
+    import great_expectations as gx
+
+    email_rate = setting("CDP_QUALITY_MIN_EMAIL_VALID", 0.98)
+    phone_rate = setting("CDP_QUALITY_MIN_PHONE_VALID", 0.95)
+    frame, meta = read_frame(con, "main_marts.customers", "primary_email, primary_phone")
+    results = validate(frame, [
+        gx.expectations.ExpectColumnValuesToMatchRegex(
+            column="primary_email", regex=EMAIL_PATTERN, mostly=email_rate),
+        gx.expectations.ExpectColumnValuesToMatchRegex(
+            column="primary_phone", regex=PHONE_PATTERN, mostly=phone_rate),
+    ])
+    return check_result(results, meta, f"≥{email_rate:.0%} of emails and ≥{phone_rate:.0%} of "
+                        "phones valid (E.164)", dg.AssetCheckSeverity.WARN)
+
+
+def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """Per identity source, the share of staged records not attached to any profile."""
+    import great_expectations as gx
+
+    from orchestration.privacy import identified_sources
+
+    limit = setting("CDP_QUALITY_MAX_UNMATCHED_SHARE", 0.5)
+    rows = []
+    for source in identified_sources():
+        if source.source in ("privacy_requests", "consents") or _missing(
+                con, "main_staging", source.staging_model):
+            continue
+        staged = con.execute(f"select count(*) from main_staging.{source.staging_model}"
+                             ).fetchone()[0]
+        matched = con.execute("select count(*) from main_marts.customer_source_records "
+                              "where source = ?", [source.source]).fetchone()[0]
+        rows.append({"source": source.source,
+                     "unmatched_share": 0.0 if staged == 0 else 1 - matched / staged})
+    frame = pd.DataFrame(rows)
+    results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
+        column="unmatched_share", min_value=0, max_value=limit)])
+    return check_result(results, {"unmatched_share": dg.MetadataValue.json(
+        {r["source"]: round(r["unmatched_share"], 4) for r in rows}), "sampled": False},
+        f"no source has more than {limit:.0%} of its records unmatched",
+        dg.AssetCheckSeverity.WARN)
+
+
+def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """Every source loaded within CDP_QUALITY_MAX_LOAD_AGE_HOURS (default 48) of the newest."""
+    import great_expectations as gx
+
+    hours = setting("CDP_QUALITY_MAX_LOAD_AGE_HOURS", 48)
+    frame = con.execute(
+        "select source, date_diff('minute', max(_loaded_at), "
+        "(select max(_loaded_at) from raw._load_log)) / 60.0 as hours_behind "
+        "from raw._load_log group by source order by source").df()
+    results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
+        column="hours_behind", min_value=0, max_value=hours)])
+    return check_result(results, {"hours_behind_newest_load": dg.MetadataValue.json(
+        {r.source: float(r.hours_behind) for r in frame.itertuples()}), "sampled": False},
+        f"every source delivered within {hours:g} h of the newest delivery",
+        dg.AssetCheckSeverity.WARN)
+
+
+def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """Predicted 365-day CLV: not negative, mostly present, median within a sane band."""
+    import great_expectations as gx
+
+    median_max = setting("CDP_QUALITY_MAX_MEDIAN_CLV", 10_000)
+    frame, meta = read_frame(con, "predictions.customer_predictions", "predicted_clv_365d")
+    results = validate(frame, [
+        gx.expectations.ExpectColumnValuesToBeBetween(column="predicted_clv_365d", min_value=0),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="predicted_clv_365d", mostly=0.9),
+        gx.expectations.ExpectColumnMedianToBeBetween(column="predicted_clv_365d", min_value=0,
+                                                      max_value=median_max),
+    ])
+    return check_result(results, meta, "predicted CLV non-negative, ≥90% present, median "
+                        f"≤ {median_max:g}", dg.AssetCheckSeverity.WARN)
+
+
+# --------------------------------------------------------------------------------------------
+# Dagster asset checks
+
+
+def _asset_check(asset: dg.AssetKey, name: str, body: Callable[[duckdb.DuckDBPyConnection],
+                 dg.AssetCheckResult], blocking: bool, description: str,
+                 read_only: bool = True) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset, name=name, blocking=blocking, pool=WAREHOUSE_POOL,
+                    description=description)
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        try:
+            with warehouse.connect(read_only=read_only) as con:
+                return body(con)
+        except (duckdb.CatalogException, duckdb.IOException) as error:
+            return dg.AssetCheckResult(passed=False, description=f"cannot evaluate: {error}",
+                                       severity=dg.AssetCheckSeverity.ERROR if blocking
+                                       else dg.AssetCheckSeverity.WARN)
+
+    return _check
+
+
+QUALITY_CHECKS = [
+    _asset_check(CUSTOMERS, "gx_over_merge_guard", over_merge_guard, True,
+                 "BLOCKING. No profile holds more than CDP_QUALITY_MAX_IDENTIFIERS identifiers: "
+                 "a hub identifier that merged many people stops every sync."),
+    _asset_check(CUSTOMERS, "gx_profile_count_vs_previous_run", profile_count_vs_previous, True,
+                 "BLOCKING. Profile count within CDP_QUALITY_PROFILE_COUNT_CHANGE of the last "
+                 "accepted run (records the count).", read_only=False),
+    _asset_check(CUSTOMERS, "gx_contact_validity", contact_validity, False,
+                 "Share of valid emails and E.164 phones among profiles (sampled when large)."),
+    _asset_check(SOURCE_RECORDS, "gx_unmatched_share", unmatched_share, False,
+                 "Share of each source's staged records attached to no profile."),
+    _asset_check(SOURCE_RECORDS, "gx_source_freshness", source_freshness, False,
+                 "Each source's latest load is recent relative to the newest load."),
+    _asset_check(PREDICTIONS, "gx_clv_distribution", clv_distribution, False,
+                 "Distribution of predicted 365-day CLV (sampled when large)."),
+]

@@ -1,0 +1,93 @@
+"""GX quality checks: the over-merge guard blocks every sync; profile counts vs the previous run."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration import quality
+from orchestration.activation.assets import build_sync_asset
+from orchestration.activation.config import load_config
+from orchestration.warehouse import WarehouseResource
+
+OVER_MERGE = next(c for c in quality.QUALITY_CHECKS
+                  if c.check_specs and next(iter(c.check_specs)).name == "gx_over_merge_guard")
+
+
+def write_customers(path: Path, hub: bool) -> None:
+    """500 ordinary profiles; with `hub`, one identifier merged most of them into one profile."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema if not exists main_marts")
+        con.execute("""
+            create or replace table main_marts.customers as
+            select 'cus_' || i as customer_id, 'p' || i || '@mail.io' as primary_email,
+                '+1555000' || lpad(cast(i as varchar), 4, '0') as primary_phone,
+                'A' as first_name, 'B' as last_name, null as city, null as country_code,
+                3 as identifier_count
+            from range(500) t(i)""")
+        if hub:  # what a hub identifier does: 400 people collapse into one profile
+            con.execute("delete from main_marts.customers where customer_id in "
+                        "(select 'cus_' || i from range(1, 400) t(i))")
+            con.execute("update main_marts.customers set identifier_count = 1200 "
+                        "where customer_id = 'cus_0'")
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, cdp_env: dict[str, str]) -> Path:
+    return Path(cdp_env["CDP_WAREHOUSE"])
+
+
+def test_over_merge_guard_passes_normal_profiles_and_fails_a_hub(warehouse: Path) -> None:
+    write_customers(warehouse, hub=False)
+    with duckdb.connect(str(warehouse)) as con:
+        assert quality.over_merge_guard(con).passed
+    write_customers(warehouse, hub=True)
+    with duckdb.connect(str(warehouse)) as con:
+        result = quality.over_merge_guard(con)
+    assert not result.passed
+    assert result.metadata["largest_profiles"].value[0]["identifier_count"] == 1200
+
+
+def test_profile_count_change_is_blocking_against_previous_run(warehouse: Path) -> None:
+    write_customers(warehouse, hub=False)
+    with duckdb.connect(str(warehouse)) as con:
+        assert quality.profile_count_vs_previous(con).passed  # first run sets the baseline
+    write_customers(warehouse, hub=True)  # 500 -> 101 profiles
+    with duckdb.connect(str(warehouse)) as con:
+        result = quality.profile_count_vs_previous(con)
+    assert not result.passed and result.metadata["previous_profiles"].value == 500
+
+
+def test_injected_hub_blocks_every_sync(warehouse: Path) -> None:
+    """In the run the sync is skipped; run on its own afterwards it refuses, naming the check."""
+    hub = {"on": True}
+
+    @dg.asset(key=dg.AssetKey(["customers"]))
+    def customers() -> None:
+        write_customers(warehouse, hub=hub["on"])
+
+    config = load_config()
+    syncs = [build_sync_asset(config, s) for s in config.syncs if s.is_active]
+    assert syncs, "no active sync to block"
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": WarehouseResource(path=str(warehouse))}
+
+    result = dg.materialize([customers, OVER_MERGE, *syncs], instance=instance,
+                            resources=resources, raise_on_error=False)
+    evaluations = result.get_asset_check_evaluations()
+    assert any(not e.passed and e.check_name == "gx_over_merge_guard" for e in evaluations)
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert not any(key.path[0] == "activation" for key in materialized)
+
+    alone = dg.materialize(syncs[:1], instance=instance, resources=resources,
+                           raise_on_error=False)
+    assert not alone.success
+    failure = next(e for e in alone.all_events if e.is_step_failure)
+    assert "gx_over_merge_guard" in failure.step_failure_data.error.message
+
+    # fixed upstream: the check passes and the sync runs again
+    hub["on"] = False
+    fixed = dg.materialize([customers, OVER_MERGE, *syncs[:1]], instance=instance,
+                           resources=resources, raise_on_error=False)
+    assert fixed.success
