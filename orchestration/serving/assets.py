@@ -1,0 +1,58 @@
+"""The serving snapshot as a Dagster asset, downstream of the marts and predictions it reads."""
+
+import json
+
+import dagster as dg
+
+from orchestration.dbt_assets import PROJECT, ensure_manifest
+from orchestration.publication import published_tables
+from orchestration.serving.snapshot import build_snapshot, snapshot_path
+from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+UPSTREAM = [
+    dg.AssetKey(["customers"]),
+    dg.AssetKey(["customer_identities"]),
+    dg.AssetKey(["customer_id_merges"]),
+    dg.AssetKey(["segment_memberships"]),
+    dg.AssetKey(["customer_journey_stages"]),
+    dg.AssetKey(["customer_features"]),
+    dg.AssetKey(["customer_events"]),
+    dg.AssetKey(["stg_privacy__requests"]),
+    dg.AssetKey(["predictions", "customer_predictions"]),
+]
+# Executes erasure and suppression requests (orchestration/privacy.py): the snapshot comes after.
+PRIVACY_UPSTREAM = dg.AssetKey(["privacy", "privacy_requests_executed"])
+
+
+@dg.asset(
+    name="serving_snapshot",
+    deps=[*UPSTREAM, PRIVACY_UPSTREAM],
+    pool=WAREHOUSE_POOL,
+    group_name="serving",
+    owners=["team:data-engineering"],
+    kinds={"duckdb", "fastapi"},
+    tags={"layer": "serving", "contains_pii": "true"},
+    description=(
+        "The profile API's read-only DuckDB file (CDP_SERVING_SNAPSHOT, default "
+        "data/publication/cdp_serving.duckdb): one JSON document per customer with profile, "
+        "segments, predictions and recent events, PII in clear (served only with scope pii:read), "
+        "erased people left out. Swapped atomically; see docs/serving.md."
+    ),
+)
+def serving_snapshot(context: dg.AssetExecutionContext,
+                     warehouse: WarehouseResource) -> dg.MaterializeResult:
+    manifest = json.loads(ensure_manifest(PROJECT).read_text())
+    pii = {c for t in published_tables(manifest) if t.name == "customers" for c in t.pii_columns}
+    with warehouse.connect() as con:
+        report = build_snapshot(con, snapshot_path(), customer_pii=pii)
+    if report.missing:
+        context.log.warning("serving snapshot built without: " + ", ".join(report.missing))
+    context.log.info(f"serving snapshot {report.path}: {report.customers} profiles")
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(report.path)),
+        "dagster/row_count": dg.MetadataValue.int(report.customers),
+        **report.as_metadata(),
+    })
+
+
+SERVING_ASSETS = [serving_snapshot]

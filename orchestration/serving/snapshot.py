@@ -1,0 +1,301 @@
+"""The serving snapshot: a small DuckDB file, built from the warehouse, that the profile API reads.
+
+Unlike the BI publication (orchestration/publication.py) it keeps PII in clear, because support
+agents and website personalisation need names and emails; the API only returns them to keys with
+the `pii:read` scope. It holds one pre-assembled JSON document per customer, so a lookup is two
+indexed point reads, and it never contains an erased person: customers named by an erasure
+request, or holding an identifier on the privacy suppression list (docs/privacy.md), are left
+out when it is built, and the identifiers of erasure requests are listed so the API answers 404
+for them even if they re-appear before the privacy asset purges them.
+
+Each build writes a new, uniquely named file and then atomically moves the symlink
+`CDP_SERVING_SNAPSHOT` (default data/publication/cdp_serving.duckdb) onto it; readers that hold
+the previous file keep reading it, and the API notices the new target on its next request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from orchestration.privacy import salt as privacy_salt
+from orchestration.settings import PROJECT_DIR
+
+SNAPSHOT_ENV = "CDP_SERVING_SNAPSHOT"
+DEFAULT_SNAPSHOT = "data/publication/cdp_serving.duckdb"
+# Recent events kept per customer in the snapshot (the API may return fewer).
+EVENTS_PER_CUSTOMER = 50
+# Earlier snapshot files kept beside the current one, for readers that still have them open.
+KEEP_PREVIOUS = 2
+
+# Columns of `customers` that are personal data at least (the dbt YAML marks them `pii: true`).
+CUSTOMER_PII_COLUMNS: tuple[str, ...] = (
+    "first_name", "last_name", "primary_email", "primary_phone", "city",
+)
+# Identifier types the API accepts, as in customer_identities.identifier_type.
+IDENTIFIER_TYPES: tuple[str, ...] = (
+    "email", "phone", "user_id", "anonymous_id", "loyalty_id", "shop_customer_id",
+    "crm_contact_id",
+)
+
+
+@dataclass(frozen=True)
+class Relations:
+    """Where the snapshot reads from in the warehouse (schema-qualified)."""
+
+    customers: str = "main_marts.customers"
+    identities: str = "main_marts.customer_identities"
+    merges: str = "main_marts.customer_id_merges"
+    segment_memberships: str = "main_marts.segment_memberships"
+    journey_stages: str = "main_marts.customer_journey_stages"
+    features: str = "main_marts.customer_features"
+    predictions: str = "predictions.customer_predictions"
+    events: str = "main_marts.customer_events"
+    privacy_requests: str = "main_staging.stg_privacy__requests"
+    suppression_list: str = "privacy.suppression_list"
+
+
+@dataclass
+class SnapshotReport:
+    path: Path
+    customers: int
+    identities: int
+    erased_customers: int
+    erased_identities: int
+    seconds: float
+    missing: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "customers": self.customers,
+            "identities": self.identities,
+            "erased_customers": self.erased_customers,
+            "erased_identities": self.erased_identities,
+            "build_seconds": round(self.seconds, 2),
+            "missing_relations": ", ".join(self.missing) or "none",
+        }
+
+
+def snapshot_path() -> Path:
+    path = Path(os.environ.get(SNAPSHOT_ENV, DEFAULT_SNAPSHOT)).expanduser()
+    return path if path.is_absolute() else (PROJECT_DIR / path)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, name = relation.split(".", 1)
+    return con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchone()[0] > 0
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    schema, name = relation.split(".", 1)
+    return [row[0] for row in con.execute(
+        "select column_name from information_schema.columns "
+        "where table_catalog = current_database() and table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [schema, name],
+    ).fetchall()]
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str],
+               customer_pii: frozenset[str]) -> list[str]:
+    """Statements that fill the attached database `snap` from the warehouse."""
+
+    def have(name: str) -> bool:
+        relation = getattr(rel, name)
+        ok = _exists(con, relation)
+        if not ok:
+            missing.append(relation)
+        return ok
+
+    for required in ("customers", "identities"):
+        if not _exists(con, getattr(rel, required)):
+            raise RuntimeError(f"serving snapshot: {getattr(rel, required)} does not exist; "
+                               "build the identity marts first")
+    statements: list[str] = []
+
+    # Erasure: identifiers named by an erasure request, and every customer they resolve to.
+    if have("privacy_requests"):
+        statements.append(f"""
+            create table snap.erased_identities as
+            select distinct identifier_type || ':' || identifier_value as identity_id
+            from {rel.privacy_requests}
+            where request_type = 'erasure' and identifier_value is not null""")
+    else:
+        statements.append("create table snap.erased_identities (identity_id varchar)")
+    # ... and identifiers on the privacy suppression list (erased or suppressed people, stored
+    # as salted hashes by orchestration/privacy.py), in case a profile still holds one.
+    suppressed = ""
+    if _exists(con, rel.suppression_list):
+        salt = privacy_salt().replace("'", "''")
+        suppressed = (f"\n        or sha256('{salt}' || i.identifier_value) in "
+                      f"(select identifier_hash from {rel.suppression_list})")
+    statements.append(f"""
+        create table snap.erased_customers as
+        select distinct i.customer_id
+        from {rel.identities} as i
+        where i.identity_id in (select identity_id from snap.erased_identities){suppressed}""")
+    kept = "customer_id not in (select customer_id from snap.erased_customers)"
+
+    customer_columns = _columns(con, rel.customers)
+    pii = [c for c in customer_columns if c in customer_pii]
+    public = [c for c in customer_columns if c not in pii]
+    pii_related = [c for c in customer_columns
+                   if any(c.startswith(p + "_") for p in pii)]  # provenance of PII attributes
+
+    statements.append(f"""
+        create table snap.identity_lookup as
+        select identity_id, customer_id, identifier_type from {rel.identities} where {kept}""")
+    if have("merges"):
+        statements.append(f"""
+            create table snap.customer_id_aliases as
+            select old_customer_id, current_customer_id as customer_id from {rel.merges}
+            where current_customer_id not in (select customer_id from snap.erased_customers)""")
+    else:
+        statements.append("create table snap.customer_id_aliases "
+                          "(old_customer_id varchar, customer_id varchar)")
+
+    def json_of(columns: list[str], relation: str, alias: str) -> str:
+        return (f"select customer_id, to_json(struct_pack("
+                + ", ".join(f"{_q(c)} := {_q(c)}" for c in columns)
+                + f")) as {alias} from {relation} where {kept}")
+
+    attribute_columns = [c for c in public if c not in pii_related]
+    ctes = [
+        f"attributes as ({json_of(attribute_columns, rel.customers, 'doc')})",
+        f"personal as ({json_of(pii + pii_related, rel.customers, 'doc')})" if pii else
+        "personal as (select null::varchar as customer_id, null::json as doc where false)",
+        f"""identifiers as (
+            select customer_id, to_json(list(struct_pack(
+                identifier_type := identifier_type, identifier_value := identifier_value,
+                first_seen_at := first_seen_at, last_seen_at := last_seen_at)
+                order by identifier_type, identifier_value)) as doc
+            from {rel.identities} where {kept} group by customer_id)""",
+    ]
+    joins = ["left join personal using (customer_id)", "left join identifiers using (customer_id)"]
+    selects = ["attributes.doc as attributes_json", "personal.doc as pii_json",
+               "identifiers.doc as identifiers_json"]
+    if have("segment_memberships"):
+        ctes.append(f"""segments as (
+            select customer_id, to_json(list(struct_pack(
+                segment_name := segment_name, entered_at := entered_at)
+                order by segment_name)) as doc
+            from {rel.segment_memberships} where {kept} group by customer_id)""")
+        joins.append("left join segments using (customer_id)")
+        selects.append("segments.doc as segments_json")
+    else:
+        selects.append("null::json as segments_json")
+    # One row per customer: every column but the key becomes the JSON document.
+    for name, cte in (("journey_stages", "journey"), ("features", "features"),
+                      ("predictions", "predictions")):
+        relation = getattr(rel, name)
+        if have(name):
+            columns = [c for c in _columns(con, relation) if c != "customer_id"]
+            ctes.append(f"{cte} as ({json_of(columns, relation, 'doc')})")
+            joins.append(f"left join {cte} using (customer_id)")
+            selects.append(f"{cte}.doc as {cte}_json")
+        else:
+            selects.append(f"null::json as {cte}_json")
+    if have("events"):
+        ctes.append(f"""recent_events as (
+            select customer_id, event_id, source, event_type, channel, occurred_at, revenue
+            from {rel.events}
+            where customer_id is not null and {kept}
+            qualify row_number() over (
+                partition by customer_id order by occurred_at desc, event_id
+            ) <= {EVENTS_PER_CUSTOMER})""")
+        ctes.append("""events as (
+            select customer_id, to_json(list(struct_pack(
+                event_id := event_id, source := source, event_type := event_type,
+                channel := channel, occurred_at := occurred_at, revenue := revenue)
+                order by occurred_at desc, event_id)) as doc
+            from recent_events group by customer_id)""")
+        joins.append("left join events using (customer_id)")
+        selects.append("events.doc as events_json")
+    else:
+        selects.append("null::json as events_json")
+
+    statements.append(
+        "create table snap.profiles as with " + ",\n".join(ctes)
+        + "\nselect attributes.customer_id, " + ", ".join(
+            f"cast({s.split(' as ')[0]} as varchar) as {s.split(' as ')[1]}" for s in selects)
+        + "\nfrom attributes " + " ".join(joins))
+    statements += [
+        "create unique index profiles_customer_id on snap.profiles (customer_id)",
+        "create unique index identity_lookup_identity_id on snap.identity_lookup (identity_id)",
+        "create index erased_identities_identity_id on snap.erased_identities (identity_id)",
+        "create index customer_id_aliases_old on snap.customer_id_aliases (old_customer_id)",
+    ]
+    return statements
+
+
+def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = None,
+                   relations: Relations = Relations(),
+                   customer_pii: Iterable[str] = CUSTOMER_PII_COLUMNS) -> SnapshotReport:
+    """Build a new snapshot file from the warehouse and point `target` (a symlink) at it.
+
+    `customer_pii`: columns of `customers` served only with scope pii:read (the asset passes
+    those the dbt YAML marks `pii: true`, plus CUSTOMER_PII_COLUMNS)."""
+    started = time.perf_counter()
+    target = (target or snapshot_path()).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    version = target.with_name(f".{target.name}.{stamp}.{os.getpid()}")
+    missing: list[str] = []
+    statements = _build_sql(warehouse, relations, missing,
+                            frozenset(customer_pii) | frozenset(CUSTOMER_PII_COLUMNS))
+    warehouse.execute(f"attach '{version}' as snap")
+    try:
+        for statement in statements:
+            warehouse.execute(statement)
+        counts = {name: warehouse.execute(f"select count(*) from snap.{name}").fetchone()[0]
+                  for name in ("profiles", "identity_lookup", "erased_customers",
+                               "erased_identities")}
+        warehouse.execute(
+            "create table snap._snapshot as select cast(? as timestamp) as published_at, "
+            "? as counts_json",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), json.dumps(counts)])
+        warehouse.execute("detach snap")
+    except BaseException:
+        warehouse.execute("detach database if exists snap")
+        version.unlink(missing_ok=True)
+        raise
+    os.chmod(version, 0o600)  # personal data in clear: readable by the service account only
+    _point_symlink(target, version)
+    _remove_old_versions(target)
+    return SnapshotReport(
+        path=target, customers=counts["profiles"], identities=counts["identity_lookup"],
+        erased_customers=counts["erased_customers"],
+        erased_identities=counts["erased_identities"],
+        seconds=time.perf_counter() - started, missing=missing)
+
+
+def _point_symlink(target: Path, version: Path) -> None:
+    link = target.with_name(f".{target.name}.link.{os.getpid()}")
+    link.unlink(missing_ok=True)
+    link.symlink_to(version.name)  # relative: the folder can move
+    os.replace(link, target)
+
+
+def _remove_old_versions(target: Path) -> None:
+    current = target.resolve().name
+    versions = sorted(p for p in target.parent.glob(f".{target.name}.*")
+                      if ".link." not in p.name and not p.name.endswith(".wal"))
+    old = [p for p in versions if p.name != current]
+    for path in old[: max(0, len(old) - KEEP_PREVIOUS)]:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)

@@ -1,0 +1,264 @@
+"""The profile API and its serving snapshot, on a small hand-made warehouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from orchestration.serving.app import create_app, normalise_identifier
+from orchestration.serving.assets import serving_snapshot
+from orchestration.serving.keys import KeyConfigError, KeyStore, hash_key
+from orchestration.serving.snapshot import build_snapshot
+from orchestration.warehouse import WarehouseResource
+
+SUPPORT = "support-secret"
+WEBSITE = "website-secret"
+NO_SCOPE = "metrics-secret"
+KEYS = KeyStore.from_secrets({
+    SUPPORT: ("support-desk", {"profiles:read", "pii:read"}),
+    WEBSITE: ("website", {"profiles:read"}),
+    NO_SCOPE: ("metrics", set()),
+})
+
+WAREHOUSE_SQL = """
+create schema main_marts;
+create schema main_staging;
+create schema predictions;
+create table main_marts.customers as select * from (values
+    ('cus_ann', 'Ann', 'Smith', 'ann@example.com', '+447700900001', 'Leeds', 'GB', 'crm_contacts', 2, 120.50),
+    ('cus_bob', 'Bob', 'Jones', 'bob@example.com', '+447700900002', 'York', 'GB', 'shop_orders', 1, 10.00),
+    ('cus_cy', 'Cy', null, null, null, null, 'FR', null, 0, 0.00)
+) as t(customer_id, first_name, last_name, primary_email, primary_phone, city, country_code,
+       first_name_source, order_count, revenue);
+create table main_marts.customer_identities as
+select identifier_type || ':' || identifier_value as identity_id, customer_id, identifier_type,
+       identifier_value, timestamp '2025-01-01' as first_seen_at,
+       timestamp '2025-06-01' as last_seen_at
+from (values
+    ('cus_ann', 'email', 'ann@example.com'),
+    ('cus_ann', 'phone', '+447700900001'),
+    ('cus_ann', 'user_id', 'u-1'),
+    ('cus_ann', 'anonymous_id', 'anon-1'),
+    ('cus_ann', 'loyalty_id', 'L001'),
+    ('cus_bob', 'email', 'bob@example.com'),
+    ('cus_bob', 'user_id', 'u-2'),
+    ('cus_cy', 'anonymous_id', 'anon-3')
+) as t(customer_id, identifier_type, identifier_value);
+create table main_marts.customer_id_merges as
+select 'cus_old_ann' as old_customer_id, 'cus_ann' as new_customer_id,
+       'cus_ann' as current_customer_id;
+create table main_marts.segment_memberships as select * from (values
+    ('vip', 'cus_ann', date '2025-05-01'), ('newsletter', 'cus_bob', date '2025-05-02')
+) as t(segment_name, customer_id, entered_at);
+create table main_marts.customer_features as
+select customer_id, 3 as orders_total from main_marts.customers;
+create table predictions.customer_predictions as
+select customer_id, 0.4 as churn_risk from main_marts.customers;
+create table main_marts.customer_events as
+select 'shop_orders:' || i as event_id, 'cus_ann' as customer_id, 'shop_orders' as source,
+       'order_completed' as event_type, 'online' as channel,
+       timestamp '2025-01-01' + to_days(cast(i as integer)) as occurred_at, 10.0 as revenue
+from range(60) as r(i)
+union all
+select 'segment_tracks:b1', 'cus_bob', 'segment_tracks', 'product_added', 'web',
+       timestamp '2025-03-01', null;
+create table main_staging.stg_privacy__requests as select * from (values
+    ('dsr-1', 'email', 'bob@example.com', 'erasure', timestamp '2025-07-01'),
+    ('dsr-2', 'email', 'ann@example.com', 'access', timestamp '2025-07-01')
+) as t(request_id, identifier_type, identifier_value, request_type, received_at);
+"""
+
+
+@pytest.fixture()
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(WAREHOUSE_SQL)
+    con.close()
+    return path
+
+
+@pytest.fixture()
+def snapshot(warehouse: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "publication" / "serving.duckdb"
+    con = duckdb.connect(str(warehouse))
+    try:
+        report = build_snapshot(con, target)
+    finally:
+        con.close()
+    assert report.customers == 2 and report.erased_customers == 1
+    return target
+
+
+@pytest.fixture()
+def client(snapshot: Path) -> TestClient:
+    return TestClient(create_app(snapshot, KEYS, recheck_seconds=0))
+
+
+def get(client: TestClient, path: str, key: str | None = SUPPORT, **params):
+    headers = {"X-API-Key": key} if key else {}
+    return client.get(path, headers=headers, params=params)
+
+
+@pytest.mark.parametrize(("identifier_type", "value"), [
+    ("email", "  Ann@Example.COM "),
+    ("phone", "0044 7700 900001"),
+    ("phone", "+44 (7700) 900-001"),
+    ("user_id", "u-1"),
+    ("anonymous_id", "anon-1"),
+    ("loyalty_id", "L001"),
+    ("customer_id", "cus_ann"),
+    ("customer_id", "cus_old_ann"),
+])
+def test_lookup_by_any_identifier(client: TestClient, identifier_type: str, value: str) -> None:
+    response = get(client, f"/v1/profiles/{identifier_type}/{value}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["customer_id"] == "cus_ann"
+    assert body["attributes"]["country_code"] == "GB"
+    assert [s["segment_name"] for s in body["segments"]] == ["vip"]
+    assert body["predictions"]["churn_risk"] == pytest.approx(0.4)
+    assert body["features"]["orders_total"] == 3
+    if value == "cus_old_ann":
+        assert body["merged_from_customer_id"] == "cus_old_ann"
+
+
+def test_recent_events_newest_first_and_limited(client: TestClient) -> None:
+    events = get(client, "/v1/profiles/user_id/u-1", events=5).json()["recent_events"]
+    assert len(events) == 5
+    assert events[0]["occurred_at"] > events[-1]["occurred_at"]
+    assert get(client, "/v1/profiles/user_id/u-1", events=500).status_code == 422
+
+
+def test_api_key_required_and_scoped(client: TestClient) -> None:
+    assert get(client, "/v1/profiles/user_id/u-1", key=None).status_code == 401
+    assert get(client, "/v1/profiles/user_id/u-1", key="wrong").status_code == 401
+    assert get(client, "/v1/profiles/user_id/u-1", key=NO_SCOPE).status_code == 403
+    assert get(client, "/health", key=None).status_code == 200
+
+
+def test_pii_only_with_pii_scope(client: TestClient) -> None:
+    public = get(client, "/v1/profiles/user_id/u-1", key=WEBSITE)
+    assert public.status_code == 200
+    assert public.json()["pii_included"] is False
+    for secret in ("Ann", "Smith", "ann@example.com", "+447700900001", "Leeds", "L001", "anon-1"):
+        assert secret not in public.text
+    assert "first_name_source" not in public.text  # provenance of a PII attribute is PII-adjacent
+    personal = get(client, "/v1/profiles/user_id/u-1", key=SUPPORT).json()
+    assert personal["personal"]["primary_email"] == "ann@example.com"
+    assert {i["identifier_type"] for i in personal["identifiers"]} >= {"email", "loyalty_id"}
+
+
+@pytest.mark.parametrize(("identifier_type", "value"), [
+    ("email", "bob@example.com"),   # the identifier named in the erasure request
+    ("user_id", "u-2"),             # another identifier of the same person
+    ("customer_id", "cus_bob"),
+])
+def test_erased_person_is_unreachable(client: TestClient, snapshot: Path,
+                                      identifier_type: str, value: str) -> None:
+    erased = get(client, f"/v1/profiles/{identifier_type}/{value}")
+    unknown = get(client, "/v1/profiles/email/nobody@example.com")
+    assert erased.status_code == 404 and unknown.status_code == 404
+    assert erased.json() == unknown.json()  # an erasure is not disclosed
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        assert con.execute("select count(*) from profiles where customer_id = 'cus_bob'").fetchone()[0] == 0
+        assert con.execute("select count(*) from identity_lookup where customer_id = 'cus_bob'").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def test_unknown_identifier_type(client: TestClient) -> None:
+    assert get(client, "/v1/profiles/ssn/123").status_code == 422
+
+
+def test_new_snapshot_is_served_without_restart(client: TestClient, warehouse: Path,
+                                                snapshot: Path) -> None:
+    assert get(client, "/v1/profiles/user_id/u-1").status_code == 200
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("insert into main_staging.stg_privacy__requests values "
+                    "('dsr-3', 'loyalty_id', 'L001', 'erasure', timestamp '2025-08-01')")
+        build_snapshot(con, snapshot)
+        build_snapshot(con, snapshot)
+        build_snapshot(con, snapshot)
+    finally:
+        con.close()
+    assert get(client, "/v1/profiles/user_id/u-1").status_code == 404
+    assert get(client, "/v1/profiles/anonymous_id/anon-3").status_code == 200
+    versions = [p for p in snapshot.parent.iterdir() if p.name.startswith(".serving.duckdb.")]
+    assert len(versions) <= 3  # the current file and two previous ones
+
+
+def test_missing_snapshot_is_503(tmp_path: Path) -> None:
+    client = TestClient(create_app(tmp_path / "absent.duckdb", KEYS))
+    assert get(client, "/v1/profiles/user_id/u-1").status_code == 503
+
+
+def test_keys_file_errors_name_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yml"
+    path.write_text("keys:\n  - name: website\n    scopes: [profiles:read]\n")
+    with pytest.raises(KeyConfigError, match=r"keys.yml: keys.0"):
+        KeyStore.from_file(path)
+    path.write_text("keys:\n  - name: website\n    key_env: SITE_KEY\n    scopes: [profiles:read]\n"
+                    f"  - name: desk\n    key_sha256: {hash_key('desk')}\n"
+                    "    scopes: [profiles:read, pii:read]\n")
+    with pytest.raises(KeyConfigError, match=r"keys\[0\] \(website\).key_env: .*SITE_KEY"):
+        KeyStore.from_file(path, environ={})
+    store = KeyStore.from_file(path, environ={"SITE_KEY": "s3cret"})
+    assert store.resolve("s3cret").name == "website"
+    assert "pii:read" in store.resolve("desk").scopes
+    assert store.resolve("nope") is None
+
+
+def test_normalise_identifier() -> None:
+    assert normalise_identifier("email", " A@B.CO ") == "a@b.co"
+    assert normalise_identifier("phone", "0044 20 7946 0000") == "+442079460000"
+    assert normalise_identifier("user_id", " U-1 ") == "U-1"
+
+
+def test_asset_materialises_snapshot(warehouse: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "asset" / "serving.duckdb"
+    monkeypatch.setenv("CDP_SERVING_SNAPSHOT", str(target))
+    result = dg.materialize([serving_snapshot],
+                            resources={"warehouse": WarehouseResource(path=str(warehouse))})
+    assert result.success
+    metadata = result.asset_materializations_for_node("serving_snapshot")[0].metadata
+    assert metadata["dagster/row_count"].value == 2
+    assert metadata["erased_customers"].value == 1
+    assert target.is_symlink() and target.resolve().exists()
+
+
+def test_upstream_assets_exist_in_the_code_location() -> None:
+    from orchestration.definitions import defs
+    from orchestration.privacy import PRIVACY_ASSETS
+    from orchestration.serving.assets import PRIVACY_UPSTREAM, UPSTREAM
+
+    keys = {spec.key for spec in defs.resolve_all_asset_specs()}
+    assert set(UPSTREAM) <= keys, set(UPSTREAM) - keys
+    assert PRIVACY_UPSTREAM in {key for asset in PRIVACY_ASSETS for key in asset.keys}
+
+
+def test_identifiers_on_the_privacy_suppression_list_hide_the_whole_profile(
+        warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.privacy import identifier_hash
+
+    monkeypatch.setenv("CDP_PRIVACY_SALT", "test-salt")
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("create schema privacy")
+        con.execute("create table privacy.suppression_list as select ? as identifier_hash, "
+                    "'anonymous_id' as identifier_type, 'erase' as suppression_action",
+                    [identifier_hash("anon-1", "test-salt")])
+        report = build_snapshot(con, tmp_path / "suppressed" / "serving.duckdb")
+    finally:
+        con.close()
+    assert report.erased_customers == 2  # bob (erasure request) and ann (suppressed anon-1)
+    client = TestClient(create_app(report.path, KEYS))
+    assert get(client, "/v1/profiles/email/ann@example.com").status_code == 404
+    assert get(client, "/v1/profiles/anonymous_id/anon-3").status_code == 200
