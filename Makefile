@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CDP_LANDING_DIR ?= $(CURDIR)/data/landing
 export CDP_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: install demo run ui test lint parse sample-data summary lock clean
+.PHONY: install browser demo run ui test lint parse sample-data summary lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,13 @@ ui: install parse $(DAGSTER_HOME)/dagster.yaml
 lint: install
 	$(BIN)/sqlfluff lint models macros data-tests
 
-test: install parse
+# Headless Chromium for the Dagster UI browser test (Debian package; best effort, needs root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium not installed: the browser test of the Dagster UI will be skipped"; }
+
+test: install parse browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lock:

@@ -7,8 +7,13 @@ from orchestration.dbt_assets import cdp_dbt_models, dbt_resource
 from orchestration.ingestion_assets import load_landing_files
 from orchestration.kpis import KPI_ASSETS
 from orchestration.predictions import PREDICTION_ASSETS
+from orchestration.privacy import PRIVACY_ASSETS
 from orchestration.publication import bi_publication
+from orchestration.quality import QUALITY_CHECKS
+from orchestration.sensors import build_landing_sensor
+from orchestration.serving.assets import SERVING_ASSETS
 from orchestration.settings import load_settings
+from orchestration.triggers import TRIGGER_ASSETS
 from orchestration.warehouse import WarehouseResource
 
 load_settings().export_env()
@@ -16,7 +21,8 @@ load_settings().export_env()
 FULL_PIPELINE_JOB = dg.define_asset_job(
     name="cdp_full_pipeline",
     selection=dg.AssetSelection.all(),
-    description="Load landing files, build and test every dbt model, fit predictions, publish for BI.",
+    description=("Load landing files, build and test every dbt model, execute privacy requests, fit "
+                 "predictions, publish for BI and serving, sync destinations."),
 )
 
 DAILY_FULL_REFRESH = dg.ScheduleDefinition(
@@ -34,12 +40,17 @@ defs = dg.Definitions(
         *PREDICTION_ASSETS,
         *KPI_ASSETS,
         bi_publication,
+        *PRIVACY_ASSETS,
+        *SERVING_ASSETS,
+        *TRIGGER_ASSETS,
         *build_sync_assets(),
     ],
+    asset_checks=QUALITY_CHECKS,
     jobs=[FULL_PIPELINE_JOB],
     schedules=[DAILY_FULL_REFRESH, *build_sync_schedules()],
+    sensors=[build_landing_sensor(FULL_PIPELINE_JOB)],
     resources={
         "dbt": dbt_resource(),
-        "warehouse": WarehouseResource.from_env(),
+        "warehouse": WarehouseResource(),
     },
 )

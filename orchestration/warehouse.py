@@ -17,18 +17,19 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Path of the DuckDB warehouse file (CDP_WAREHOUSE)."""
+    """Path of the DuckDB warehouse file; when unset, CDP_WAREHOUSE as it is at run time."""
 
-    path: str
+    path: str | None = None
 
-    @classmethod
-    def from_env(cls) -> "WarehouseResource":
-        return cls(path=str(load_settings().warehouse))
+    @property
+    def resolved_path(self) -> Path:
+        return Path(self.path) if self.path else load_settings().warehouse
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+        path = self.resolved_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
         try:
             con.execute("set TimeZone = 'UTC'")
             yield con

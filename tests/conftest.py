@@ -26,6 +26,8 @@ def cdp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_landing: Pat
     env = {
         "CDP_LANDING_DIR": str(sample_landing),
         "CDP_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "CDP_PUBLICATION": str(tmp_path / "publication.duckdb"),
+        "CDP_ACTIVATION_DIR": str(tmp_path / "activation"),
         "CDP_DBT_TARGET": "duckdb",
     }
     for key, value in env.items():

@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.dbt_assets import cdp_dbt_models, dbt_resource
+from orchestration.definitions import defs
 from orchestration.ingestion_assets import load_landing_files
 from orchestration.landing_contract import SOURCES
 from orchestration.warehouse import WarehouseResource
@@ -34,92 +34,107 @@ STAGING_MODELS = {
 pytestmark = pytest.mark.slow
 
 
-def materialize_all(warehouse: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [load_landing_files, cdp_dbt_models],
-        resources={"dbt": dbt_resource(), "warehouse": WarehouseResource(path=warehouse)},
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        env=env, capture_output=True, text=True, timeout=900,
     )
+
+
+def raw_counts(warehouse: str) -> dict[str, int]:
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        counts = {s.name: con.execute(f"select count(*) from raw.{s.name}").fetchall()[0][0]
+                  for s in SOURCES}
+        counts["_load_rejects"] = con.execute(
+            "select count(*) from raw._load_rejects").fetchall()[0][0]
+        return counts
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, sample_landing: Path) -> dict[str, str]:
+    """One full `cdp run` (the `make run` path) on the sample landing folder."""
+    import os
+
+    out = tmp_path_factory.mktemp("built")
+    env = {
+        **os.environ,
+        "CDP_LANDING_DIR": str(sample_landing),
+        "CDP_WAREHOUSE": str(out / "warehouse.duckdb"),
+        "CDP_PUBLICATION": str(out / "publication.duckdb"),
+        "CDP_ACTIVATION_DIR": str(out / "activation"),
+        "CDP_DBT_TARGET": "duckdb",
+    }
+    env.pop("CDP_AS_OF", None)
+    env.pop("DAGSTER_HOME", None)
+    result = run_cli(env, "run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return env
 
 
 def test_every_source_has_a_staging_model() -> None:
     assert set(STAGING_MODELS) == {source.name for source in SOURCES}
 
 
-def test_materialize_everything_then_again_without_duplicates(cdp_env: dict[str, str]) -> None:
-    warehouse = cdp_env["CDP_WAREHOUSE"]
-    first = materialize_all(warehouse)
-    assert first.success
-
-    con = duckdb.connect(warehouse, read_only=True)
+def test_cli_run_builds_every_staging_model_from_the_landing_folder(built: dict[str, str]) -> None:
+    con = duckdb.connect(built["CDP_WAREHOUSE"], read_only=True)
     staged = {
-        model: con.execute(f"select count(*) from main_staging.{model}").fetchone()[0]
+        model: con.execute(f"select count(*) from main_staging.{model}").fetchall()[0][0]
         for model in STAGING_MODELS.values()
     }
-    raw_first = {
-        s.name: con.execute(f"select count(*) from raw.{s.name}").fetchone()[0] for s in SOURCES
-    }
-    rejects = con.execute("select count(*) from raw._load_rejects").fetchone()[0]
     con.close()
-    # Every source in the sample has rows, and staging keeps them (no source lost on the way).
+    # Every source of the sample has rows, and staging keeps them.
     assert all(count > 0 for count in staged.values()), staged
-    assert staged["stg_segment__identifies"] <= raw_first["segment_identifies"]
-
-    # dbt tests ran as Dagster asset checks, and they passed.
-    checks = first.get_asset_check_evaluations()
-    assert checks, "dbt tests should surface as asset checks"
-    assert all(c.passed for c in checks if c.severity == dg.AssetCheckSeverity.ERROR)
-
-    second = materialize_all(warehouse)
-    assert second.success
-    con = duckdb.connect(warehouse, read_only=True)
-    raw_second = {
-        s.name: con.execute(f"select count(*) from raw.{s.name}").fetchone()[0] for s in SOURCES
-    }
-    assert con.execute("select count(*) from raw._load_rejects").fetchone()[0] == rejects
-    con.close()
-    assert raw_second == raw_first
+    raw = raw_counts(built["CDP_WAREHOUSE"])
+    assert staged["stg_shop__orders"] <= raw["shop_orders"]
+    assert raw["_load_rejects"] > 0  # the generator's unparseable rows were quarantined, not lost
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-
-
-def test_cli_run_builds_staging_from_any_landing_folder(cdp_env: dict[str, str]) -> None:
-    result = run_cli(cdp_env, "run")
-    assert result.returncode == 0, result.stderr[-3000:]
-    con = duckdb.connect(cdp_env["CDP_WAREHOUSE"], read_only=True)
-    views = {
-        row[0] for row in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'main_staging'"
-        ).fetchall()
-    }
-    con.close()
-    assert set(STAGING_MODELS.values()) <= views
+def test_reloading_the_same_files_adds_nothing(built: dict[str, str], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    warehouse = tmp_path / "copy.duckdb"
+    shutil.copy(built["CDP_WAREHOUSE"], warehouse)
+    before = raw_counts(str(warehouse))
+    monkeypatch.setenv("CDP_LANDING_DIR", built["CDP_LANDING_DIR"])
+    result = dg.materialize([load_landing_files],
+                            resources={"warehouse": WarehouseResource(path=str(warehouse))})
+    assert result.success
+    assert raw_counts(str(warehouse)) == before
 
 
 def test_cli_run_fails_loudly_and_keeps_last_good_state(
-    cdp_env: dict[str, str], tmp_path: Path, sample_landing: Path
+    built: dict[str, str], tmp_path: Path, sample_landing: Path
 ) -> None:
-    assert run_cli(cdp_env, "run").returncode == 0
-    con = duckdb.connect(cdp_env["CDP_WAREHOUSE"], read_only=True)
-    orders_before = con.execute("select count(*) from raw.shop_orders").fetchone()[0]
-    con.close()
+    warehouse = tmp_path / "copy.duckdb"
+    shutil.copy(built["CDP_WAREHOUSE"], warehouse)
+    before = raw_counts(str(warehouse))
 
     broken = tmp_path / "broken_landing"
     shutil.copytree(sample_landing, broken)
-    orders = next(broken.glob("shop_orders.*"))
-    orders.unlink()
+    next(broken.glob("shop_orders.*")).unlink()
     (broken / "shop_orders.csv").write_text("order_id,email\no-1,a@b.com\n")
-    env = {**cdp_env, "CDP_LANDING_DIR": str(broken)}
+    env = {**built, "CDP_LANDING_DIR": str(broken), "CDP_WAREHOUSE": str(warehouse)}
 
     result = run_cli(env, "run")
     assert result.returncode != 0
     assert "shop_orders.csv" in result.stderr
-    assert "total_amount" in result.stderr  # a missing required column is named
+    assert "total_amount" in result.stderr  # the missing required column is named
+    assert "load_landing_files" in result.stderr  # and so is the failing step
+    assert raw_counts(str(warehouse)) == before
 
-    con = duckdb.connect(cdp_env["CDP_WAREHOUSE"], read_only=True)
-    assert con.execute("select count(*) from raw.shop_orders").fetchone()[0] == orders_before
-    con.close()
+
+def test_materialize_whole_graph_with_dbt_tests_as_asset_checks(cdp_env: dict[str, str],
+                                                                tmp_path: Path) -> None:
+    job = defs.resolve_job_def("cdp_full_pipeline")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["customers"]) in materialized
+    assert dg.AssetKey(["raw", "shop_orders"]) in materialized
+    checks = result.get_asset_check_evaluations()
+    assert checks, "dbt tests should surface as asset checks"
+    failed = [c.check_name for c in checks
+              if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    assert not failed

@@ -13,6 +13,8 @@ from orchestration.activation.engine import SyncResult, run_sync
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 OWNER = "team:marketing-ops"
+# Syncs run after the privacy requests, so an erased or suppressed person is removed downstream.
+PRIVACY_REQUESTS_EXECUTED = dg.AssetKey(["privacy", "privacy_requests_executed"])
 
 
 def failed_upstream_checks(context: dg.AssetExecutionContext, upstream: dg.AssetKey,
@@ -60,12 +62,12 @@ def result_metadata(result: SyncResult) -> dict[str, Any]:
 
 
 def build_sync_asset(config: ActivationConfig, sync: SyncConfig) -> dg.AssetsDefinition:
-    upstream = dg.AssetKey([sync.source_asset_key])
+    upstream = dg.AssetKey(sync.source_asset_key.split("/"))
     destination = sync.destination.type
 
     @dg.asset(
         key=dg.AssetKey(["activation", sync.name]),
-        deps=[upstream],
+        deps=[upstream, PRIVACY_REQUESTS_EXECUTED],
         pool=WAREHOUSE_POOL,
         group_name="activation",
         owners=[OWNER],

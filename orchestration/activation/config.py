@@ -136,7 +136,7 @@ class SyncConfig(Strict):
     requires_env: list[str] = Field(default_factory=list,
                                     description="skip the sync unless these env vars are set")
     source: Annotated[str, Field(pattern=RELATION)]
-    source_asset: str | None = None
+    source_asset: str | None = Field(None, description="upstream Dagster asset key, parts joined by /")
     filter: str | None = None
     primary_key: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(min_length=1)
     mode: Mode = "upsert"
