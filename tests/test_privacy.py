@@ -155,26 +155,26 @@ def test_erasure_leaves_no_trace_even_after_late_data(
          "currency": "USD", "status": "completed"}])
     values |= {new_device}
 
-    # Run 2: load, build, privacy (purges the late rows), sync (sends the removal).
+    # Run 2: the loader drops the late rows carrying an erased identifier (with the new device
+    # on them), then build, privacy, sync (sends the removal).
     with duckdb.connect(str(warehouse)) as con:
         load_landing(landing, con)
+        for table, key, value in (("segment_identifies", "id", "late-identify-1"),
+                                  ("segment_tracks", "id", "late-track-1"),
+                                  ("shop_orders", "order_id", "ORD-LATE-1")):
+            assert con.execute(f"select count(*) from raw.{table} where {key} = ?",
+                               [value]).fetchone()[0] == 0, f"late row {value} was loaded"
     dbt_build(env, tmp_path)
     with duckdb.connect(str(warehouse)) as con:
-        report = privacy.execute_privacy_requests(con)
-        assert sum(t.rows_affected for t in report.late_data) > 0
+        privacy.execute_privacy_requests(con)
         sync = run_sync(con, config, SYNC)
         assert sync.ok and sync.counts.removed >= 1  # the person left the source in run 1
         privacy.execute_privacy_requests(con)  # confirms the destination removal
         statuses = dict(con.execute(
             f"select request_id, status from {privacy.REQUESTS}").fetchall())
         assert statuses["dsr-test-erase"] == "finished"
-        assert con.execute(f"select count(*) from {privacy.SUPPRESSION} "
-                           "where identifier_hash = ?",
-                           [privacy.identifier_hash(new_device)]).fetchone()[0] == 1
         # The scan: every table and view, every column.
         assert privacy.find_traces(con, values) == {}
-        assert con.execute("select count(*) from raw.shop_orders where order_id = 'ORD-LATE-1'"
-                           ).fetchone()[0] in (0, 1)
 
 
 def test_identifier_hash_matches_the_dbt_macro() -> None:
