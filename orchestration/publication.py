@@ -14,6 +14,8 @@ from orchestration.settings import PROJECT_DIR
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 DEFAULT_SALT = "open-cdp-bi"
+# Tables written by Python assets (no dbt YAML): published as they are, they hold no PII.
+PYTHON_ASSET_TABLES = (("predictions", "customer_predictions"), ("predictions", "ltv_model_fits"))
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ def published_tables(manifest: dict) -> list[PublishedTable]:
             columns=tuple(columns),
             pii_columns=frozenset(c for c, props in columns.items() if is_pii(props)),
         ))
+    tables += [PublishedTable(name=name, schema=schema, columns=(), pii_columns=frozenset())
+               for schema, name in PYTHON_ASSET_TABLES]
     return sorted(tables, key=lambda t: t.name)
 
 
@@ -122,7 +126,7 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
     for node in manifest["nodes"].values():
         if node["resource_type"] == "model" and node["path"].startswith("marts/"):
             keys.append(TRANSLATOR.get_asset_key(node))
-    return keys
+    return keys + [dg.AssetKey([schema, name]) for schema, name in PYTHON_ASSET_TABLES]
 
 
 @dg.asset(

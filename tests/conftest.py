@@ -28,6 +28,7 @@ def cdp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_landing: Pat
         "CDP_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
         "CDP_PUBLICATION": str(tmp_path / "publication.duckdb"),
         "CDP_ACTIVATION_DIR": str(tmp_path / "activation"),
+        "CDP_SERVING_SNAPSHOT": str(tmp_path / "serving.duckdb"),
         "CDP_DBT_TARGET": "duckdb",
     }
     for key, value in env.items():

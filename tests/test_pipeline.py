@@ -65,6 +65,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, sample_landing: Path) -> dic
         "CDP_WAREHOUSE": str(out / "warehouse.duckdb"),
         "CDP_PUBLICATION": str(out / "publication.duckdb"),
         "CDP_ACTIVATION_DIR": str(out / "activation"),
+        "CDP_SERVING_SNAPSHOT": str(out / "serving.duckdb"),
         "CDP_DBT_TARGET": "duckdb",
     }
     env.pop("CDP_AS_OF", None)
@@ -123,6 +124,39 @@ def test_cli_run_fails_loudly_and_keeps_last_good_state(
     assert "total_amount" in result.stderr  # the missing required column is named
     assert "load_landing_files" in result.stderr  # and so is the failing step
     assert raw_counts(str(warehouse)) == before
+
+
+def test_open_bi_reader_does_not_block_the_next_run(built: dict[str, str], tmp_path: Path) -> None:
+    """An analyst's connection stays open on the publication while the whole pipeline reruns."""
+    warehouse = tmp_path / "copy.duckdb"
+    publication = tmp_path / "publication.duckdb"
+    shutil.copy(built["CDP_WAREHOUSE"], warehouse)
+    shutil.copy(built["CDP_PUBLICATION"], publication)
+    env = {**built, "CDP_WAREHOUSE": str(warehouse), "CDP_PUBLICATION": str(publication),
+           "CDP_ACTIVATION_DIR": str(tmp_path / "activation"),
+           "CDP_SERVING_SNAPSHOT": str(tmp_path / "serving.duckdb")}
+    reader = duckdb.connect(str(publication), read_only=True)
+    try:
+        first_published = reader.execute("select published_at from _publication").fetchone()[0]
+        customers = reader.execute("select count(*) from customers").fetchone()[0]
+        assert customers > 0
+
+        result = run_cli(env, "run")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+        # the open reader still answers, from the file it opened
+        assert reader.execute("select count(*) from customers").fetchone()[0] == customers
+        assert reader.execute("select published_at from _publication").fetchone()[0] \
+            == first_published
+    finally:
+        reader.close()
+    fresh = duckdb.connect(str(publication), read_only=True)
+    try:
+        assert fresh.execute("select published_at from _publication").fetchone()[0] \
+            > first_published
+        assert fresh.execute("select count(*) from customer_predictions").fetchone()[0] > 0
+    finally:
+        fresh.close()
 
 
 def test_materialize_whole_graph_with_dbt_tests_as_asset_checks(cdp_env: dict[str, str],
