@@ -723,8 +723,8 @@ def _decode_header(header: bytes, relative: str) -> str:
     """The header line as text; a file that is not UTF-8 fails here, naming its encoding."""
     if header.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise LandingFileError(
-            relative, f"is UTF-16 encoded (it starts with the byte-order mark {header[:2].hex(' ')})"
-            f"; landing CSV files must be {_SAVE_AS_UTF8}",
+            relative, "is UTF-16 encoded (it starts with the byte-order mark "
+            f"{header[:2].hex(' ')}); landing CSV files must be {_SAVE_AS_UTF8}",
         )
     if b"\x00" in header:
         raise LandingFileError(

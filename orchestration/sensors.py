@@ -62,7 +62,7 @@ def landing_fingerprint(landing_dir: Path) -> tuple[Fingerprint, dict[str, str]]
         for path in paths:
             try:
                 stat = path.stat()
-            except FileNotFoundError:  # gone since discovery: the next tick sees the folder as it is
+            except FileNotFoundError:  # gone since discovery; the next tick sees it as it is
                 continue
             relative = path.relative_to(landing_dir).as_posix()
             fingerprint[relative] = [stat.st_size, stat.st_mtime_ns]
