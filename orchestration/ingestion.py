@@ -40,6 +40,9 @@ PARQUET_SUFFIXES = (".parquet",)
 # Whitespace trimmed from every value before it is typed (space, tab, CR, LF); empty is NULL.
 _TRIM_SQL = "' ' || chr(9) || chr(13) || chr(10)"
 MAX_RAW_VALUE_CHARS = 1000
+_SAVE_AS_UTF8 = "UTF-8: re-export or convert the file (e.g. iconv -t UTF-8)"
+NOT_UTF8_REASON = ("not valid UTF-8 (bytes of another encoding, e.g. Latin-1 or Windows-1252; "
+                   "save the file as UTF-8)")
 _CHUNK_BYTES = 1 << 23
 
 # Session objects used while one file is staged; dropped again before the next file.
@@ -85,6 +88,7 @@ class SourceReport:
     source: str
     files_loaded: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
+    files_empty: list[str] = field(default_factory=list)
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_replaced: int = 0
@@ -103,6 +107,8 @@ class SourceReport:
             parts.append(f"{self.rows_replaced:,} rows of changed files replaced")
         if self.files_skipped:
             parts.append(f"{len(self.files_skipped)} unchanged file(s) skipped")
+        if self.files_empty:
+            parts.append(f"{len(self.files_empty)} empty file(s) skipped")
         return f"{self.source}: " + ", ".join(parts)
 
 
@@ -140,7 +146,7 @@ class LoadReport:
         lines += [
             f"  {report.summary()}"
             for report in self.sources.values()
-            if report.files_loaded or report.files_skipped or report.error
+            if report.files_loaded or report.files_skipped or report.files_empty or report.error
         ]
         lines += [f"  warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
@@ -336,24 +342,52 @@ def load_source(
             [source.name],
         ).fetchall()
     )
-    pending: list[tuple[Path, str, str, bool]] = []
+    files_of_digest: dict[str, str] = dict(
+        con.execute(
+            f"select content_sha256, min(_source_file) from {LOAD_LOG} "
+            "where source = ? group by content_sha256",
+            [source.name],
+        ).fetchall()
+    )
+    pending: list[tuple[Path, str, str, bool, tuple[int, int]]] = []
     for path in files:
         relative = _relative(landing_dir, path)
-        digest = _sha256(path)
+        try:
+            stamp = _stamp(path)
+            if _is_empty(path):
+                report.files_empty.append(relative)
+                report.warnings.append(
+                    f"{relative}: empty file (0 bytes), skipped; nothing was loaded from it "
+                    "and rows of an earlier version of it, if any, are kept"
+                )
+                continue
+            digest = _sha256(path)
+        except FileNotFoundError as error:
+            raise _disappeared(relative, source) from error
         if loaded_hashes.get(relative) == digest:
             report.files_skipped.append(relative)
-        else:
-            pending.append((path, relative, digest, relative in loaded_hashes))
+            continue
+        twin = files_of_digest.get(digest)
+        if twin is not None and twin != relative:
+            report.warnings.append(
+                f"{relative}: same content as {twin}, which is already loaded; loaded again, "
+                f"staging deduplicates on {source.record_id}"
+            )
+        files_of_digest.setdefault(digest, relative)
+        pending.append((path, relative, digest, relative in loaded_hashes, stamp))
     if not pending:
         return report
 
     con.execute("begin transaction")
     try:
-        for path, relative, digest, seen_before in pending:
+        for path, relative, digest, seen_before, stamp in pending:
             try:
                 _load_file(con, source, path, relative, digest, seen_before, loaded_at, report)
             except (duckdb.Error, OSError, UnicodeError) as error:
+                if not path.exists():
+                    raise _disappeared(relative, source) from error
                 raise LandingFileError(relative, f"could not be loaded: {error}") from error
+            _check_unchanged(path, relative, source, stamp)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -361,6 +395,49 @@ def load_source(
     finally:
         _drop_session_tables(con)
     return report
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """Size and modification time: what tells that a file changed while it was being loaded."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _is_empty(path: Path) -> bool:
+    """A file of 0 bytes, or a .gz file that decompresses to nothing."""
+    if path.stat().st_size == 0:
+        return True
+    if not path.name.lower().endswith(".gz"):
+        return False
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read(1) == b""
+    except (OSError, EOFError):  # not valid gzip: the load reports it
+        return False
+
+
+def _disappeared(relative: str, source: LandingSource) -> LandingFileError:
+    return LandingFileError(
+        relative,
+        "disappeared during the load: it was in the landing folder when the load started and "
+        f"no longer exists; nothing of source {source.name} was changed, the next run retries",
+    )
+
+
+def _check_unchanged(
+    path: Path, relative: str, source: LandingSource, stamp: tuple[int, int]
+) -> None:
+    """Fail the source if the file vanished or was rewritten while it was being read."""
+    try:
+        now = _stamp(path)
+    except FileNotFoundError as error:
+        raise _disappeared(relative, source) from error
+    if now != stamp:
+        raise LandingFileError(
+            relative,
+            "changed while it was being loaded (size or modification time differ); nothing of "
+            f"source {source.name} was changed, the next run loads the new version",
+        )
 
 
 def _load_file(
@@ -603,6 +680,9 @@ def _stage_csv(
                              [f"{extra_lines} as _extra_lines"])
     con.execute(f"create temp table {_STAGE} as {select}")
     rejects, skipped_spans = _csv_rejects(con, path, columns)
+    not_utf8 = sum(reject.reason == NOT_UTF8_REASON for reject in rejects)
+    encoding_warning = (f"{relative}: {not_utf8:,} line(s) are not valid UTF-8 and were "
+                        "rejected; is the file Latin-1 or Windows-1252?") if not_utf8 else None
     skipped_lines = _number_csv_rows(con, layout, skipped_spans)
     rows, extra_lines_total = con.execute(
         f"select count(*), coalesce(sum(_extra_lines), 0) from {_STAGE}"
@@ -610,7 +690,7 @@ def _stage_csv(
     used_free_lines = int(rows) + int(extra_lines_total)
     missing = layout.line_count - skipped_lines - used_free_lines
     if missing == 0:
-        return columns, rejects, None
+        return columns, rejects, encoding_warning
     warning = (f"{relative}: {layout.line_count:,} lines, but only "
                f"{layout.line_count - missing:,} are the header, blank, rejected or loaded")
     if missing > 0:
@@ -626,17 +706,39 @@ def _stage_csv(
             f"malformed CSV: {missing:,} line(s) from this one on were not loaded, the reader "
             "found no complete record (usually a quote that is never closed)",
         ))
-    return columns, rejects, warning
+    return columns, rejects, "; ".join(w for w in (warning, encoding_warning) if w)
 
 
 def _parse_header(header: bytes, relative: str) -> list[str]:
-    text = header.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    text = _decode_header(header, relative).rstrip("\r\n")
     if text.strip() == "":
         raise LandingFileError(relative, "the first line must be the header, but it is empty")
     try:
         return next(csv.reader([text], delimiter=",", quotechar='"', strict=True))
     except csv.Error as error:
         raise LandingFileError(relative, f"header line is not valid CSV: {error}") from error
+
+
+def _decode_header(header: bytes, relative: str) -> str:
+    """The header line as text; a file that is not UTF-8 fails here, naming its encoding."""
+    if header.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LandingFileError(
+            relative, "is UTF-16 encoded (it starts with the byte-order mark "
+            f"{header[:2].hex(' ')}); landing CSV files must be {_SAVE_AS_UTF8}",
+        )
+    if b"\x00" in header:
+        raise LandingFileError(
+            relative, "has NUL bytes in its header line, so it is probably UTF-16 or UTF-32 "
+            f"without a byte-order mark; landing CSV files must be {_SAVE_AS_UTF8}",
+        )
+    try:
+        return header.decode("utf-8-sig")  # a UTF-8 byte-order mark is fine
+    except UnicodeDecodeError as error:
+        raise LandingFileError(
+            relative, f"header line is not valid UTF-8 (byte 0x{header[error.start]:02x} at "
+            f"byte {error.start + 1}), probably Latin-1 or Windows-1252; landing CSV files must "
+            f"be {_SAVE_AS_UTF8}",
+        ) from error
 
 
 def _csv_rejects(
@@ -679,6 +781,9 @@ def _csv_rejects(
         if reader_column and reader_column[1:].isdigit() and int(reader_column[1:]) < len(columns):
             column = columns[int(reader_column[1:])].name
         raw = body if len(body) <= MAX_RAW_VALUE_CHARS else body[:MAX_RAW_VALUE_CHARS] + "..."
+        if error_types == "invalid encoding":  # DuckDB shows each bad byte as '?': show U+FFFD
+            rejects.append(_Reject(line, column, _line_text(path, line), NOT_UTF8_REASON))
+            continue
         rejects.append(_Reject(line, column, raw, f"malformed CSV line ({error_types}): {message}"))
     return rejects, spans
 

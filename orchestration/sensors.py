@@ -60,7 +60,10 @@ def landing_fingerprint(landing_dir: Path) -> tuple[Fingerprint, dict[str, str]]
     source_of: dict[str, str] = {}
     for source, paths in inventory.files.items():
         for path in paths:
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # gone since discovery; the next tick sees it as it is
+                continue
             relative = path.relative_to(landing_dir).as_posix()
             fingerprint[relative] = [stat.st_size, stat.st_mtime_ns]
             source_of[relative] = source
