@@ -7,7 +7,7 @@
     config(
         materialized='incremental',
         unique_key='old_customer_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=rebuilt_history_strategy(),
         full_refresh=false,
         on_schema_change='fail',
     )

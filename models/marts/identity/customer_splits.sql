@@ -6,7 +6,7 @@
     config(
         materialized='incremental',
         unique_key='customer_split_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=appended_history_strategy(),
         full_refresh=false,
         on_schema_change='fail',
     )
