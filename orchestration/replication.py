@@ -1,4 +1,4 @@
-"""Copy the DuckDB raw (and predictions) tables into the dbt target engine's schemas of the same name.
+"""Copy the DuckDB raw (and predictions, suppression list) tables into the dbt target engine.
 
 The loader writes landing files into the DuckDB file only. When dbt runs on another engine
 (CDP_DBT_TARGET=postgres|spark), this module makes the same tables exist there before dbt runs:
@@ -35,7 +35,11 @@ from orchestration.settings import PROFILES_DIR
 
 RAW_SCHEMA = "raw"
 PREDICTIONS_SCHEMA = "predictions"
+# Every table of these schemas is copied ...
 REPLICATED_SCHEMAS = (RAW_SCHEMA, PREDICTIONS_SCHEMA)
+# ... and these single tables: the privacy suppression list keeps erased people out of the
+# identity graph (macros/privacy/suppression_list.sql), on every engine.
+REPLICATED_TABLES = (("privacy", "suppression_list"),)
 SUPPORTED_TARGETS = ("postgres", "spark")
 
 # Columns of the tables the prediction asset writes (orchestration/predictions.py), for the empty
@@ -109,11 +113,10 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     rows = con.execute(
         "select table_schema, table_name from information_schema.tables "
         "where table_type = 'BASE TABLE' and table_catalog = current_database() "
-        f"and table_schema in ({', '.join('?' for _ in REPLICATED_SCHEMAS)}) "
         "order by table_schema, table_name",
-        list(REPLICATED_SCHEMAS),
     ).fetchall()
-    return [(schema, table) for schema, table in rows]
+    return [(schema, table) for schema, table in rows
+            if schema in REPLICATED_SCHEMAS or (schema, table) in REPLICATED_TABLES]
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[_Column]:
@@ -176,6 +179,25 @@ def postgres_dsn(profile: Mapping[str, Any]) -> str:
     return " ".join(f"{key}='{str(value)}'" for key, value in parts.items() if value not in ("", None))
 
 
+def _postgres_columns(cur: Any, schema: str, table: str) -> list[tuple[str, str]]:
+    """(name, type) of an existing Postgres table in column order; empty when there is none."""
+    cur.execute(
+        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and c.relkind = 'r' and a.attnum > 0 "
+        "and not a.attisdropped order by a.attnum",
+        (schema, table),
+    )
+    return [(name, _CANONICAL_POSTGRES.get(kind, kind)) for name, kind in cur.fetchall()]
+
+
+# format_type() spellings of the types in _POSTGRES_TYPES
+_CANONICAL_POSTGRES = {
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
+}
+
+
 def replicate_to_postgres(
     con: duckdb.DuckDBPyConnection, profile: Mapping[str, Any]
 ) -> list[TableCopy]:
@@ -190,17 +212,21 @@ def replicate_to_postgres(
                 for schema, table, relation in _sources(con):
                     name = f"{schema}.{table}"
                     columns = _columns(con, relation)
-                    ddl = ", ".join(
-                        f"{_quote(c.name)} {postgres_type(c.duckdb_type, f'{name}.{c.name}')}"
-                        for c in columns)
+                    wanted = [(c.name, postgres_type(c.duckdb_type, f"{name}.{c.name}"))
+                              for c in columns]
+                    ddl = ", ".join(f"{_quote(column)} {kind}" for column, kind in wanted)
                     target = f"{_quote(schema)}.{_quote(table)}"
                     csv_path = Path(scratch) / f"{schema}__{table}.csv"
                     con.execute(f"copy (select * from {relation}) to '{csv_path}' "
                                 "(format csv, header false, null '\\N')")
                     try:
                         cur.execute(f"create schema if not exists {_quote(schema)}")
-                        cur.execute(f"drop table if exists {target} cascade")
-                        cur.execute(f"create table {target} ({ddl})")
+                        if _postgres_columns(cur, schema, table) == wanted:
+                            # same shape: keep the table, so dbt's views on it stay valid
+                            cur.execute(f"truncate table {target}")
+                        else:
+                            cur.execute(f"drop table if exists {target} cascade")
+                            cur.execute(f"create table {target} ({ddl})")
                         with csv_path.open("rb") as handle:
                             cur.copy_expert(
                                 f"copy {target} from stdin with (format csv, null '\\N')", handle)
