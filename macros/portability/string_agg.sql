@@ -6,7 +6,7 @@
 {%- endmacro %}
 
 {% macro default__sorted_listagg(expr, delimiter_text) -%}
-    {{ dbt.listagg(expr, delimiter_text, 'order by ' ~ expr) }}
+    {{ return(dbt.listagg(expr, delimiter_text, 'order by ' ~ expr)) }}
 {%- endmacro %}
 
 {% macro spark__sorted_listagg(expr, delimiter_text) -%}

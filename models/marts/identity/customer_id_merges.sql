@@ -76,7 +76,7 @@ earlier_merges as (
 ),
 {% endif %}
 
-merges as (
+all_merges as (
     select * from new_merges
     {% if is_incremental() %}
     union all
@@ -85,14 +85,13 @@ merges as (
 ),
 
 final as (
-    -- the contract's types on every engine, so incremental runs match the existing table
     select
         cast(old_customer_id as {{ type_varchar() }}) as old_customer_id,
         cast(new_customer_id as {{ type_varchar() }}) as new_customer_id,
         cast(current_customer_id as {{ type_varchar() }}) as current_customer_id,
         merged_at,
         cast(reason as {{ type_varchar() }}) as reason
-    from merges
+    from all_merges
 )
 
 select * from final
