@@ -168,15 +168,16 @@ def postgres_type(duckdb_type: str, where: str) -> str:
     raise ReplicationError(f"{where}: DuckDB type {duckdb_type} has no Postgres mapping")
 
 
-def postgres_dsn(profile: Mapping[str, Any]) -> str:
-    parts = {
+def postgres_connect_args(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """psycopg2.connect() keyword arguments from the dbt profile's postgres output."""
+    args = {
         "host": profile.get("host", "localhost"),
-        "port": profile.get("port", 5432),
+        "port": int(profile.get("port", 5432)),
         "user": profile.get("user", "postgres"),
         "password": profile.get("password", ""),
         "dbname": profile.get("dbname") or profile.get("database"),
     }
-    return " ".join(f"{key}='{str(value)}'" for key, value in parts.items() if value not in ("", None))
+    return {key: value for key, value in args.items() if value not in ("", None)}
 
 
 def _postgres_columns(cur: Any, schema: str, table: str) -> list[tuple[str, str]]:
@@ -206,7 +207,7 @@ def replicate_to_postgres(
 
     copies: list[TableCopy] = []
     with tempfile.TemporaryDirectory(prefix="cdp_replication_") as scratch:
-        pg = psycopg2.connect(postgres_dsn(profile))
+        pg = psycopg2.connect(**postgres_connect_args(profile))
         try:
             with pg, pg.cursor() as cur:
                 for schema, table, relation in _sources(con):
