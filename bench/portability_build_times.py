@@ -51,7 +51,7 @@ def dbt_build(env: dict[str, str], workdir: Path) -> tuple[float, str]:
 def run(engines: list[str], customers: int, seed: int, workdir: Path) -> dict[str, object]:
     landing = workdir / "landing"
     generate(customers=customers, seed=seed, out=landing)
-    raw = workdir / "raw.duckdb"
+    raw = workdir / "loaded.duckdb"  # not raw.duckdb: catalog `raw` would clash with schema raw
     with duckdb.connect(str(raw)) as con:
         con.execute("set TimeZone = 'UTC'")
         load_landing(landing, con)
