@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
 from dagster_dbt import DbtProject, dbt_assets
 
+from orchestration.replication_assets import replicated_key
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR, load_settings
 from orchestration.warehouse import WAREHOUSE_POOL
 
@@ -76,11 +77,19 @@ def group_for(dbt_resource_props: Mapping[str, Any]) -> str:
 
 
 class CdpTranslator(DagsterDbtTranslator):
-    """Groups by model folder; sources map onto the loader's `raw/<table>` assets."""
+    """Groups by model folder; sources map onto the loader's `raw/<table>` assets (DuckDB) or onto
+    `raw_replicated/<table>` (the copies on any other dbt target)."""
+
+    def __init__(self, target: str = "duckdb",
+                 settings: DagsterDbtTranslatorSettings | None = None) -> None:
+        super().__init__(settings=settings)
+        self.target = target
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         declared = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
         if dbt_resource_props.get("resource_type") == "source" and not declared:
+            if self.target != "duckdb" and dbt_resource_props.get("schema") == "raw":
+                return replicated_key(dbt_resource_props["name"])
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
         if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
             # Model names are unique in a dbt project: the key is the name people query.
@@ -107,7 +116,8 @@ class CdpTranslator(DagsterDbtTranslator):
 
 
 PROJECT = dbt_project()
-TRANSLATOR = CdpTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+TRANSLATOR = CdpTranslator(target=PROJECT.target or "duckdb",
+                           settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
 @dbt_assets(

@@ -10,6 +10,7 @@ from orchestration.predictions import PREDICTION_ASSETS
 from orchestration.privacy import PRIVACY_ASSETS
 from orchestration.publication import bi_publication
 from orchestration.quality import QUALITY_CHECKS
+from orchestration.replication_assets import build_replication_assets
 from orchestration.sensors import build_landing_sensor
 from orchestration.serving.assets import SERVING_ASSETS
 from orchestration.settings import load_settings
@@ -36,6 +37,7 @@ DAILY_FULL_REFRESH = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=[
         load_landing_files,
+        *build_replication_assets(load_settings().dbt_target),
         cdp_dbt_models,
         *PREDICTION_ASSETS,
         *KPI_ASSETS,

@@ -10,7 +10,7 @@
     config(
         materialized='incremental',
         unique_key='identifier_key',
-        incremental_strategy='delete+insert',
+        incremental_strategy=rebuilt_history_strategy(),
         full_refresh=false,
         on_schema_change='fail',
     )

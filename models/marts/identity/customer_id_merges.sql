@@ -7,7 +7,7 @@
     config(
         materialized='incremental',
         unique_key='old_customer_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=rebuilt_history_strategy(),
         full_refresh=false,
         on_schema_change='fail',
     )
@@ -76,12 +76,22 @@ earlier_merges as (
 ),
 {% endif %}
 
-final as (
+all_merges as (
     select * from new_merges
     {% if is_incremental() %}
     union all
     select * from earlier_merges
     {% endif %}
+),
+
+final as (
+    select
+        cast(old_customer_id as {{ type_varchar() }}) as old_customer_id,
+        cast(new_customer_id as {{ type_varchar() }}) as new_customer_id,
+        cast(current_customer_id as {{ type_varchar() }}) as current_customer_id,
+        merged_at,
+        cast(reason as {{ type_varchar() }}) as reason
+    from all_merges
 )
 
 select * from final

@@ -6,7 +6,7 @@
     config(
         materialized='incremental',
         unique_key='customer_split_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=appended_history_strategy(),
         full_refresh=false,
         on_schema_change='fail',
     )
@@ -83,12 +83,12 @@ excluded_members as (
 
 final as (
     select
-        {{ dbt.concat([
+        cast({{ dbt.concat([
             'moved.customer_id', "'>'", 'moved.split_customer_id', "'@'",
             'cast(this_run.run_number as ' ~ dbt.type_string() ~ ')',
-        ]) }} as customer_split_id,
-        moved.customer_id,
-        moved.split_customer_id,
+        ]) }} as {{ type_varchar() }}) as customer_split_id,
+        cast(moved.customer_id as {{ type_varchar() }}) as customer_id,
+        cast(moved.split_customer_id as {{ type_varchar() }}) as split_customer_id,
         cast(moved.identifiers_moved as {{ dbt.type_bigint() }}) as identifiers_moved,
         this_run.split_at,
         cast(coalesce(
@@ -96,7 +96,7 @@ final as (
             cut_b.drop_reason,
             excluded_members.exclusion_reason,
             'no_longer_linked'
-        ) as {{ dbt.type_string() }}) as reason
+        ) as {{ type_varchar() }}) as reason
     from moved
     cross join this_run
     left join cut_edges as cut_a

@@ -58,7 +58,7 @@ sources_seen as (
     select
         customer_id,
         count(*) as source_count,
-        {{ dbt.listagg('source', "', '", 'order by source') }} as sources_seen
+        {{ sorted_listagg('source', "', '") }} as sources_seen
     from distinct_sources
     group by customer_id
 ),

@@ -183,7 +183,7 @@ kpis as (
 final as (
     select
         {{ snapshot_date() }} as kpi_date,
-        kpi_name,
+        cast(kpi_name as {{ type_varchar() }}) as kpi_name,
         cast(
             case when denominator > 0 then 1.0 * numerator / denominator end as decimal(18, 4)
         ) as kpi_value,
