@@ -124,6 +124,9 @@ def postgres_build(tmp_path_factory: pytest.TempPathFactory, raw_warehouse: Path
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute("create database cdp")
+            # the roles of var pii_access: one may read PII, one only the other columns
+            cur.execute("create role cdp_pii_reader login")
+            cur.execute("create role cdp_analyst login")
         admin.close()
         env = {**base_env(raw_warehouse, "postgres"), "CDP_PG_HOST": socket_dir,
                "CDP_PG_PORT": str(uri.port or 5432), "CDP_PG_USER": "postgres",
@@ -131,8 +134,10 @@ def postgres_build(tmp_path_factory: pytest.TempPathFactory, raw_warehouse: Path
         counts = replicate_with_dagster(raw_warehouse, "postgres", env)
         assert counts == raw_row_counts(raw_warehouse)
         build = Build(env=env, workdir=workdir, results=[], seconds=[])
+        access = json.dumps({"pii_access": {"pii_roles": ["cdp_pii_reader"],
+                                            "reader_roles": ["cdp_analyst"]}})
         for _ in range(2):
-            result, seconds = dbt(["build"], env, workdir)
+            result, seconds = dbt(["build", "--vars", access], env, workdir)
             build.results.append(result)
             build.seconds.append(seconds)
         yield build
@@ -140,9 +145,9 @@ def postgres_build(tmp_path_factory: pytest.TempPathFactory, raw_warehouse: Path
         server.cleanup()
 
 
-def postgres_rows(build: Build, sql: str) -> list[tuple]:
+def postgres_rows(build: Build, sql: str, user: str = "postgres") -> list[tuple]:
     conn = psycopg2.connect(host=build.env["CDP_PG_HOST"], port=build.env["CDP_PG_PORT"],
-                            user="postgres", dbname="cdp")
+                            user=user, dbname="cdp")
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
@@ -210,6 +215,25 @@ def test_full_dbt_build_is_green_on_postgres_and_again_incrementally(postgres_bu
     assert runs == [(2, 2)]
     customers = postgres_rows(postgres_build, "select count(*) from public_marts.customers")
     assert customers[0][0] > 100
+
+
+def test_pii_columns_are_readable_only_by_the_pii_role_on_postgres(postgres_build: Build) -> None:
+    assert_green(postgres_build.results[-1], "postgres")
+    analyst = "cdp_analyst"
+    # non-PII columns of a table with PII, and whole tables without PII, are open to analysts
+    counts = postgres_rows(postgres_build, "select count(customer_id), sum(order_count) "
+                           "from public_marts.customers", user=analyst)
+    assert counts[0][0] > 100
+    assert postgres_rows(postgres_build, "select count(*) from public_marts.segments",
+                         user=analyst)[0][0] > 0
+    for sql in ("select primary_email from public_marts.customers limit 1",
+                "select * from public_marts.customers limit 1",
+                "select identifier_value from public_marts.customer_identities limit 1"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            postgres_rows(postgres_build, sql, user=analyst)
+    emails = postgres_rows(postgres_build, "select count(primary_email) from "
+                           "public_marts.customers", user="cdp_pii_reader")
+    assert emails[0][0] > 0
 
 
 @pytest.mark.slow
