@@ -2,9 +2,8 @@
 
 For each size it generates landing data (`cdp generate`), loads it, runs `dbt build` without
 tests and prediction models (CDP_DBT_TARGET=duckdb) and keeps that warehouse as a base (reused
-on later runs). Each
-measured run copies the base and times `execute_privacy_requests` on the copy, in a fresh
-process per run. `--module FILE` times another copy of orchestration/privacy.py (the old
+on later runs). Each measured run copies the base and times `execute_privacy_requests` on the
+copy, in a fresh process per run. `--module FILE` times another copy of orchestration/privacy.py (the old
 one-request-at-a-time code, for comparison); `--timeout` stops a run that takes too long.
 
     PYTHONPATH=. .venv/bin/python -m bench.privacy_requests --sizes 5000 50000 \
@@ -101,6 +100,7 @@ def measure(size: int, workdir: Path, module_file: str | None,
         return {"size": size, "seconds": f"> {timeout:.0f} (stopped)", "requests": "?"}
     finally:
         copy.unlink(missing_ok=True)
+        Path(f"{copy}.wal").unlink(missing_ok=True)
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
     return {"size": size, **json.loads(result.stdout.strip().splitlines()[-1])}
