@@ -12,6 +12,11 @@ and executed once:
 * suppression (suppress only): hashes on the suppression list and derived rows removed, raw kept.
 * access: a JSON export of every row held about the cluster, in every table.
 
+The new requests of a run execute together (`execute_batch`): clusters are resolved for all of
+them at once, access exports read each table once, and every erase and suppress request runs in
+one transaction with one scan and one delete per table; if that transaction fails it is rolled
+back and those requests run one by one (`execute_request`), so a bad request fails alone.
+
 Audit: `privacy.privacy_requests_processed` (one row per request, identifier stored as a hash) and
 `privacy.privacy_request_log` (one row per request and target table: action, status, rows
 affected, completed_at). See docs/privacy.md.
@@ -22,7 +27,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -437,25 +443,49 @@ def _write_log(con: duckdb.DuckDBPyConnection, request_id: str, started: dt.date
                      completed, t.detail])
 
 
+def _register_request(con: duckdb.DuckDBPyConnection, request: dict[str, Any]) -> None:
+    value = request["identifier_value"]
+    con.execute(f"insert into {REQUESTS} values (?, ?, ?, ?, ?, ?, 'running', null, null, null, "
+                "null)", [request["request_id"], request["request_type"],
+                          request_action(request["request_type"]), request["identifier_type"],
+                          identifier_hash(value) if value else None, request["received_at"]])
+
+
+def _invalid_reason(request: dict[str, Any]) -> str | None:
+    """Why the request cannot be executed (unknown type, no identifier), or None."""
+    if request_action(request["request_type"]) is None:
+        return "unknown request type " + repr(request["request_type"])
+    if not request["identifier_value"]:
+        return "identifier missing or not valid for its type"
+    return None
+
+
+def _record_failure(con: duckdb.DuckDBPyConnection, request_id: str, action: str | None,
+                    started: dt.datetime, reason: str, log_action: str) -> RequestOutcome:
+    con.execute(f"update {REQUESTS} set status = 'failed', processed_at = ?, detail = ? "
+                "where request_id = ?", [_now(), reason[:500], request_id])
+    _write_log(con, request_id, started,
+               [TargetResult("request", log_action, 0, "failed", reason[:500])])
+    return RequestOutcome(request_id, action, "failed", [])
+
+
 def execute_request(con: duckdb.DuckDBPyConnection, request: dict[str, Any],
                     sources: Sequence[IdentifiedSource]) -> RequestOutcome:
     """Execute one request in one transaction; the request row and log record the outcome."""
+    _register_request(con, request)
+    return _execute_registered(con, request, sources, _now())
+
+
+def _execute_registered(con: duckdb.DuckDBPyConnection, request: dict[str, Any],
+                        sources: Sequence[IdentifiedSource],
+                        started: dt.datetime) -> RequestOutcome:
+    """One registered request on its own (the fallback of the batch): validate, then execute."""
     request_id = request["request_id"]
     action = request_action(request["request_type"])
-    started = _now()
     value = request["identifier_value"]
-    con.execute(f"insert into {REQUESTS} values (?, ?, ?, ?, ?, ?, 'running', null, null, null, "
-                "null)", [request_id, request["request_type"], action,
-                          request["identifier_type"], identifier_hash(value) if value else None,
-                          request["received_at"]])
-    if action is None or not value:
-        reason = ("unknown request type " + repr(request["request_type"]) if action is None
-                  else "identifier missing or not valid for its type")
-        con.execute(f"update {REQUESTS} set status = 'failed', processed_at = ?, detail = ? "
-                    "where request_id = ?", [_now(), reason, request_id])
-        _write_log(con, request_id, started,
-                   [TargetResult("request", "validate", 0, "failed", reason)])
-        return RequestOutcome(request_id, action, "failed", [])
+    reason = _invalid_reason(request)
+    if reason:
+        return _record_failure(con, request_id, action, started, reason, "validate")
     cluster = resolve_cluster(con, request["identifier_type"], value)
     targets: list[TargetResult] = []
     export_path = None
@@ -465,12 +495,7 @@ def execute_request(con: duckdb.DuckDBPyConnection, request: dict[str, Any],
                     "(source varchar, _source_file varchar, _source_line bigint)")
         if action == "access":
             export = access_export(con, cluster, sources)
-            export_path = export_dir() / f"{request_id}.json"
-            export_path.parent.mkdir(parents=True, exist_ok=True)
-            export_path.write_text(json.dumps(
-                {"request_id": request_id, "generated_at": _now().isoformat(),
-                 "customer_ids": sorted(cluster.customer_ids), "tables": export},
-                default=str, indent=1))
+            export_path = _write_export(request_id, cluster.customer_ids, export)
             targets.append(TargetResult("export", "export", sum(map(len, export.values())),
                                         detail=str(export_path)))
         else:
@@ -493,12 +518,18 @@ def execute_request(con: duckdb.DuckDBPyConnection, request: dict[str, Any],
         con.execute("commit")
     except Exception as error:
         con.execute("rollback")
-        con.execute(f"update {REQUESTS} set status = 'failed', processed_at = ?, detail = ? "
-                    "where request_id = ?", [_now(), str(error)[:500], request_id])
-        _write_log(con, request_id, started,
-                   [TargetResult("request", action, 0, "failed", str(error)[:500])])
-        return RequestOutcome(request_id, action, "failed", [])
+        return _record_failure(con, request_id, action, started, str(error), str(action))
     return RequestOutcome(request_id, action, status, targets, export_path)
+
+
+def _write_export(request_id: str, customer_ids: Iterable[str],
+                  tables: dict[str, list[dict[str, Any]]]) -> Path:
+    path = export_dir() / f"{request_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(
+        {"request_id": request_id, "generated_at": _now().isoformat(),
+         "customer_ids": sorted(customer_ids), "tables": tables}, default=str, indent=1))
+    return path
 
 
 def purge_suppressed(con: duckdb.DuckDBPyConnection,
@@ -552,6 +583,489 @@ def purge_suppressed(con: duckdb.DuckDBPyConnection,
     return results
 
 
+# --------------------------------------------------------------------------------------------
+# Batched execution: every new request of a run together, one pass per table.
+#
+# Temp tables, built once per run from all valid requests:
+#   _privacy_batch(position, request_id, action, identifier_type, identifier_value)
+#   _privacy_request_customers(request_id, customer_id)            the clusters' profiles
+#   _privacy_request_identifiers(request_id, identifier_type, identifier_value)
+#   _privacy_request_values(request_id, value)                      identifiers and customer ids
+# Each table is scanned once for the values of all requests; the matching rows are then joined
+# back to the values to credit each request with the rows that hold one of *its* values (two
+# requests of one person are both credited with the same rows).
+
+BATCH = "_privacy_batch"
+REQUEST_CUSTOMERS = "_privacy_request_customers"
+REQUEST_IDENTIFIERS = "_privacy_request_identifiers"
+REQUEST_VALUES = "_privacy_request_values"
+
+
+def load_batch(con: duckdb.DuckDBPyConnection, requests: Sequence[dict[str, Any]]) -> None:
+    """The valid requests and their whole clusters as temp tables (two statements resolve all)."""
+    con.execute(f"create or replace temp table {BATCH} (position integer, request_id varchar, "
+                "action varchar, identifier_type varchar, identifier_value varchar)")
+    if requests:
+        con.execute(
+            f"insert into {BATCH} select unnest(?::integer[]), unnest(?::varchar[]), "
+            "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[])",
+            [list(range(len(requests))), [r["request_id"] for r in requests],
+             [request_action(r["request_type"]) for r in requests],
+             [r["identifier_type"] for r in requests], [r["identifier_value"] for r in requests]])
+    own = (f"select request_id, coalesce(identifier_type, 'unknown') as identifier_type, "
+           f"identifier_value from {BATCH}")
+    if _relation_exists(con, "main_marts", "customer_identities"):
+        con.execute(f"""
+            create or replace temp table {REQUEST_CUSTOMERS} as
+            select distinct b.request_id, i.customer_id
+            from {BATCH} as b
+            inner join main_marts.customer_identities as i
+                on i.identifier_value = b.identifier_value
+                and (i.identifier_type = b.identifier_type or b.identifier_type is null)""")
+        con.execute(f"""
+            create or replace temp table {REQUEST_IDENTIFIERS} as
+            {own}
+            union
+            select c.request_id, i.identifier_type, i.identifier_value
+            from {REQUEST_CUSTOMERS} as c
+            inner join main_marts.customer_identities as i on i.customer_id = c.customer_id""")
+    else:
+        con.execute(f"create or replace temp table {REQUEST_CUSTOMERS} "
+                    "(request_id varchar, customer_id varchar)")
+        con.execute(f"create or replace temp table {REQUEST_IDENTIFIERS} as {own}")
+    con.execute(f"""
+        create or replace temp table {REQUEST_VALUES} as
+        select request_id, identifier_value as value from {REQUEST_IDENTIFIERS}
+        where coalesce(identifier_value, '') <> ''
+        union
+        select request_id, customer_id from {REQUEST_CUSTOMERS}
+        where coalesce(customer_id, '') <> ''""")
+
+
+def _restrict(con: duckdb.DuckDBPyConnection, actions: Sequence[str]) -> tuple[str, str]:
+    """Values and customers of the batch's requests with one of `actions`, as temp tables."""
+    name = "_".join(actions)
+    values, customers = f"_privacy_values_{name}", f"_privacy_customers_{name}"
+    for target, source in ((values, REQUEST_VALUES), (customers, REQUEST_CUSTOMERS)):
+        con.execute(f"create or replace temp table {target} as select * from {source} "
+                    f"where request_id in (select request_id from {BATCH} "
+                    "where list_contains(?, action))", [list(actions)])
+    return values, customers
+
+
+def _match_rows(con: duckdb.DuckDBPyConnection, relation: str, columns: Sequence[str],
+                values: str, row_key: str, all_columns: bool = False) -> int:
+    """Rows of `relation` with a value of `values` in one of `columns`, in one scan.
+
+    Leaves `_privacy_hits` (__privacy_row = `row_key`, the columns or every column) and
+    `_privacy_matches` (request_id, __privacy_row): each hit row with every request one of
+    whose values it holds. Returns the number of hit rows."""
+    where = " or ".join(f"{_q(c)} in (select value from {values})" for c in columns)
+    kept = "*" if all_columns else ", ".join(_q(c) for c in columns)
+    con.execute(f"create or replace temp table _privacy_hits as select {row_key} as "
+                f"__privacy_row, {kept} from {relation} where {where}")
+    listed = ", ".join(f"cast({_q(c)} as varchar)" for c in columns)
+    con.execute(f"""
+        create or replace temp table _privacy_matches as
+        select distinct v.request_id, h.__privacy_row
+        from (select __privacy_row, unnest([{listed}]) as value from _privacy_hits) as h
+        inner join {values} as v on v.value = h.value""")
+    return con.execute("select count(*) from _privacy_hits").fetchone()[0]
+
+
+def _rows_by_request(con: duckdb.DuckDBPyConnection,
+                     sql: str) -> dict[str, list[dict[str, Any]]]:
+    """Run `sql` (first column: request id) and group the other columns by request."""
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description][1:]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in cursor.fetchall():
+        found.setdefault(row[0], []).append(dict(zip(names, row[1:])))
+    return found
+
+
+def _match_records(con: duckdb.DuckDBPyConnection, source: IdentifiedSource, values: str,
+                   customers: str) -> int:
+    """`_privacy_records` (request_id, record_id): staged records of `source` carrying a value
+    of a request or owned by one of its customers (batched `_matching_record_ids`)."""
+    con.execute("create or replace temp table _privacy_found "
+                "(request_id varchar, record_id varchar)")
+    if _relation_exists(con, "main_staging", source.staging_model):
+        _match_rows(con, f"main_staging.{_q(source.staging_model)}", source.identifier_columns,
+                    values, f"cast({_q(source.staging_record_id)} as varchar)")
+        con.execute("insert into _privacy_found select request_id, __privacy_row "
+                    "from _privacy_matches")
+    if _relation_exists(con, "main_marts", "customer_source_records"):
+        con.execute(
+            "insert into _privacy_found select c.request_id, s.source_record_id "
+            "from main_marts.customer_source_records as s "
+            f"inner join {customers} as c on c.customer_id = s.customer_id where s.source = ?",
+            [source.source])
+    con.execute("create or replace temp table _privacy_records as "
+                "select distinct * from _privacy_found where record_id is not null")
+    return con.execute("select count(*) from _privacy_records").fetchone()[0]
+
+
+def access_export_batch(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource]
+                        ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every row held about each access request's cluster, `{request_id: {table: rows}}`:
+    raw rows by record id, every other table and view by value; one scan per table."""
+    values, customers = _restrict(con, ["access"])
+    exports: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for source in sources:
+        if not _relation_exists(con, "raw", source.source) or not _match_records(
+                con, source, values, customers):
+            continue
+        found = _rows_by_request(
+            con, "select r.request_id as __privacy_request_id, "
+            "t.* exclude (__privacy_record_id) from (select cast("
+            f"{source.raw_record_id_sql} as varchar) as __privacy_record_id, * "
+            f"from {source.raw_table}) as t inner join _privacy_records as r "
+            "on t.__privacy_record_id = r.record_id order by r.request_id")
+        for request_id, rows in found.items():
+            exports.setdefault(request_id, {})[f"raw.{source.source}"] = rows
+    for schema, table, columns in _access_tables(con):
+        if not _match_rows(con, f"{_q(schema)}.{_q(table)}", columns, values,
+                           "row_number() over ()", all_columns=True):
+            continue
+        found = _rows_by_request(
+            con, "select m.request_id as __privacy_request_id, h.* exclude (__privacy_row) "
+            "from _privacy_hits as h inner join _privacy_matches as m using (__privacy_row) "
+            "order by m.request_id, h.__privacy_row")
+        for request_id, rows in found.items():
+            exports.setdefault(request_id, {})[f"{schema}.{table}"] = rows
+    return exports
+
+
+def _access_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, list[str]]]:
+    """(schema, table, varchar columns) of every table and view outside raw and privacy."""
+    return con.execute(
+        "select t.table_schema, t.table_name, list(c.column_name) "
+        "from information_schema.tables t "
+        "join information_schema.columns c on c.table_schema = t.table_schema "
+        "and c.table_name = t.table_name and c.table_catalog = t.table_catalog "
+        "where t.table_catalog = current_database() and c.data_type = 'VARCHAR' "
+        "and t.table_schema not in ('raw', 'privacy', 'information_schema', 'pg_catalog') "
+        "group by all order by all").fetchall()
+
+
+def _credit(results: dict[str, list[TargetResult]], rows: Iterable[tuple[str, int]],
+            target: str, action: str) -> None:
+    for request_id, count in rows:
+        results.setdefault(request_id, []).append(TargetResult(target, action, int(count)))
+
+
+def erase_raw_batch(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource],
+                    values: str, customers: str) -> dict[str, list[TargetResult]]:
+    """Batched `erase_raw`: one scan, one delete (or PII update) per raw table for all erasures."""
+    results: dict[str, list[TargetResult]] = {}
+    con.execute("create or replace temp table _privacy_lines (request_id varchar, "
+                "source varchar, _source_file varchar, _source_line bigint)")
+    for source in sources:
+        if source.source == "privacy_requests" or not _relation_exists(con, "raw", source.source):
+            continue
+        if not _match_records(con, source, values, customers):
+            continue
+        con.execute(
+            "create or replace temp table _privacy_raw_hits as select rowid as __privacy_row, "
+            f"cast({source.raw_record_id_sql} as varchar) as record_id, _source_file, "
+            f"_source_line from {source.raw_table} where cast({source.raw_record_id_sql} "
+            "as varchar) in (select record_id from _privacy_records)")
+        con.execute("insert into _privacy_lines select distinct r.request_id, ?, h._source_file, "
+                    "h._source_line from _privacy_raw_hits as h "
+                    "inner join _privacy_records as r using (record_id)", [source.source])
+        counts = con.execute(
+            "select r.request_id, count(distinct h.__privacy_row) from _privacy_records as r "
+            "left join _privacy_raw_hits as h using (record_id) group by 1 order by 1").fetchall()
+        rows = "rowid in (select __privacy_row from _privacy_raw_hits)"
+        if source.source in NULL_PII_COLUMNS:
+            sets = ", ".join(f"{_q(c)} = null" for c in NULL_PII_COLUMNS[source.source])
+            con.execute(f"update {source.raw_table} set {sets} where {rows}")
+            _credit(results, counts, f"raw.{source.source}", "null_pii")
+        else:
+            con.execute(f"delete from {source.raw_table} where {rows}")
+            _credit(results, counts, f"raw.{source.source}", "delete")
+    if _relation_exists(con, "raw", "_load_rejects"):
+        con.execute(
+            "create or replace temp table _privacy_reject_hits as select r.rowid as "
+            "__privacy_row, r.source, r._source_file, r._source_line, "
+            "lower(trim(r.raw_value)) as value from raw._load_rejects as r "
+            "where exists (select 1 from _privacy_lines as l where l.source = r.source "
+            "and l._source_file = r._source_file and l._source_line = r._source_line) "
+            f"or lower(trim(r.raw_value)) in (select lower(value) from {values})")
+        counts = dict(con.execute(f"""
+            select request_id, count(distinct __privacy_row) from (
+                select l.request_id, h.__privacy_row from _privacy_reject_hits as h
+                inner join _privacy_lines as l using (source, _source_file, _source_line)
+                union all
+                select v.request_id, h.__privacy_row from _privacy_reject_hits as h
+                inner join {values} as v on lower(v.value) = h.value
+            ) group by 1""").fetchall())
+        con.execute("delete from raw._load_rejects where rowid in "
+                    "(select __privacy_row from _privacy_reject_hits)")
+        erasures = [r[0] for r in con.execute(
+            f"select request_id from {BATCH} where action = 'erase' order by position"
+        ).fetchall()]
+        _credit(results, [(r, counts.get(r, 0)) for r in erasures], "raw._load_rejects",
+                "delete")
+    return results
+
+
+def scrub_derived_batch(con: duckdb.DuckDBPyConnection,
+                        values: str) -> dict[str, list[TargetResult]]:
+    """Batched `scrub_derived`: one scan and one delete per derived table for all requests."""
+    results: dict[str, list[TargetResult]] = {}
+    for schema, table, columns in derived_tables(con):
+        relation = f"{_q(schema)}.{_q(table)}"
+        if not _match_rows(con, relation, columns, values, "rowid"):
+            continue
+        _credit(results, con.execute("select request_id, count(*) from _privacy_matches "
+                                     "group by 1 order by 1").fetchall(),
+                f"{schema}.{table}", "delete")
+        con.execute(f"delete from {relation} where rowid in "
+                    "(select __privacy_row from _privacy_hits)")
+    return results
+
+
+def _add_to_suppression_batch(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Hashes of every erase/suppress cluster on the suppression list, each hash once per
+    action (credited to the first request holding it); returns the cluster size per request."""
+    con.execute(f"""
+        insert into {SUPPRESSION}
+        select identifier_hash, identifier_type, action, request_id, ? from (
+            select
+                sha256(? || i.identifier_value) as identifier_hash,
+                i.identifier_type,
+                b.action,
+                i.request_id,
+                row_number() over (
+                    partition by b.action, sha256(? || i.identifier_value), i.identifier_type
+                    order by b.position
+                ) as n
+            from {REQUEST_IDENTIFIERS} as i
+            inner join {BATCH} as b using (request_id)
+            where b.action in ('erase', 'suppress') and coalesce(i.identifier_value, '') <> ''
+        ) as new
+        where n = 1 and not exists (
+            select 1 from {SUPPRESSION} as s
+            where s.identifier_hash = new.identifier_hash
+                and s.suppression_action = new.action
+        )""", [_now(), salt(), salt()])
+    return dict(con.execute(
+        f"select request_id, count(*) from {REQUEST_IDENTIFIERS} group by 1").fetchall())
+
+
+def _hash_batch_identifiers(con: duckdb.DuckDBPyConnection, erase_values: str | None,
+                            actions: Sequence[str]) -> dict[str, int]:
+    """Hash in raw.privacy_requests the identifiers of the batch's requests with `actions` and,
+    for erasures, of every request of the person; returns rows per erasure (its cluster)."""
+    if not _relation_exists(con, "raw", "privacy_requests") or not _relation_exists(
+            con, "main_staging", "stg_privacy__requests"):
+        return {}
+    counts: dict[str, int] = {}
+    matched = (f"s.identifier_value in (select identifier_value from {BATCH} "
+               "where list_contains(?, action))")
+    if erase_values:
+        counts = dict(con.execute(
+            "select v.request_id, count(distinct p.rowid) from raw.privacy_requests as p "
+            "inner join main_staging.stg_privacy__requests as s on s.request_id = p.request_id "
+            f"inner join {erase_values} as v on v.value = s.identifier_value group by 1"
+        ).fetchall())
+        matched += f" or s.identifier_value in (select value from {erase_values})"
+    con.execute(
+        f"update raw.privacy_requests set identifier_value = '{HASH_PREFIX}' || "
+        "sha256(? || s.identifier_value) from main_staging.stg_privacy__requests s "
+        f"where s.request_id = privacy_requests.request_id and ({matched})",
+        [salt(), list(actions)])
+    return counts
+
+
+def _pending_removals_batch(con: duckdb.DuckDBPyConnection,
+                            customers_by_request: dict[str, list[str]]
+                            ) -> dict[str, list[TargetResult]]:
+    """Batched `pending_destination_removals`: one query over the sync state."""
+    if not _relation_exists(con, "activation", "sync_state"):
+        return {}
+    results: dict[str, list[TargetResult]] = {}
+    for request_id, sync_name, count in con.execute(
+            "select c.request_id, s.sync_name, count(*) from activation.sync_state as s "
+            f"inner join {REQUEST_CUSTOMERS} as c on c.customer_id = s.row_key "
+            f"where c.request_id in (select request_id from {BATCH} "
+            "where action in ('erase', 'suppress')) group by 1, 2 order by 1, 2").fetchall():
+        hashes = json.dumps(sorted(identifier_hash(c) for c in customers_by_request[request_id]))
+        results.setdefault(request_id, []).append(TargetResult(
+            f"activation:{sync_name}", "destination_removal", count, "running", hashes))
+    return results
+
+
+def _write_logs(con: duckdb.DuckDBPyConnection, started: dt.datetime,
+                targets_by_request: dict[str, list[TargetResult]]) -> None:
+    """`_write_log` for many requests in one insert."""
+    rows = [(request_id, t) for request_id, targets in targets_by_request.items()
+            for t in targets]
+    if not rows:
+        return
+    now = _now()
+    columns = list(zip(*[(r, t.target, t.action, t.status, t.rows_affected, started,
+                          now if t.status == "finished" else None, t.detail) for r, t in rows]))
+    con.execute(
+        f"insert into {LOG} select unnest(?::varchar[]), unnest(?::varchar[]), "
+        "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::bigint[]), "
+        "unnest(?::timestamp[]), unnest(?::timestamp[]), unnest(?::varchar[])",
+        [list(c) for c in columns])
+
+
+def _finish_requests(con: duckdb.DuckDBPyConnection,
+                     targets_by_request: dict[str, list[TargetResult]]) -> dict[str, str]:
+    """Status, cluster sizes and processed_at of the batch's requests, in one update."""
+    statuses = {r: "partial" if any(t.status != "finished" for t in targets) else "finished"
+                for r, targets in targets_by_request.items()}
+    con.execute(f"""
+        update {REQUESTS} set
+            status = d.status,
+            customers_in_cluster = d.customers,
+            identifiers_in_cluster = d.identifiers,
+            processed_at = ?
+        from (
+            select
+                r.request_id,
+                r.status,
+                (select count(*) from {REQUEST_CUSTOMERS} as c
+                 where c.request_id = r.request_id) as customers,
+                (select count(*) from {REQUEST_IDENTIFIERS} as i
+                 where i.request_id = r.request_id) as identifiers
+            from (select unnest(?::varchar[]) as request_id,
+                         unnest(?::varchar[]) as status) as r
+        ) as d
+        where d.request_id = {REQUESTS}.request_id""",
+                [_now(), list(statuses), list(statuses.values())])
+    return statuses
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit the block's changes, or roll them all back and re-raise."""
+    con.execute("begin transaction")
+    try:
+        yield
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _customers_by_request(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    return dict(con.execute(f"select request_id, list(customer_id) from {REQUEST_CUSTOMERS} "
+                            "group by 1").fetchall())
+
+
+def _in_order(con: duckdb.DuckDBPyConnection, action_filter: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        f"select request_id from {BATCH} where {action_filter} order by position").fetchall()]
+
+
+def execute_access_batch(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource],
+                         started: dt.datetime) -> list[RequestOutcome]:
+    """Every access request of the batch: one scan per table, one JSON file per request."""
+    request_ids = _in_order(con, "action = 'access'")
+    if not request_ids:
+        return []
+    customers = _customers_by_request(con)
+    with _transaction(con):
+        exports = access_export_batch(con, sources)
+        targets: dict[str, list[TargetResult]] = {}
+        paths = {}
+        for request_id in request_ids:
+            export = exports.get(request_id, {})
+            paths[request_id] = _write_export(request_id, customers.get(request_id, []), export)
+            targets[request_id] = [TargetResult("export", "export",
+                                                sum(map(len, export.values())),
+                                                detail=str(paths[request_id]))]
+        _hash_batch_identifiers(con, None, ["access"])
+        _write_logs(con, started, targets)
+        statuses = _finish_requests(con, targets)
+    return [RequestOutcome(r, "access", statuses[r], targets[r], paths[r]) for r in request_ids]
+
+
+def execute_erasure_batch(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource],
+                          started: dt.datetime) -> list[RequestOutcome]:
+    """Every erase and suppress request of the batch in one transaction."""
+    request_ids = _in_order(con, "action in ('erase', 'suppress')")
+    if not request_ids:
+        return []
+    actions = dict(con.execute(f"select request_id, action from {BATCH}").fetchall())
+    customers = _customers_by_request(con)
+    with _transaction(con):
+        all_values, _ = _restrict(con, ["erase", "suppress"])
+        erase_values, erase_customers = _restrict(con, ["erase"])
+        suppressed = _add_to_suppression_batch(con)
+        raw = erase_raw_batch(con, sources, erase_values, erase_customers)
+        hashed = _hash_batch_identifiers(con, erase_values, ["erase", "suppress"])
+        derived = scrub_derived_batch(con, all_values)
+        removals = _pending_removals_batch(con, customers)
+        targets: dict[str, list[TargetResult]] = {}
+        for request_id in request_ids:
+            found = [TargetResult(SUPPRESSION, "suppress", suppressed.get(request_id, 0))]
+            if actions[request_id] == "erase":
+                found += raw.get(request_id, [])
+                found.append(TargetResult("raw.privacy_requests", "hash_identifier",
+                                          hashed.get(request_id, 0)))
+            found += derived.get(request_id, []) + removals.get(request_id, [])
+            targets[request_id] = found
+        _write_logs(con, started, targets)
+        statuses = _finish_requests(con, targets)
+    return [RequestOutcome(r, actions[r], statuses[r], targets[r]) for r in request_ids]
+
+
+def _register_requests(con: duckdb.DuckDBPyConnection,
+                       requests: Sequence[dict[str, Any]]) -> None:
+    """`_register_request` for every request in one insert (status running)."""
+    if not requests:
+        return
+    con.execute(
+        f"insert into {REQUESTS} select unnest(?::varchar[]), unnest(?::varchar[]), "
+        "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), "
+        "unnest(?::timestamp[]), 'running', null, null, null, null",
+        [[r["request_id"] for r in requests], [r["request_type"] for r in requests],
+         [request_action(r["request_type"]) for r in requests],
+         [r["identifier_type"] for r in requests],
+         [identifier_hash(r["identifier_value"]) if r["identifier_value"] else None
+          for r in requests], [r["received_at"] for r in requests]])
+
+
+def execute_batch(con: duckdb.DuckDBPyConnection, requests: Sequence[dict[str, Any]],
+                  sources: Sequence[IdentifiedSource],
+                  log: Callable[[str], None] = lambda message: None) -> list[RequestOutcome]:
+    """Execute new requests together: invalid ones fail alone, access requests are exported in
+    one pass, erase and suppress requests run in one transaction. If a batch fails it is rolled
+    back and its requests run one by one (`execute_request`'s path), so one bad request cannot
+    block the others."""
+    started = _now()
+    _register_requests(con, requests)
+    outcomes: dict[str, RequestOutcome] = {}
+    valid = []
+    for request in requests:
+        reason = _invalid_reason(request)
+        if reason:
+            outcomes[request["request_id"]] = _record_failure(
+                con, request["request_id"], request_action(request["request_type"]), started,
+                reason, "validate")
+        else:
+            valid.append(request)
+    load_batch(con, valid)
+    for group, runner in (("access", execute_access_batch),
+                          ("erase and suppress", execute_erasure_batch)):
+        try:
+            done = runner(con, sources, started)
+        except Exception as error:
+            log(f"batch of {group} requests failed ({error}); executing them one by one")
+            kinds = ("access",) if group == "access" else ("erase", "suppress")
+            done = [_execute_registered(con, r, sources, started) for r in valid
+                    if request_action(r["request_type"]) in kinds]
+        outcomes.update({o.request_id: o for o in done})
+    return [outcomes[r["request_id"]] for r in requests]
+
+
 def new_requests(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     if not _relation_exists(con, "main_staging", "stg_privacy__requests"):
         return []
@@ -585,11 +1099,9 @@ def execute_privacy_requests(con: duckdb.DuckDBPyConnection,
     late = purge_suppressed(con, sources)
     if late:
         log(f"late data of erased people removed: {sum(t.rows_affected for t in late)} rows")
-    outcomes = []
-    for request in new_requests(con):
-        outcome = execute_request(con, request, sources)
+    outcomes = execute_batch(con, new_requests(con), sources, log)
+    for outcome in outcomes:
         log(f"request {outcome.request_id} ({outcome.action}): {outcome.status}")
-        outcomes.append(outcome)
     if _relation_exists(con, "raw", "privacy_requests"):  # a re-delivered request file
         con.execute(
             f"update raw.privacy_requests set identifier_value = '{HASH_PREFIX}' || "

@@ -188,3 +188,139 @@ def test_request_types() -> None:
     assert privacy.request_action("suppression") == "suppress"
     assert privacy.request_action("access") == "access"
     assert privacy.request_action("rectify") is None
+
+
+# Batched execution on a small hand-made warehouse: every request of a run together.
+SMALL_WAREHOUSE_SQL = """
+create schema raw; create schema main_staging; create schema main_marts; create schema activation;
+create table raw.privacy_requests as select * from (values
+    ('r1', 'email', 'ann@x.io', 'erasure', '2026-01-01', 'a.csv', 1),
+    ('r2', 'user_id', 'u1', 'suppression', '2026-01-02', 'a.csv', 2),
+    ('r3', 'email', 'bob@x.io', 'erasure', '2026-01-03', 'a.csv', 3),
+    ('r4', 'email', 'bob@x.io', 'rectify', '2026-01-04', 'a.csv', 4),
+    ('r5', 'email', null, 'erasure', '2026-01-05', 'a.csv', 5),
+    ('r6', 'email', 'cy@x.io', 'access', '2026-01-06', 'a.csv', 6)
+) as t(request_id, identifier_type, identifier_value, request_type, received_at,
+       _source_file, _source_line);
+create view main_staging.stg_privacy__requests as
+select request_id, identifier_type, lower(identifier_value) as identifier_value, request_type,
+       cast(received_at as timestamp) as received_at
+from raw.privacy_requests;
+create table raw.segment_identifies as select * from (values
+    ('i1', 'u1', 'ANN@x.io', 'f.csv', 1), ('i2', 'u2', 'bob@x.io', 'f.csv', 2),
+    ('i3', 'u3', 'cy@x.io', 'f.csv', 3)
+) as t(id, user_id, email, _source_file, _source_line);
+create view main_staging.stg_segment__identifies as
+select id as identify_id, user_id, null::varchar as anonymous_id, lower(email) as email,
+       null::varchar as phone
+from raw.segment_identifies;
+create table raw.shop_orders as select * from (values
+    ('o1', null, 'ann@x.io', null, 'o.csv', 1), ('o2', null, 'cy@x.io', null, 'o.csv', 2)
+) as t(order_id, shop_customer_id, email, phone, _source_file, _source_line);
+create view main_staging.stg_shop__orders as
+select order_id, shop_customer_id, email, phone from raw.shop_orders;
+create table raw._load_rejects as select * from (values
+    ('segment_identifies', 'f.csv', 1, 'bad'), ('shop_orders', 'o.csv', 9, ' Bob@x.io '),
+    ('crm_contacts', 'c.csv', 1, 'kept')
+) as t(source, _source_file, _source_line, raw_value);
+create table main_marts.customer_identities as select * from (values
+    ('c1', 'email', 'ann@x.io'), ('c1', 'user_id', 'u1'), ('c2', 'email', 'bob@x.io'),
+    ('c2', 'user_id', 'u2'), ('c3', 'email', 'cy@x.io'), ('c3', 'user_id', 'u3')
+) as t(customer_id, identifier_type, identifier_value);
+create table main_marts.customer_source_records as select * from (values
+    ('c1', 'segment_identifies', 'i1'), ('c2', 'segment_identifies', 'i2'),
+    ('c3', 'segment_identifies', 'i3'), ('c1', 'shop_orders', 'o1'), ('c3', 'shop_orders', 'o2')
+) as t(customer_id, source, source_record_id);
+create table main_marts.customers as select * from (values
+    ('c1', 'ann@x.io'), ('c2', 'bob@x.io'), ('c3', 'cy@x.io')) as t(customer_id, email);
+create table activation.sync_state as select * from (values
+    ('to_files', 'c1'), ('to_files', 'c3')) as t(sync_name, row_key);
+"""
+
+
+@pytest.fixture
+def small_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> duckdb.DuckDBPyConnection:
+    monkeypatch.setenv("CDP_PRIVACY_EXPORT_DIR", str(tmp_path / "exports"))
+    con = duckdb.connect(str(tmp_path / "small.duckdb"))
+    con.execute(SMALL_WAREHOUSE_SQL)
+    yield con
+    con.close()
+
+
+def small_log(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[str, str, int]]:
+    return {(r, t): (a, s, n) for r, t, a, s, n in con.execute(
+        f"select request_id, target, action, status, rows_affected from {privacy.LOG}"
+    ).fetchall()}
+
+
+def test_batch_executes_every_request_and_credits_each_one(
+        small_warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    con = small_warehouse
+    report = privacy.execute_privacy_requests(con)
+    assert [o.request_id for o in report.outcomes] == ["r1", "r2", "r3", "r4", "r5", "r6"]
+    statuses = dict(con.execute(f"select request_id, status from {privacy.REQUESTS}").fetchall())
+    # c1 is still in a sync state: removal pending; r4 and r5 are invalid and fail alone
+    assert statuses == {"r1": "partial", "r2": "partial", "r3": "finished", "r4": "failed",
+                        "r5": "failed", "r6": "finished"}
+    log = small_log(con)
+    # r1 and r2 are the same person: both are credited with the rows they share
+    assert log["r1", "main_marts.customers"] == ("delete", "finished", 1)
+    assert log["r2", "main_marts.customers"] == ("delete", "finished", 1)
+    assert log["r1", "raw.shop_orders"] == ("null_pii", "finished", 1)
+    assert log["r1", "raw.segment_identifies"] == ("delete", "finished", 1)
+    assert ("r2", "raw.segment_identifies") not in log  # suppression keeps raw data
+    assert log["r1", "raw._load_rejects"] == ("delete", "finished", 1)  # the line of i1
+    assert log["r3", "raw._load_rejects"] == ("delete", "finished", 1)  # the raw value
+    assert log["r1", "activation:to_files"][:2] == ("destination_removal", "running")
+    assert log["r4", "request"] == ("validate", "failed", 0)
+    assert log["r6", "export"][2] > 0
+    assert con.execute("select list(customer_id order by 1) from main_marts.customers"
+                       ).fetchone()[0] == ["c3"]
+    assert con.execute("select id from raw.segment_identifies").fetchall() == [("i3",)]
+    assert con.execute("select email from raw.shop_orders order by order_id").fetchall() == [
+        (None,), ("cy@x.io",)]
+    assert con.execute("select count(*) from raw._load_rejects").fetchone()[0] == 1
+    plain = con.execute("select identifier_value from raw.privacy_requests "
+                        "where request_id in ('r1', 'r2', 'r3', 'r6')").fetchall()
+    assert all(v.startswith(privacy.HASH_PREFIX) for (v,) in plain)
+    suppressed = {h for (h,) in con.execute(
+        f"select identifier_hash from {privacy.SUPPRESSION} where suppression_action = 'erase'"
+    ).fetchall()}
+    assert privacy.identifier_hash("ann@x.io") in suppressed and "ann@x.io" not in suppressed
+    sizes = con.execute(f"select customers_in_cluster, identifiers_in_cluster "
+                        f"from {privacy.REQUESTS} where request_id = 'r1'").fetchone()
+    assert sizes == (1, 2)
+    export = json.loads((tmp_path / "exports" / "r6.json").read_text())
+    assert export["customer_ids"] == ["c3"]
+    assert [r["id"] for r in export["tables"]["raw.segment_identifies"]] == ["i3"]
+    assert export["tables"]["main_marts.customers"] == [{"customer_id": "c3",
+                                                         "email": "cy@x.io"}]
+
+
+def test_a_failing_batch_falls_back_to_one_request_at_a_time(
+        small_warehouse: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    con = small_warehouse
+
+    def failing_step(*args: object) -> None:  # after the batch deleted rows: rolled back
+        raise RuntimeError("batch failed")
+
+    scrub = privacy.scrub_derived
+
+    def scrub_failing_for_bob(con_: duckdb.DuckDBPyConnection,
+                              cluster: privacy.Cluster) -> list[privacy.TargetResult]:
+        if "bob@x.io" in cluster.values:
+            raise RuntimeError("cannot scrub bob")
+        return scrub(con_, cluster)
+
+    monkeypatch.setattr(privacy, "_pending_removals_batch", failing_step)
+    monkeypatch.setattr(privacy, "scrub_derived", scrub_failing_for_bob)
+    privacy.execute_privacy_requests(con)
+    statuses = dict(con.execute(f"select request_id, status from {privacy.REQUESTS}").fetchall())
+    assert statuses == {"r1": "partial", "r2": "finished", "r3": "failed", "r4": "failed",
+                        "r5": "failed", "r6": "finished"}
+    assert small_log(con)["r3", "request"] == ("erase", "failed", 0)
+    # bob's erasure rolled back alone; ann's went through
+    assert con.execute("select list(customer_id order by 1) from main_marts.customers"
+                       ).fetchone()[0] == ["c2", "c3"]
+    assert con.execute("select count(*) from raw.segment_identifies where id = 'i2'"
+                       ).fetchone()[0] == 1
