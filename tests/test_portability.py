@@ -63,7 +63,10 @@ def dbt(args: list[str], env: dict[str, str], workdir: Path,
 def assert_green(result: subprocess.CompletedProcess[str], engine: str) -> None:
     output = result.stdout + result.stderr
     failures = [line for line in output.splitlines() if "ERROR" in line or "FAIL " in line]
-    assert result.returncode == 0, f"dbt build on {engine} failed:\n" + "\n".join(failures[-30:])
+    # dbt's summary after "Completed with N errors" carries the database's own message
+    details = output.split("Completed with", 1)[1][:3000] if "Completed with" in output else ""
+    assert result.returncode == 0, (f"dbt build on {engine} failed:\n" + "\n".join(failures[-30:])
+                                    + "\n" + details)
     assert " ERROR=0 " in output and " SKIP=0 " in output, output[-2000:]
 
 

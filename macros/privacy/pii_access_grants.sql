@@ -1,4 +1,7 @@
 {#- Access control on engines with roles (PostgreSQL): a post-hook of every mart.
+    Schema USAGE is granted once at the end of the run (pii_access_schema_grants, on-run-end):
+    concurrent GRANTs on one schema from several dbt threads fail with "tuple concurrently
+    updated", table grants touch only their own table.
     var `pii_access`: pii_roles may read every column; reader_roles may read only the columns
     not marked `meta: {pii: true}` (column privileges), so `select *` on a table with PII fails
     for them while `select customer_id, order_count` works. With no roles configured nothing is
@@ -27,9 +30,6 @@
             {%- endif -%}
         {%- endfor -%}
         revoke all on {{ this }} from public;
-        {%- for role in pii_roles + reader_roles %}
-        grant usage on schema {{ adapter.quote(this.schema) }} to {{ adapter.quote(role) }};
-        {%- endfor %}
         {%- for role in pii_roles %}
         grant select on {{ this }} to {{ adapter.quote(role) }};
         {%- endfor %}
@@ -44,5 +44,34 @@
         grant select on {{ this }} to {{ adapter.quote(role) }};
             {%- endif %}
         {%- endfor %}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- on-run-end: USAGE on the schemas holding marts, for every configured role. -#}
+{% macro pii_access_schema_grants() -%}
+    {{ return(adapter.dispatch('pii_access_schema_grants', 'cdp')()) }}
+{%- endmacro %}
+
+{% macro default__pii_access_schema_grants() -%}
+{%- endmacro %}
+
+{% macro postgres__pii_access_schema_grants() -%}
+    {%- set access = var('pii_access', {}) -%}
+    {%- set roles = (access.get('pii_roles') or []) + (access.get('reader_roles') or []) -%}
+    {%- if execute and roles -%}
+        {%- set schemas = [] -%}
+        {%- for node in graph.nodes.values() -%}
+            {%- if node.resource_type == 'model' and node.package_name == project_name
+                  and 'marts' in node.fqn and node.schema not in schemas -%}
+                {%- do schemas.append(node.schema) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for schema in schemas -%}
+            {%- if adapter.check_schema_exists(target.database, schema) -%}
+                {%- for role in roles %}
+        grant usage on schema {{ adapter.quote(schema) }} to {{ adapter.quote(role) }};
+                {%- endfor %}
+            {%- endif -%}
+        {%- endfor -%}
     {%- endif -%}
 {%- endmacro %}
