@@ -11,6 +11,13 @@ restricted to the loader and everything downstream of the sources that changed. 
   collected into the next micro-batch.
 
 Hidden files and names starting with `_` are ignored, as the loader ignores them.
+
+Trigger fast path (CDP_TRIGGER_FAST_PATH, on by default): when the new files feed an event source
+the trigger audiences read (segment_tracks, shop_orders), the tick first requests a small run,
+the loader plus `triggers/trigger_events` and the syncs fed by it, with a higher queue priority,
+then the catch-up run of everything affected. Trigger audiences resolve new events through the
+identity map of the last full run (orchestration/triggers.py), so an abandoned cart reaches the
+webhook without waiting for identity, profiles and features to rebuild.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.CANCELING,
 ]
 RAW_KEYS = [dg.AssetKey(["raw", source.name]) for source in SOURCES]
+FAST_PATH_ENV = "CDP_TRIGGER_FAST_PATH"  # "0"/"off" runs only the catch-up run
+FAST_PATH_SOURCES = ("segment_tracks", "shop_orders")
+TRIGGER_KEY = dg.AssetKey(["triggers", "trigger_events"])
+FAST_PATH_PRIORITY = "10"  # dagster/priority: queued fast runs start before queued catch-ups
 
 # {relative path: [size, mtime_ns]}
 Fingerprint = dict[str, list[int]]
@@ -97,6 +108,20 @@ def affected_assets(asset_graph, changed_sources: list[str],
     return sorted(selection.resolve(asset_graph), key=lambda k: k.to_user_string())
 
 
+def fast_path_assets(asset_graph, changed_sources: list[str]) -> list[dg.AssetKey]:
+    """The loader, the trigger audiences and what they feed (their syncs), when the changed
+    sources carry events the triggers read and the definitions have trigger audiences; else []."""
+    if not set(changed_sources) & set(FAST_PATH_SOURCES) or not asset_graph.has(TRIGGER_KEY):
+        return []
+    selection = (dg.AssetSelection.assets(*RAW_KEYS)
+                 | dg.AssetSelection.assets(TRIGGER_KEY).downstream())
+    return sorted(selection.resolve(asset_graph), key=lambda k: k.to_user_string())
+
+
+def fast_path_enabled() -> bool:
+    return os.environ.get(FAST_PATH_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
 def active_runs(instance: dg.DagsterInstance) -> int:
     return len(instance.get_run_ids(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=5))
 
@@ -124,19 +149,27 @@ def evaluate(context: dg.SensorEvaluationContext, landing_dir: Path, settle_seco
         return dg.SkipReason(
             f"{len(changes.files)} new landing file(s) wait for the run in progress to finish "
             "(runs never overlap on the DuckDB file)")
-    selection = affected_assets(context.repository_def.asset_graph, changes.sources, exclude)
+    graph = context.repository_def.asset_graph
+    selection = affected_assets(graph, changes.sources, exclude)
+    fast = fast_path_assets(graph, changes.sources) if fast_path_enabled() else []
     context.log.info(f"{len(changes.files)} new landing file(s) for {', '.join(changes.sources)}: "
-                     f"launching {len(selection)} assets")
-    request = dg.RunRequest(
-        run_key=_run_key(changes.fingerprint, changes.files),
-        asset_selection=selection,
-        tags={
-            "cdp/trigger": "landing_sensor",
-            "cdp/landing_sources": ",".join(changes.sources)[:200],
-            "cdp/landing_files": str(len(changes.files)),
-        },
-    )
-    return dg.SensorResult(run_requests=[request], cursor=json.dumps(changes.fingerprint))
+                     f"launching {len(selection)} assets"
+                     + (f", after a trigger fast path of {len(fast)}" if fast else ""))
+    run_key = _run_key(changes.fingerprint, changes.files)
+    tags = {
+        "cdp/trigger": "landing_sensor",
+        "cdp/landing_sources": ",".join(changes.sources)[:200],
+        "cdp/landing_files": str(len(changes.files)),
+    }
+    requests = []
+    if fast:
+        requests.append(dg.RunRequest(
+            run_key=run_key + "-triggers", asset_selection=fast,
+            tags={**tags, "cdp/micro_batch": "trigger_fast_path",
+                  "dagster/priority": FAST_PATH_PRIORITY}))
+    requests.append(dg.RunRequest(run_key=run_key, asset_selection=selection,
+                                  tags={**tags, "cdp/micro_batch": "catch_up"}))
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(changes.fingerprint))
 
 
 def _env_float(name: str, default: float) -> float:
@@ -172,7 +205,8 @@ def build_landing_sensor(job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition
         description=(
             "Watches the landing folder (CDP_LANDING_DIR); when files arrive and have settled, "
             "runs the loader and every asset downstream of the sources they feed. Waits while "
-            "another run is in progress, so runs never overlap on the DuckDB file."
+            "another run is in progress, so runs never overlap on the DuckDB file. New events "
+            "first get a small trigger fast-path run (CDP_TRIGGER_FAST_PATH)."
         ),
         tags={"trigger": "landing_files", "owner": "team:data-engineering"},
     )

@@ -125,6 +125,51 @@ def test_never_overlaps_a_run_in_progress(tmp_path: Path, status: dg.DagsterRunS
         assert isinstance(tick(tmp_path, instance=instance), dg.SensorResult)
 
 
+@dg.asset(key=["triggers", "trigger_events"], deps=[orders_model])
+def trigger_audiences() -> None: ...
+
+
+@dg.asset(key=["activation", "triggers_to_webhook"], deps=[trigger_audiences])
+def trigger_sync() -> None: ...
+
+
+TRIGGER_DEFS = dg.Definitions(
+    assets=[load_landing_files, orders_model, revenue_kpi, contacts_model, trigger_audiences,
+            trigger_sync],
+    jobs=[JOB], resources={"warehouse": WarehouseResource(path=":memory:")})
+
+
+def trigger_tick(landing: Path) -> dg.SensorResult | dg.SkipReason:
+    sensor = build_landing_sensor(JOB, landing_dir=landing, settle_seconds=0)
+    return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                          definitions=TRIGGER_DEFS))
+
+
+def test_event_files_get_a_trigger_fast_path_run_first(tmp_path: Path) -> None:
+    write(tmp_path / "shop_orders.csv")
+    result = trigger_tick(tmp_path)
+    fast, catch_up = result.run_requests
+    raw = {k.to_user_string() for k in RAW_KEYS}
+    assert {k.to_user_string() for k in fast.asset_selection} == (
+        raw | {"triggers/trigger_events", "activation/triggers_to_webhook"})
+    assert {k.to_user_string() for k in catch_up.asset_selection} == (
+        raw | {"orders_model", "revenue_kpi", "triggers/trigger_events",
+               "activation/triggers_to_webhook"})
+    assert int(fast.tags["dagster/priority"]) > int(catch_up.tags.get("dagster/priority", 0))
+    assert fast.run_key != catch_up.run_key
+
+
+def test_no_fast_path_for_sources_triggers_do_not_read_or_when_turned_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "crm_contacts.csv")
+    (only,) = trigger_tick(tmp_path).run_requests
+    assert dg.AssetKey(["triggers", "trigger_events"]) not in only.asset_selection
+    write(tmp_path / "shop_orders.csv")
+    monkeypatch.setenv("CDP_TRIGGER_FAST_PATH", "off")
+    (only,) = trigger_tick(tmp_path).run_requests
+    assert dg.AssetKey(["orders_model"]) in only.asset_selection
+
+
 def test_selection_is_valid_for_the_real_pipeline_job(tmp_path: Path) -> None:
     from orchestration.definitions import FULL_PIPELINE_JOB, defs
 
@@ -132,11 +177,13 @@ def test_selection_is_valid_for_the_real_pipeline_job(tmp_path: Path) -> None:
     sensor = build_landing_sensor(FULL_PIPELINE_JOB, landing_dir=tmp_path, settle_seconds=0)
     context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), definitions=defs)
     result = sensor(context)
-    (request,) = result.run_requests
+    fast, request = result.run_requests
+    assert set(fast.asset_selection) >= {*RAW_KEYS, dg.AssetKey(["triggers", "trigger_events"])}
+    assert dg.AssetKey(["customer_events"]) not in fast.asset_selection
     selected = set(request.asset_selection)
     assert set(RAW_KEYS) <= selected
     assert dg.AssetKey(["stg_segment__tracks"]) in selected
     assert dg.AssetKey(["stg_crm__contacts"]) not in selected  # not downstream of segment_tracks
     job = defs.resolve_job_def("cdp_full_pipeline")
-    subset = job.get_subset(asset_selection=selected)
-    assert subset is not None
+    assert job.get_subset(asset_selection=selected) is not None
+    assert job.get_subset(asset_selection=set(fast.asset_selection)) is not None

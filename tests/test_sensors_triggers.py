@@ -94,3 +94,76 @@ def test_asset(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     metadata = result.asset_materializations_for_node("triggers__trigger_events")[0].metadata
     assert metadata["firings_first_purchase_today"].value == 2        # bob, eve
     assert metadata["firings_cart_abandoned_1h"].value == 3           # ann, cy, gus by 23:59
+
+
+# --- fast path: events loaded since the last identity build -------------------------------------
+
+def add_pending(path: Path) -> None:
+    """The identity map of the last full run, and raw rows loaded after it."""
+    con = duckdb.connect(str(path))
+    con.execute("create table main_marts.customer_identities (customer_id varchar, "
+                "identifier_type varchar, identifier_value varchar)")
+    con.executemany("insert into main_marts.customer_identities values (?, ?, ?)", [
+        ("hal", "user_id", "u-hal"), ("ivy", "anonymous_id", "a-ivy"),
+        ("jon", "user_id", "u-jon"), ("jon", "shop_customer_id", "s-jon"),
+        ("ann", "user_id", "u-ann"),
+    ])
+    con.execute("create schema raw")
+    con.execute("create table raw.segment_tracks (id varchar, anonymous_id varchar, "
+                "user_id varchar, event varchar, \"timestamp\" timestamptz)")
+    two_hours_ago = NOW - dt.timedelta(hours=2)
+    con.executemany("insert into raw.segment_tracks values (?, ?, ?, ?, ?)", [
+        # hal: known user_id (untrimmed in the raw file), cart 2 hours ago -> fires now
+        ("n1", None, " u-hal ", "Product Added", two_hours_ago),
+        # ivy: known only by her anonymous id -> fires
+        ("n2", "a-ivy", None, "Product Added", two_hours_ago),
+        # a visitor the identity map does not know yet -> waits for the full run
+        ("n3", "a-new", "u-new", "Product Added", two_hours_ago),
+        # jon: cart, then an order arrives in the same batch through the shop -> no cart trigger
+        ("n4", None, "u-jon", "Product Added", two_hours_ago),
+        # ann's cart is already in customer_events (t:1) and in raw under its id: counted once
+        ("1", None, "u-ann", "Product Added", two_hours_ago),
+    ])
+    con.execute("create table raw.shop_orders (order_id varchar, shop_customer_id varchar, "
+                "email varchar, ordered_at timestamptz, status varchar)")
+    con.execute("insert into raw.shop_orders values ('s1', 's-jon', null, ?, 'Completed')",
+                [NOW - dt.timedelta(hours=1)])
+    con.execute("update main_marts.customer_events set event_id = 'segment_tracks:1' "
+                "where event_id = 't:1'")
+    con.close()
+
+
+def test_fast_path_fires_for_known_identifiers_before_identity_is_rebuilt(warehouse: Path) -> None:
+    before = fired(warehouse)
+    add_pending(warehouse)
+    after = fired(warehouse)
+    assert after - before == {("cart_abandoned_1h", "hal"), ("cart_abandoned_1h", "ivy"),
+                              ("first_purchase_today", "jon")}
+    assert not {row for row in after if row[1] in ("jon",) and row[0] == "cart_abandoned_1h"}
+    con = duckdb.connect(str(warehouse))
+    keys = [r[0] for r in con.execute(f"select trigger_event_id from {TABLE}").fetchall()]
+    con.close()
+    assert len(keys) == len(set(keys))
+    assert "cart_abandoned_1h:hal:segment_tracks:n1" in keys   # the key the full run will give
+
+
+def test_fast_path_adds_nothing_once_the_full_run_has_the_events(warehouse: Path) -> None:
+    add_pending(warehouse)
+    con = duckdb.connect(str(warehouse))
+    # What the full run's customer_events would hold for the pending rows.
+    con.execute("""insert into main_marts.customer_events
+        select coalesce(i.customer_id, 'new'), 'segment_tracks:' || t.id, lower(t.event),
+               cast(timezone('UTC', t."timestamp") as timestamp)
+        from raw.segment_tracks as t
+        left join main_marts.customer_identities as i
+          on i.identifier_value in (trim(t.user_id), t.anonymous_id)
+        where t.id <> '1'""")
+    con.execute("""insert into main_marts.customer_events
+        select 'jon', 'shop_orders:s1', 'order_completed', ?""", [NOW - dt.timedelta(hours=1)])
+    con.close()
+    rows = fired(warehouse)
+    con = duckdb.connect(str(warehouse))
+    count = con.execute(f"select count(*) from {TABLE}").fetchone()[0]
+    con.close()
+    assert count == len(rows)   # no firing twice from raw and the timeline
+    assert ("cart_abandoned_1h", "new") in rows and ("first_purchase_today", "jon") in rows
