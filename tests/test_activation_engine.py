@@ -129,6 +129,30 @@ def test_a_destination_that_stays_down_fails_the_run_and_commits_nothing(con, se
     assert con.execute(f"select status from {RUNS}").fetchone()[0] == "failed"
 
 
+def test_a_timed_out_run_after_a_good_sync_keeps_the_last_good_state(con, server,
+                                                                      tmp_path) -> None:
+    cfg = config(tmp_path, destination=hook(server), retry={"max_attempts": 2,
+                                                            "initial_backoff_seconds": 0})
+    assert run_sync(con, cfg, "crm", sleep=SleepRecorder()).status == "success"
+    good_state = con.execute(f"select * from {STATE} order by all").fetchall()
+
+    con.execute("update main_marts.customers set city = 'Lyon' "
+                "where customer_id in ('c000003', 'c000011', 'c000019')")
+    server.state.behaviour.script = ["hang", "hang"]   # both attempts time out
+    server.state.behaviour.hang_seconds = 0.6   # longer than the 0.3 s client timeout
+    failed = run_sync(con, cfg, "crm", sleep=SleepRecorder())
+    assert failed.status == "failed" and "after 2 attempts" in failed.error
+    assert con.execute(f"select * from {STATE} order by all").fetchall() == good_state
+    assert [r["city"] for r in server.state.records.values()].count("Lyon") == 0
+
+    recovered = run_sync(con, cfg, "crm", sleep=SleepRecorder())
+    assert (recovered.status, recovered.counts.changed, recovered.counts.sent) == ("success", 3, 3)
+    assert sorted(k for k, r in server.state.records.items()
+                  if r["city"] == "Lyon") == ["c000003", "c000011", "c000019"]
+    runs = con.execute(f"select status from {RUNS} order by started_at").fetchall()
+    assert runs == [("success",), ("failed",), ("success",)]
+
+
 def test_rejected_row_is_recorded_and_retried_next_run(con, server, tmp_path) -> None:
     server.state.behaviour.reject_keys = {"c000004"}
     cfg = config(tmp_path, destination=hook(server))
