@@ -1,0 +1,199 @@
+"""Micro-batch latency through the real Dagster daemon: landing file -> webhook receives the trigger.
+
+Unlike bench/latency_microbatch.py (runs executed in-process), this starts `dagster-daemon run`
+on the code location with the landing sensor switched on, so every second counts: the sensor's
+tick interval, the settle time, the run queue, the run launcher's process start and code-location
+load, the trigger fast-path run and the webhook sync's delivery to a real HTTP receiver in this
+process. Per repeat it renames `segment_tracks/microbatch-<n>.csv` into the landing folder (a
+"Product Added" event 2 hours ago for a known user_id with email-marketing consent), stops the
+clock when the receiver holds that event's `cart_abandoned_1h` firing, then waits for the
+catch-up run (everything downstream of the file) to finish before the next repeat.
+
+    .venv/bin/python bench/latency_end_to_end.py --landing /tmp/cdp_growth/c100000/landing \\
+        --warehouse /tmp/cdp_growth/c100000/warehouse.duckdb --repeats 3
+
+Works on copies in --workdir (landing folder, warehouse, DAGSTER_HOME).
+"""
+
+import argparse
+import datetime as dt
+import http.server
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Records when each body arrived; answers 200."""
+
+    bodies: list[tuple[float, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        Receiver.bodies.append((time.time(), body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def received_at(needle: str) -> float | None:
+    return next((t for t, body in Receiver.bodies if needle in body), None)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--landing", type=Path, required=True)
+    parser.add_argument("--warehouse", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--interval", type=int, default=5, help="sensor tick interval, seconds")
+    parser.add_argument("--timeout", type=float, default=1800, help="per repeat, seconds")
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cdp_e2e_"))
+    landing, warehouse, home = workdir / "landing", workdir / "warehouse.duckdb", workdir / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    shutil.copy(ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copytree(args.landing, landing, dirs_exist_ok=True)
+    for old in (landing / "segment_tracks").glob("microbatch-*.csv"):
+        old.unlink()
+    shutil.copy(args.warehouse, warehouse)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ.update({
+        "DAGSTER_HOME": str(home),
+        "CDP_LANDING_DIR": str(landing), "CDP_WAREHOUSE": str(warehouse),
+        "CDP_PUBLICATION": str(workdir / "pub.duckdb"),
+        "CDP_SERVING_SNAPSHOT": str(workdir / "serving.duckdb"),
+        "CDP_ACTIVATION_DIR": str(workdir / "activation"),
+        "CDP_LANDING_SENSOR": "running",
+        "CDP_LANDING_SENSOR_INTERVAL_SECONDS": str(args.interval),
+        "CDP_LANDING_SETTLE_SECONDS": "1",
+        "CDP_TRIGGER_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/triggers",
+        "CDP_TRIGGER_WEBHOOK_SECRET": "bench-secret",
+    })
+    os.environ.pop("CDP_AS_OF", None)
+    subprocess.run([str(BIN / "dbt"), "parse", "--profiles-dir", "profiles", "--quiet"],
+                   cwd=ROOT, check=True)
+
+    import dagster as dg
+    import duckdb
+
+    from orchestration.definitions import defs
+    from orchestration.sensors import SENSOR_NAME
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    user_ids = [r[0] for r in con.execute(
+        "select distinct i.identifier_value from main_marts.customer_identities as i "
+        "join main_marts.customer_consents as c on c.customer_id = i.customer_id "
+        "where i.identifier_type = 'user_id' and c.purpose = 'email_marketing' and c.is_granted "
+        "order by 1 limit 50").fetchall()]
+    con.close()
+
+    # Warm-up: the sync's state takes the firings of the full run, so repeats send only new ones.
+    job = defs.resolve_implicit_global_asset_job_def()
+    warm = job.get_subset(asset_selection={dg.AssetKey(["triggers", "trigger_events"]),
+                                           dg.AssetKey(["activation", "triggers_to_webhook"])})
+    assert warm.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
+
+    # The sensor has been running: its cursor holds the files already loaded.
+    cursor = json.dumps({p.relative_to(landing).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
+                         for p in landing.rglob("*") if p.is_file()})
+    subprocess.run([str(BIN / "dagster"), "sensor", "cursor", SENSOR_NAME, "--set", cursor,
+                    "-m", "orchestration.definitions"], cwd=ROOT, check=True,
+                   capture_output=True)
+
+    log = (workdir / "daemon.log").open("w")
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m",
+                               "orchestration.definitions"], cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    instance = dg.DagsterInstance.get()
+    latencies, starts, fast_runs, catch_ups = [], [], [], []
+    try:
+        time.sleep(10)  # the daemon's first sensor tick
+        for n in range(args.repeats):
+            event_id = f"e2e-{n}-{int(time.time())}"
+            occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            folder = landing / "segment_tracks"
+            folder.mkdir(exist_ok=True)
+            staging = folder / f".microbatch-{n}.csv"   # hidden while written
+            staging.write_text("id,anonymous_id,user_id,event,timestamp,product_id\n"
+                               f"{event_id},,{user_ids[n % len(user_ids)]},Product Added,"
+                               f"{occurred},P-1\n")
+            dropped = time.time()
+            staging.rename(folder / f"microbatch-{n}.csv")
+            arrived = None
+            while arrived is None and time.time() - dropped < args.timeout:
+                time.sleep(0.2)
+                arrived = received_at(f"segment_tracks:{event_id}")
+                if daemon.poll() is not None:
+                    raise RuntimeError(f"dagster-daemon exited; see {workdir / 'daemon.log'}")
+            if arrived is None:
+                print(f"repeat {n}: webhook NOT received in {args.timeout:.0f}s", flush=True)
+                continue
+            # Then the catch-up run: wait for every run of this micro-batch to finish.
+            while True:
+                records = instance.get_run_records(
+                    filters=dg.RunsFilter(tags={"cdp/trigger": "landing_sensor"}), limit=4)
+                mine = [r for r in records
+                        if r.create_timestamp.timestamp() >= dropped - 1]
+                if len(mine) >= 2 and all(r.dagster_run.is_finished for r in mine):
+                    break
+                time.sleep(1)
+            by_kind = {r.dagster_run.tags.get("cdp/micro_batch"): r for r in mine}
+            fast, catch_up = by_kind["trigger_fast_path"], by_kind["catch_up"]
+            latency = arrived - dropped
+            latencies.append(latency)
+            starts.append(fast.start_time - dropped)
+            fast_runs.append(fast.end_time - fast.start_time)
+            catch_ups.append(catch_up.end_time - catch_up.start_time)
+            print(f"repeat {n}: webhook after {latency:.1f}s (fast run started "
+                  f"{starts[-1]:.1f}s after the file, ran {fast_runs[-1]:.1f}s, "
+                  f"{fast.dagster_run.status.value}); catch-up run "
+                  f"{catch_ups[-1]:.1f}s, {catch_up.dagster_run.status.value}", flush=True)
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        server.shutdown()
+    if latencies:
+        print(json.dumps({
+            "repeats": len(latencies), "cores": os.cpu_count(),
+            "sensor_interval_s": args.interval,
+            "file_to_webhook_median_s": round(statistics.median(latencies), 1),
+            "file_to_webhook_p95_s": round(percentile(latencies, 0.95), 1),
+            "file_to_webhook_max_s": round(max(latencies), 1),
+            "file_to_fast_run_start_median_s": round(statistics.median(starts), 1),
+            "fast_run_median_s": round(statistics.median(fast_runs), 1),
+            "catch_up_run_median_s": round(statistics.median(catch_ups), 1),
+        }, indent=2))
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if len(latencies) == args.repeats else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
