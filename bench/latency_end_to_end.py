@@ -122,6 +122,10 @@ def main() -> int:
     subprocess.run([str(BIN / "dagster"), "sensor", "cursor", SENSOR_NAME, "--set", cursor,
                     "-m", "orchestration.definitions"], cwd=ROOT, check=True,
                    capture_output=True)
+    # Setting a cursor stores the sensor's state as stopped: start it explicitly.
+    subprocess.run([str(BIN / "dagster"), "sensor", "start", SENSOR_NAME,
+                    "-m", "orchestration.definitions"], cwd=ROOT, check=True,
+                   capture_output=True)
 
     log = (workdir / "daemon.log").open("w")
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m",

@@ -9,6 +9,7 @@ to run on their own while the latest evaluation of a blocking upstream check fai
 """
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,27 @@ import duckdb
 import pandas as pd
 
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+
+def _great_expectations() -> Any:
+    """Import Great Expectations, safely inside a Dagster run worker.
+
+    GX imports pyspark's Spark Connect support when pyspark is installed (it is, for dbt-spark),
+    and pyspark calls sys.exit(0) on import when `__main__` has neither a spec nor a file ("we
+    must be running doctests"), which is what a run worker started by multiprocessing's spawn
+    looks like. The run then dies in the middle of a step. A temporary `__file__` on `__main__`
+    for the first import avoids that; nothing else reads it meanwhile."""
+    main = sys.modules.get("__main__")
+    patched = (main is not None and getattr(main, "__spec__", None) is None
+               and not hasattr(main, "__file__"))
+    if patched:
+        main.__file__ = "<dagster run worker>"
+    try:
+        import great_expectations
+    finally:
+        if patched:
+            del main.__file__
+    return great_expectations
 
 CUSTOMERS = dg.AssetKey(["customers"])
 SOURCE_RECORDS = dg.AssetKey(["customer_source_records"])
@@ -54,7 +76,7 @@ def read_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: str = "*"
 
 def validate(frame: pd.DataFrame, expectations: list[Any]) -> list[Any]:
     """Run GX expectations on a dataframe with an ephemeral context; the validation results."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     context = gx.get_context(mode="ephemeral")
     batch = (context.data_sources.add_pandas("cdp")
@@ -102,7 +124,7 @@ def _missing(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """No profile holds more identifiers than CDP_QUALITY_MAX_IDENTIFIERS (exact, not sampled)."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     cap = max_identifiers_per_profile()
     frame = con.execute(
@@ -123,7 +145,7 @@ def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 
 def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """Profiles within ±CDP_QUALITY_PROFILE_COUNT_CHANGE (default 30 %) of the previous run."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     change = setting("CDP_QUALITY_PROFILE_COUNT_CHANGE", 0.30)
     con.execute("create schema if not exists quality")
@@ -151,7 +173,7 @@ def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckRe
 
 def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """At least CDP_QUALITY_MIN_EMAIL_VALID / _PHONE_VALID of present emails/phones are valid."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     email_rate = setting("CDP_QUALITY_MIN_EMAIL_VALID", 0.98)
     phone_rate = setting("CDP_QUALITY_MIN_PHONE_VALID", 0.95)
@@ -168,7 +190,7 @@ def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 
 def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """Per identity source, the share of staged records not attached to any profile."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     from orchestration.privacy import identified_sources
 
@@ -195,7 +217,7 @@ def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 
 def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """Every source loaded within CDP_QUALITY_MAX_LOAD_AGE_HOURS (default 48) of the newest."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     hours = setting("CDP_QUALITY_MAX_LOAD_AGE_HOURS", 48)
     frame = con.execute(
@@ -212,7 +234,7 @@ def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 
 def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """Predicted 365-day CLV: not negative, mostly present, median within a sane band."""
-    import great_expectations as gx
+    gx = _great_expectations()
 
     median_max = setting("CDP_QUALITY_MAX_MEDIAN_CLV", 10_000)
     frame, meta = read_frame(con, "predictions.customer_predictions", "predicted_clv_365d")

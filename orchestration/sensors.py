@@ -108,14 +108,19 @@ def affected_assets(asset_graph, changed_sources: list[str],
     return sorted(selection.resolve(asset_graph), key=lambda k: k.to_user_string())
 
 
+def trigger_fast_path_selection() -> dg.AssetSelection:
+    """The loader, the trigger audiences and everything they feed (their syncs)."""
+    return (dg.AssetSelection.assets(*RAW_KEYS)
+            | dg.AssetSelection.assets(TRIGGER_KEY).downstream())
+
+
 def fast_path_assets(asset_graph, changed_sources: list[str]) -> list[dg.AssetKey]:
-    """The loader, the trigger audiences and what they feed (their syncs), when the changed
-    sources carry events the triggers read and the definitions have trigger audiences; else []."""
+    """The fast-path selection when the changed sources carry events the triggers read and the
+    definitions have trigger audiences; else []."""
     if not set(changed_sources) & set(FAST_PATH_SOURCES) or not asset_graph.has(TRIGGER_KEY):
         return []
-    selection = (dg.AssetSelection.assets(*RAW_KEYS)
-                 | dg.AssetSelection.assets(TRIGGER_KEY).downstream())
-    return sorted(selection.resolve(asset_graph), key=lambda k: k.to_user_string())
+    return sorted(trigger_fast_path_selection().resolve(asset_graph),
+                  key=lambda k: k.to_user_string())
 
 
 def fast_path_enabled() -> bool:
@@ -132,7 +137,9 @@ def _run_key(fingerprint: Fingerprint, files: list[str]) -> str:
 
 
 def evaluate(context: dg.SensorEvaluationContext, landing_dir: Path, settle_seconds: float,
-             exclude: dg.AssetSelection | None = None) -> dg.SensorResult | dg.SkipReason:
+             exclude: dg.AssetSelection | None = None,
+             fast_path_job: str | None = None,
+             job_name: str | None = None) -> dg.SensorResult | dg.SkipReason:
     try:
         changes = detect_changes(landing_dir, context.cursor, settle_seconds)
     except LandingError as exc:
@@ -164,10 +171,10 @@ def evaluate(context: dg.SensorEvaluationContext, landing_dir: Path, settle_seco
     requests = []
     if fast:
         requests.append(dg.RunRequest(
-            run_key=run_key + "-triggers", asset_selection=fast,
+            run_key=run_key + "-triggers", asset_selection=fast, job_name=fast_path_job,
             tags={**tags, "cdp/micro_batch": "trigger_fast_path",
                   "dagster/priority": FAST_PATH_PRIORITY}))
-    requests.append(dg.RunRequest(run_key=run_key, asset_selection=selection,
+    requests.append(dg.RunRequest(run_key=run_key, asset_selection=selection, job_name=job_name,
                                   tags={**tags, "cdp/micro_batch": "catch_up"}))
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(changes.fingerprint))
 
@@ -186,20 +193,24 @@ def build_landing_sensor(job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition
                          minimum_interval_seconds: int | None = None,
                          default_status: dg.DefaultSensorStatus | None = None,
                          exclude: dg.AssetSelection | None = None,
+                         fast_path_job: dg.UnresolvedAssetJobDefinition | None = None,
                          ) -> dg.SensorDefinition:
     """A sensor launching `job` (which must cover every asset) on the assets new files affect.
 
     `exclude`: assets left to the daily schedule (e.g. model fits, publications), so a
-    micro-batch finishes sooner."""
+    micro-batch finishes sooner. `fast_path_job`: the job of trigger fast-path runs (its
+    selection must cover trigger_fast_path_selection()); by default `job`."""
     if default_status is None:
         running = os.environ.get(DEFAULT_STATUS_ENV, "").lower() in ("running", "on", "1", "true")
         default_status = (dg.DefaultSensorStatus.RUNNING if running
                           else dg.DefaultSensorStatus.STOPPED)
     interval = minimum_interval_seconds or int(_env_float(INTERVAL_ENV, 15))
 
+    targets = {"jobs": [job, fast_path_job]} if fast_path_job is not None else {"job": job}
+
     @dg.sensor(
         name=SENSOR_NAME,
-        job=job,
+        **targets,
         minimum_interval_seconds=interval,
         default_status=default_status,
         description=(
@@ -213,7 +224,9 @@ def build_landing_sensor(job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition
     def landing_sensor(context: dg.SensorEvaluationContext):
         folder = landing_dir or load_settings().landing_dir
         settle = settle_seconds if settle_seconds is not None else _env_float(SETTLE_ENV, 3.0)
-        return evaluate(context, folder, settle, exclude)
+        if fast_path_job is None:
+            return evaluate(context, folder, settle, exclude)
+        return evaluate(context, folder, settle, exclude, fast_path_job.name, job.name)
 
     return landing_sensor
 

@@ -91,3 +91,25 @@ def test_injected_hub_blocks_every_sync(warehouse: Path) -> None:
     fixed = dg.materialize([customers, OVER_MERGE, *syncs[:1]], instance=instance,
                            resources=resources, raise_on_error=False)
     assert fixed.success
+
+
+def test_checks_run_in_a_process_whose_main_module_has_no_file() -> None:
+    """A Dagster run worker started by multiprocessing's spawn has a `__main__` without spec or
+    file, as `python -c` has; pyspark (pulled in by GX) exits such a process on import."""
+    import subprocess
+    import sys
+
+    code = ("import duckdb, pandas as pd\n"
+            "from orchestration.quality import _great_expectations\n"
+            "gx = _great_expectations()\n"
+            "frame = pd.DataFrame({'customer_id': ['a', 'b', None]})\n"
+            "batch = gx.get_context(mode='ephemeral').data_sources.add_pandas('p')"
+            ".add_dataframe_asset('f').add_batch_definition_whole_dataframe('b')"
+            ".get_batch(batch_parameters={'dataframe': frame})\n"
+            "result = batch.validate(gx.expectations.ExpectColumnValuesToNotBeNull("
+            "column='customer_id'))\n"
+            "print('validated', result.success, result.result['unexpected_count'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "validated False 1" in done.stdout, done.stderr[-2000:]

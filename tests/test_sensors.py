@@ -171,10 +171,11 @@ def test_no_fast_path_for_sources_triggers_do_not_read_or_when_turned_off(
 
 
 def test_selection_is_valid_for_the_real_pipeline_job(tmp_path: Path) -> None:
-    from orchestration.definitions import FULL_PIPELINE_JOB, defs
+    from orchestration.definitions import FULL_PIPELINE_JOB, TRIGGER_FAST_PATH_JOB, defs
 
     write(tmp_path / "segment_tracks.csv")
-    sensor = build_landing_sensor(FULL_PIPELINE_JOB, landing_dir=tmp_path, settle_seconds=0)
+    sensor = build_landing_sensor(FULL_PIPELINE_JOB, landing_dir=tmp_path, settle_seconds=0,
+                                  fast_path_job=TRIGGER_FAST_PATH_JOB)
     context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), definitions=defs)
     result = sensor(context)
     fast, request = result.run_requests
@@ -184,6 +185,10 @@ def test_selection_is_valid_for_the_real_pipeline_job(tmp_path: Path) -> None:
     assert set(RAW_KEYS) <= selected
     assert dg.AssetKey(["stg_segment__tracks"]) in selected
     assert dg.AssetKey(["stg_crm__contacts"]) not in selected  # not downstream of segment_tracks
+    assert (fast.job_name, request.job_name) == ("cdp_trigger_fast_path", "cdp_full_pipeline")
     job = defs.resolve_job_def("cdp_full_pipeline")
     assert job.get_subset(asset_selection=selected) is not None
-    assert job.get_subset(asset_selection=set(fast.asset_selection)) is not None
+    fast_job = defs.resolve_job_def("cdp_trigger_fast_path")
+    assert fast_job.get_subset(asset_selection=set(fast.asset_selection)) is not None
+    # One process per run: a process per step costs more than the fast path's steps.
+    assert fast_job.executor_def.name == job.executor_def.name == "in_process"
