@@ -17,7 +17,6 @@ Works on copies in --workdir (landing folder, warehouse, DAGSTER_HOME).
 
 import argparse
 import datetime as dt
-import http.server
 import json
 import os
 import shutil
@@ -26,36 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from webhook_receiver import percentile, received_at, start_receiver  # bench/ (scripts)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """Records when each body arrived; answers 200."""
-
-    bodies: list[tuple[float, str]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        Receiver.bodies.append((time.time(), body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def received_at(needle: str) -> float | None:
-    return next((t for t, body in Receiver.bodies if needle in body), None)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> int:
@@ -78,8 +54,7 @@ def main() -> int:
         old.unlink()
     shutil.copy(args.warehouse, warehouse)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_receiver()
     os.environ.update({
         "DAGSTER_HOME": str(home),
         "CDP_LANDING_DIR": str(landing), "CDP_WAREHOUSE": str(warehouse),

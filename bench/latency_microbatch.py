@@ -19,7 +19,6 @@ Works on copies: the landing folder and the warehouse are copied into --workdir 
 
 import argparse
 import datetime as dt
-import http.server
 import json
 import os
 import shutil
@@ -27,33 +26,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """Records when each body arrived; answers 200."""
-
-    bodies: list[tuple[float, str]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        Receiver.bodies.append((time.perf_counter(), body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def received_at(needle: str) -> float | None:
-    return next((t for t, body in Receiver.bodies if needle in body), None)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from webhook_receiver import percentile, received_at, start_receiver  # bench/ (scripts)
 
 
 def main() -> int:
@@ -85,8 +61,7 @@ def main() -> int:
     subprocess.run([str(Path(sys.executable).with_name("dbt")), "parse", "--profiles-dir",
                     "profiles", "--quiet"], cwd=root, check=True)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_receiver()
     os.environ["CDP_TRIGGER_WEBHOOK_URL"] = f"http://127.0.0.1:{server.server_port}/triggers"
     os.environ.setdefault("CDP_TRIGGER_WEBHOOK_SECRET", "bench-secret")
 
@@ -126,7 +101,7 @@ def main() -> int:
         occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = landing / "segment_tracks" / f"microbatch-{n}.csv"
         path.parent.mkdir(exist_ok=True)
-        started = time.perf_counter()
+        started = time.time()
         path.write_text("id,anonymous_id,user_id,event,timestamp,product_id\n"
                         f"{event_id},,{user_ids[n % len(user_ids)]},Product Added,{occurred},P-1\n")
         context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
@@ -136,15 +111,15 @@ def main() -> int:
         ok = job.get_subset(asset_selection=set(fast.asset_selection)).execute_in_process(
             instance=instance, raise_on_error=False).success
         arrived = received_at(f"segment_tracks:{event_id}")
-        fast_s = time.perf_counter() - started
+        fast_s = time.time() - started
         latency = arrived - started if arrived else None
         ok_catch_up, catch_up_s = None, 0.0
         if args.catch_up_runs is None or n < args.catch_up_runs:
-            caught = time.perf_counter()
+            caught = time.time()
             ok_catch_up = job.get_subset(
                 asset_selection=set(catch_up.asset_selection)).execute_in_process(
                 instance=instance, raise_on_error=False).success
-            catch_up_s = time.perf_counter() - caught
+            catch_up_s = time.time() - caught
         print(f"repeat {n}: fast run {'ok' if ok else 'FAILED'} ({len(fast.asset_selection)} "
               f"assets, {fast_s:.1f}s), webhook "
               + (f"received after {latency:.1f}s" if latency else "NOT received")
