@@ -16,7 +16,6 @@ Works on copies in --workdir (landing folder, warehouse, DAGSTER_HOME).
 """
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -28,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from webhook_receiver import percentile, received_at, start_receiver  # bench/ (scripts)
+from microbatch_support import (  # bench/ (run as scripts)
+    cart_abandon_csv, consented_user_ids, loaded_cursor, percentile, received_at, start_receiver,
+    warm_up_trigger_sync)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -72,28 +73,14 @@ def main() -> int:
                    cwd=ROOT, check=True)
 
     import dagster as dg
-    import duckdb
 
     from orchestration.definitions import defs
     from orchestration.sensors import SENSOR_NAME
 
-    con = duckdb.connect(str(warehouse), read_only=True)
-    user_ids = [r[0] for r in con.execute(
-        "select distinct i.identifier_value from main_marts.customer_identities as i "
-        "join main_marts.customer_consents as c on c.customer_id = i.customer_id "
-        "where i.identifier_type = 'user_id' and c.purpose = 'email_marketing' and c.is_granted "
-        "order by 1 limit 50").fetchall()]
-    con.close()
-
-    # Warm-up: the sync's state takes the firings of the full run, so repeats send only new ones.
-    job = defs.resolve_implicit_global_asset_job_def()
-    warm = job.get_subset(asset_selection={dg.AssetKey(["triggers", "trigger_events"]),
-                                           dg.AssetKey(["activation", "triggers_to_webhook"])})
-    assert warm.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
-
+    user_ids = consented_user_ids(warehouse)
+    warm_up_trigger_sync(defs, dg.DagsterInstance.ephemeral())
     # The sensor has been running: its cursor holds the files already loaded.
-    cursor = json.dumps({p.relative_to(landing).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
-                         for p in landing.rglob("*") if p.is_file()})
+    cursor = loaded_cursor(landing)
     subprocess.run([str(BIN / "dagster"), "sensor", "cursor", SENSOR_NAME, "--set", cursor,
                     "-m", "orchestration.definitions"], cwd=ROOT, check=True,
                    capture_output=True)
@@ -112,14 +99,10 @@ def main() -> int:
         time.sleep(10)  # the daemon's first sensor tick
         for n in range(args.repeats):
             event_id = f"e2e-{n}-{int(time.time())}"
-            occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime(
-                "%Y-%m-%dT%H:%M:%SZ")
             folder = landing / "segment_tracks"
             folder.mkdir(exist_ok=True)
             staging = folder / f".microbatch-{n}.csv"   # hidden while written
-            staging.write_text("id,anonymous_id,user_id,event,timestamp,product_id\n"
-                               f"{event_id},,{user_ids[n % len(user_ids)]},Product Added,"
-                               f"{occurred},P-1\n")
+            staging.write_text(cart_abandon_csv(event_id, user_ids[n % len(user_ids)]))
             dropped = time.time()
             staging.rename(folder / f"microbatch-{n}.csv")
             arrived = None

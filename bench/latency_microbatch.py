@@ -18,7 +18,6 @@ Works on copies: the landing folder and the warehouse are copied into --workdir 
 """
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -29,7 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from webhook_receiver import percentile, received_at, start_receiver  # bench/ (scripts)
+from microbatch_support import (  # bench/ (run as scripts)
+    cart_abandon_csv, consented_user_ids, loaded_cursor, percentile, received_at, start_receiver,
+    warm_up_trigger_sync)
 
 
 def main() -> int:
@@ -66,7 +67,6 @@ def main() -> int:
     os.environ.setdefault("CDP_TRIGGER_WEBHOOK_SECRET", "bench-secret")
 
     import dagster as dg
-    import duckdb
 
     from orchestration.definitions import FULL_PIPELINE_JOB, defs
     from orchestration.sensors import build_landing_sensor
@@ -79,31 +79,17 @@ def main() -> int:
                                   exclude=exclude)
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_implicit_global_asset_job_def()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    user_ids = [r[0] for r in con.execute(
-        "select distinct i.identifier_value from main_marts.customer_identities as i "
-        "join main_marts.customer_consents as c on c.customer_id = i.customer_id "
-        "where i.identifier_type = 'user_id' and c.purpose = 'email_marketing' and c.is_granted "
-        "order by 1 limit 50").fetchall()]
-    con.close()
-
-    # Warm-up: the sync's state takes the firings of the full run, so repeats send only new ones.
-    warm = job.get_subset(asset_selection={dg.AssetKey(["triggers", "trigger_events"]),
-                                           dg.AssetKey(["activation", "triggers_to_webhook"])})
-    assert warm.execute_in_process(instance=instance).success
-
+    user_ids = consented_user_ids(warehouse)
+    warm_up_trigger_sync(defs, instance)
     # The cursor starts with the files already loaded, as a sensor that has been running would.
-    cursor = json.dumps({p.relative_to(landing).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
-                         for p in landing.rglob("*") if p.is_file()})
+    cursor = loaded_cursor(landing)
     latencies, fast_runs, catch_ups, sizes = [], [], [], []
     for n in range(args.repeats):
         event_id = f"microbatch-{n}-{int(time.time())}"
-        occurred = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = landing / "segment_tracks" / f"microbatch-{n}.csv"
         path.parent.mkdir(exist_ok=True)
         started = time.time()
-        path.write_text("id,anonymous_id,user_id,event,timestamp,product_id\n"
-                        f"{event_id},,{user_ids[n % len(user_ids)]},Product Added,{occurred},P-1\n")
+        path.write_text(cart_abandon_csv(event_id, user_ids[n % len(user_ids)]))
         context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
         result = sensor(context)
         fast, catch_up = result.run_requests

@@ -22,6 +22,7 @@ import os
 import dagster as dg
 import duckdb
 
+from orchestration.activation.engine import relation_exists
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -120,13 +121,6 @@ PENDING_SOURCES = (
 )
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, name = relation.split(".")
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, name]).fetchone()[0])
-
-
 def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
     """Events loaded since identity was last built (in raw, not yet in customer_events), with the
     customer the existing identity map gives their identifiers; None when there is nothing to read.
@@ -134,11 +128,11 @@ def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
     This is the trigger fast path: a micro-batch need not wait for identity, profiles and the
     rest to rebuild before a known customer's abandoned cart fires. Identifiers the map does not
     know yet (a brand-new visitor) resolve on the next full run, and fire then."""
-    if not (_table_exists(con, EVENTS) and _table_exists(con, IDENTITIES)):
+    if not (relation_exists(con, EVENTS) and relation_exists(con, IDENTITIES)):
         return None
     parts = []
     for relation, source, id_column, event_type, occurred_at, identifiers in PENDING_SOURCES:
-        if not _table_exists(con, relation):
+        if not relation_exists(con, relation):
             continue
         event_id = f"'{source}:' || cast(r.{id_column} as varchar)"
         joins = "\n".join(
