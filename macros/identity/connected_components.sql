@@ -14,6 +14,14 @@
          pointer jumping over the retired pointers gives every node its component's root.
     Reaching var identity.max_rounds or identity.max_pointer_jumps fails the run: it never
     stops early and under-merges silently.
+
+    Incremental re-stitching: the edge list of each run is kept beside the table
+    (`<model>__cc_previous_edges`; node ids are stable hashes). The next run compares its edges
+    with it; the ends of every added or removed edge are touched, and only the previous components
+    holding a touched node (plus the touched nodes) are recomputed, on the current edges among
+    them. Every other component is unchanged and copied. This gives exactly the components of a
+    full computation: an untouched component has the same edges as before and no edge leaving it.
+    `dbt run --full-refresh`, config incremental=false or a missing edge list computes everything.
 -#}
 {% materialization connected_components, default %}
     {%- set settings = var('identity') -%}
@@ -22,13 +30,32 @@
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set prefix = this.identifier ~ '__cc_' -%}
+    {%- set previous_edges = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=prefix ~ 'previous_edges') -%}
+    {%- set incremental = config.get('incremental', true) and not should_full_refresh()
+        and existing_relation is not none and previous_edges is not none -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
+    {%- set current_edges = cc_scratch(prefix ~ 'current_edges') -%}
+    {%- do cc_create(current_edges, cc_canonical_edges_sql(sql)) -%}
     {%- set edges = cc_scratch(prefix ~ 'edges') -%}
     {%- set parents = cc_scratch(prefix ~ 'parents') -%}
-    {%- do cc_create(edges, cc_symmetric_edges_sql(sql)) -%}
+    {%- if incremental -%}
+        {%- set affected = cc_scratch(prefix ~ 'affected') -%}
+        {%- do cc_create(affected, cc_affected_nodes_sql(current_edges, previous_edges, existing_relation)) -%}
+        {%- do cc_create(edges, cc_symmetric_edges_sql(
+            'select node_a, node_b from ' ~ current_edges
+            ~ ' where node_a in (select node_id from ' ~ affected ~ ')')) -%}
+        {{ log('connected_components ' ~ this.identifier ~ ': incremental, '
+               ~ cc_count(affected) ~ ' node(s) in touched components re-stitched, '
+               ~ cc_count(current_edges) ~ ' edges in the graph', info=true) }}
+    {%- else -%}
+        {%- do cc_create(edges, cc_symmetric_edges_sql('select node_a, node_b from ' ~ current_edges)) -%}
+        {{ log('connected_components ' ~ this.identifier ~ ': full computation, '
+               ~ cc_count(current_edges) ~ ' edges', info=true) }}
+    {%- endif -%}
     {%- do cc_create(parents, cc_empty_parents_sql()) -%}
 
     {%- set state = namespace(converged=false, rounds=0, edges=edges) -%}
@@ -59,6 +86,7 @@
     {%- if not state.converged -%}
         {%- do adapter.drop_relation(state.edges) -%}
         {%- do adapter.drop_relation(parents) -%}
+        {%- do adapter.drop_relation(current_edges) -%}
         {{ exceptions.raise_compiler_error(
             'connected_components ' ~ this.identifier ~ ': not converged after ' ~ max_rounds
             ~ ' rounds (var identity.max_rounds); refusing to under-merge') }}
@@ -66,22 +94,100 @@
     {%- do adapter.drop_relation(state.edges) -%}
     {%- set roots = cc_pointer_jump(parents, prefix ~ 'parents', max_jumps) -%}
 
+    {%- if incremental -%}
+        {%- set result_sql = cc_result_sql(roots, state.rounds)
+            ~ ' union all select node_id, component_id, rounds from ' ~ existing_relation
+            ~ ' where node_id not in (select node_id from ' ~ affected ~ ')' -%}
+    {%- else -%}
+        {%- set result_sql = cc_result_sql(roots, state.rounds) -%}
+    {%- endif -%}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
     {%- do adapter.drop_relation(intermediate_relation) -%}
     {% call statement('main') -%}
-        {{ get_create_table_as_sql(False, intermediate_relation, cc_result_sql(roots, state.rounds)) }}
+        {{ get_create_table_as_sql(False, intermediate_relation, result_sql) }}
     {%- endcall %}
     {%- do adapter.drop_relation(roots) -%}
+    {%- if incremental -%}
+        {%- do adapter.drop_relation(affected) -%}
+    {%- endif -%}
     {%- if existing_relation is not none -%}
         {%- do adapter.drop_relation(existing_relation) -%}
     {%- endif -%}
     {%- do adapter.rename_relation(intermediate_relation, target_relation) -%}
+    {#- The edge list is swapped last: a failure before this point leaves the previous table and
+        edge list together; a failure after the table swap only makes the next run touch more. -#}
+    {%- set kept_edges = api.Relation.create(database=this.database, schema=this.schema,
+        identifier=prefix ~ 'previous_edges', type='table') -%}
+    {%- do adapter.drop_relation(kept_edges) -%}
+    {%- do adapter.rename_relation(current_edges, kept_edges) -%}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{% macro cc_canonical_edges_sql(edges_sql) -%}
+    {#- The model's edges once each, smaller id first, without self-loops. -#}
+    with input_edges as (
+        {{ edges_sql }}
+    ),
+
+    typed as (
+        select
+            cast(node_a as {{ dbt.type_bigint() }}) as node_a,
+            cast(node_b as {{ dbt.type_bigint() }}) as node_b
+        from input_edges
+    )
+
+    select distinct
+        case when node_a < node_b then node_a else node_b end as node_a,
+        case when node_a < node_b then node_b else node_a end as node_b
+    from typed
+    where node_a <> node_b
+{%- endmacro %}
+
+
+{% macro cc_affected_nodes_sql(current_edges, previous_edges, existing) -%}
+    {#- Ends of added or removed edges, and every node of a previous component holding one. -#}
+    with added as (
+        select node_a, node_b from {{ current_edges }}
+        except
+        select node_a, node_b from {{ previous_edges }}
+    ),
+
+    removed as (
+        select node_a, node_b from {{ previous_edges }}
+        except
+        select node_a, node_b from {{ current_edges }}
+    ),
+
+    changed as (
+        select node_a, node_b from added
+        union all
+        select node_a, node_b from removed
+    ),
+
+    touched as (
+        select node_a as node_id from changed
+        union
+        select node_b as node_id from changed
+    ),
+
+    touched_components as (
+        select distinct existing.component_id
+        from {{ existing }} as existing
+        inner join touched on existing.node_id = touched.node_id
+    )
+
+    select touched.node_id from touched
+    union
+    select existing.node_id
+    from {{ existing }} as existing
+    inner join touched_components
+        on existing.component_id = touched_components.component_id
+{%- endmacro %}
 
 
 {% macro cc_scratch(identifier) -%}

@@ -45,6 +45,13 @@
 {%- endmacro %}
 
 
+{% macro identity_node_id(type_expr, value_expr) -%}
+    {#- The node id of an identifier: a hash of its key, so the same identifier has the same id in
+        every run and on every engine (incremental re-stitching compares graphs between runs). -#}
+    {{ hash_bigint(identity_key(type_expr, value_expr)) }}
+{%- endmacro %}
+
+
 {% macro identity_blocklist_filter(identifier_type, expr) -%}
     {#- `expr`, or null when its value is on the blocklist for `identifier_type`. -#}
     {%- set blocked = [] -%}

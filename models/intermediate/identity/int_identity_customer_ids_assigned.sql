@@ -76,6 +76,14 @@ previous_active as (
     where is_active
 ),
 
+profile_keys as (
+    select
+        component_id,
+        min(identifier_key) as smallest_identifier_key
+    from profiles
+    group by component_id
+),
+
 profile_overlaps as (
     select
         profiles.component_id,
@@ -87,15 +95,26 @@ profile_overlaps as (
     group by profiles.component_id, previous_active.customer_id
 ),
 
-claims as (
-    -- each previous id is claimed by the profile holding most of its identifiers
+overlaps_keyed as (
     select
         profile_overlaps.*,
-        row_number() over (
-            partition by profile_overlaps.customer_id
-            order by profile_overlaps.shared_identifiers desc, profile_overlaps.component_id asc
-        ) as claim_rank
+        profile_keys.smallest_identifier_key
     from profile_overlaps
+    inner join profile_keys on profile_overlaps.component_id = profile_keys.component_id
+),
+
+claims as (
+    -- each previous id is claimed by the profile holding most of its identifiers (ties: the
+    -- profile with the smallest identifier key, so the choice depends on identifiers only)
+    select
+        overlaps_keyed.*,
+        row_number() over (
+            partition by overlaps_keyed.customer_id
+            order by
+                overlaps_keyed.shared_identifiers desc,
+                overlaps_keyed.smallest_identifier_key asc
+        ) as claim_rank
+    from overlaps_keyed
 ),
 
 survivors as (
@@ -110,14 +129,6 @@ survivors as (
         ) as survivor_rank
     from claims
     where claim_rank = 1
-),
-
-profile_keys as (
-    select
-        component_id,
-        min(identifier_key) as smallest_identifier_key
-    from profiles
-    group by component_id
 ),
 
 customer_ids as (

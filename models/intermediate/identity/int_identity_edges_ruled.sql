@@ -12,26 +12,30 @@ nodes as (
     select * from {{ ref('int_identity_nodes') }}
 ),
 
-edges_by_node as (
+node_ids_observed as (
     select
         observed_edges.source,
         observed_edges.source_record_id,
         observed_edges.seen_at,
-        case
-            when node_a.node_id < node_b.node_id then node_a.node_id else node_b.node_id
-        end as node_a,
-        case
-            when node_a.node_id < node_b.node_id then node_b.node_id else node_a.node_id
-        end as node_b
+        {{ identity_node_id('observed_edges.identifier_type_a', 'observed_edges.identifier_value_a') }}
+            as node_id_a,
+        {{ identity_node_id('observed_edges.identifier_type_b', 'observed_edges.identifier_value_b') }}
+            as node_id_b
     from observed_edges
-    inner join nodes as node_a
-        on
-            observed_edges.identifier_type_a = node_a.identifier_type
-            and observed_edges.identifier_value_a = node_a.identifier_value
-    inner join nodes as node_b
-        on
-            observed_edges.identifier_type_b = node_b.identifier_type
-            and observed_edges.identifier_value_b = node_b.identifier_value
+),
+
+edges_by_node as (
+    -- both ends must be usable nodes (suppressed identifiers are not); ids are hashes of the keys
+    select
+        source,
+        source_record_id,
+        seen_at,
+        case when node_id_a < node_id_b then node_id_a else node_id_b end as node_a,
+        case when node_id_a < node_id_b then node_id_b else node_id_a end as node_b
+    from node_ids_observed
+    where
+        node_id_a in (select nodes.node_id from nodes)
+        and node_id_b in (select nodes.node_id from nodes)
 ),
 
 first_records as (
@@ -89,6 +93,7 @@ directed_typed as (
     select
         directed.*,
         neighbours.identifier_type as neighbour_type,
+        neighbours.identifier_value as neighbour_value,
         neighbours.is_strong as neighbour_is_strong
     from directed
     inner join nodes as neighbours on directed.neighbour_id = neighbours.node_id
@@ -111,7 +116,7 @@ ranked as (
             order by
                 directed_typed.record_count desc,
                 directed_typed.last_seen_at desc,
-                directed_typed.neighbour_id asc
+                directed_typed.neighbour_value asc
         ) as strength_rank,
         {{ identity_type_case('directed_typed.neighbour_type', 'max_per_customer') }}
             as neighbour_type_limit

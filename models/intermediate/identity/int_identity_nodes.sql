@@ -1,5 +1,6 @@
 -- grain: one row per identifier (identifier_type, identifier_value) seen in a linking source
--- node_id is an internal integer for graph work; it is not stable between runs (customer_id is).
+-- node_id is an integer for graph work: a hash of the identifier key (macro identity_node_id), the
+-- same in every run and on every engine, so a run can compare its graph with the previous one.
 with observed as (
     select * from {{ ref('int_identity_identifiers_observed') }}
     where is_linking
@@ -23,7 +24,7 @@ identifiers as (
 
 final as (
     select
-        row_number() over (order by identifiers.identifier_type, identifiers.identifier_value)
+        {{ identity_node_id('identifiers.identifier_type', 'identifiers.identifier_value') }}
             as node_id,
         identifiers.identifier_type,
         identifiers.identifier_value,
