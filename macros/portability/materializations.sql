@@ -16,3 +16,25 @@
 {% macro spark__shared_view_materialization() -%}
     {{ return('table') }}
 {%- endmacro %}
+
+
+{% macro timeline_materialization() -%}
+    {#-
+        For large append-mostly models that update only what a batch touches (customer_events):
+        incremental (delete+insert) on DuckDB and Postgres; a table on Spark, whose plain parquet
+        tables have no delete+insert; and a table for as-of runs (CDP_AS_OF), which must not keep
+        rows from a later as-of date.
+    -#}
+    {%- if var('as_of', '') -%}
+        {{ return('table') }}
+    {%- endif -%}
+    {{ return(adapter.dispatch('timeline_materialization', 'cdp')()) }}
+{%- endmacro %}
+
+{% macro default__timeline_materialization() -%}
+    {{ return('incremental') }}
+{%- endmacro %}
+
+{% macro spark__timeline_materialization() -%}
+    {{ return('table') }}
+{%- endmacro %}

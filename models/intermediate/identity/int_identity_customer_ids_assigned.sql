@@ -5,6 +5,8 @@
 -- identifiers; ties go to the older id, then the smaller). Previous ids not taken over are
 -- retired (see customer_id_merges); profiles without one get a new id derived from their smallest
 -- identifier and the run number, so ids never collide with ids issued before.
+-- changed_this_run flags identifiers that are new, changed customer or became (in)active: the
+-- incremental timeline (customer_events) re-keys only the events of those customers.
 -- Never full-refresh this model: that forgets every issued id (full_refresh: false).
 {{
     config(
@@ -12,7 +14,7 @@
         unique_key='identifier_key',
         incremental_strategy=rebuilt_history_strategy(),
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
     )
 }}
 
@@ -164,7 +166,12 @@ current_assignments as (
         customer_ids.customer_id_issued_at,
         this_run.assigned_at,
         this_run.run_number,
-        true as is_active
+        true as is_active,
+        (
+            previous.identifier_key is null
+            or not previous.is_active
+            or previous.customer_id <> customer_ids.customer_id
+        ) as changed_this_run
     from profiles
     inner join customer_ids on profiles.component_id = customer_ids.component_id
     cross join this_run
@@ -182,7 +189,8 @@ no_longer_usable as (
         previous.customer_id_issued_at,
         previous.assigned_at,
         this_run.run_number,
-        false as is_active
+        false as is_active,
+        previous.is_active as changed_this_run
     from previous
     cross join this_run
     where previous.identifier_key not in (select profiles.identifier_key from profiles)

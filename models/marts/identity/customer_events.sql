@@ -1,10 +1,28 @@
 -- grain: one row per event of any source (event_id = '<source>:<source_record_id>')
 -- The unified timeline; customer_id is NULL for events no profile claims (e.g. only a hub
 -- identifier such as a store kiosk device).
+-- Incremental (timeline_materialization): a run rewrites only the events it touches: records
+-- not in the table yet, records loaded again since the last run (a new version), and the events
+-- of customers whose identifiers moved (int_identity_customer_ids_assigned.changed_this_run).
+-- Every other row is kept as it is; erasures delete their rows directly (orchestration.privacy).
 -- noqa: disable=RF04
 -- (`source` and `attribute` are contract column names, kept as the issue names them)
+{{
+    config(
+        materialized=timeline_materialization(),
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
+
 with source_records as (
     select * from {{ ref('customer_source_records') }}
+),
+
+assignments as (
+    select * from {{ ref('int_identity_customer_ids_assigned') }}
+    where changed_this_run
 ),
 
 identifies as (
@@ -58,7 +76,8 @@ events as (
         'identify' as event_type,
         'web' as channel,
         occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from identifies
     union all
     select
@@ -67,7 +86,8 @@ events as (
         lower(event_name) as event_type,
         'web' as channel,
         occurred_at,
-        cast(revenue as decimal(18, 2)) as revenue
+        cast(revenue as decimal(18, 2)) as revenue,
+        loaded_at
     from tracks
     union all
     select
@@ -76,7 +96,8 @@ events as (
         'page_view' as event_type,
         'web' as channel,
         occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from pages
     union all
     select
@@ -85,7 +106,8 @@ events as (
         {{ dbt.concat(["'order_'", "coalesce(order_status, 'placed')"]) }} as event_type,
         'online' as channel,
         ordered_at as occurred_at,
-        cast(total_amount as decimal(18, 2)) as revenue
+        cast(total_amount as decimal(18, 2)) as revenue,
+        loaded_at
     from shop_orders
     union all
     select
@@ -94,7 +116,8 @@ events as (
         'store_purchase' as event_type,
         'store' as channel,
         transacted_at as occurred_at,
-        cast(total_amount as decimal(18, 2)) as revenue
+        cast(total_amount as decimal(18, 2)) as revenue,
+        loaded_at
     from pos_transactions
     union all
     select
@@ -103,7 +126,8 @@ events as (
         {{ dbt.concat(["'email_'", 'event_type']) }} as event_type,
         'email' as channel,
         occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from email_events
     union all
     select
@@ -112,7 +136,8 @@ events as (
         'support_ticket' as event_type,
         'support' as channel,
         created_at as occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from support_tickets
     union all
     select
@@ -121,7 +146,8 @@ events as (
         'crm_contact_created' as event_type,
         'crm' as channel,
         created_at as occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from crm_contacts
     union all
     select
@@ -130,7 +156,8 @@ events as (
         'loyalty_joined' as event_type,
         'loyalty' as channel,
         joined_at as occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from loyalty_members
     union all
     select
@@ -139,7 +166,8 @@ events as (
         {{ dbt.concat(["'consent_'", 'consent_status']) }} as event_type,
         'consent' as channel,
         occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from consents
     union all
     select
@@ -148,25 +176,80 @@ events as (
         {{ dbt.concat(["'privacy_'", 'request_type']) }} as event_type,
         'privacy' as channel,
         received_at as occurred_at,
-        cast(null as decimal(18, 2)) as revenue
+        cast(null as decimal(18, 2)) as revenue,
+        loaded_at
     from privacy_requests
 ),
 
-final as (
+events_keyed as (
     select
         {{ dbt.concat(['events.source', "':'", 'events.source_record_id']) }} as event_id,
-        source_records.customer_id,
-        events.source,
-        events.source_record_id,
-        events.event_type,
-        events.channel,
-        events.occurred_at,
-        events.revenue
+        events.*
     from events
+),
+
+{% if is_incremental() %}
+    previous as (
+        select
+            event_id,
+            customer_id
+        from {{ this }}
+    ),
+
+    bounds as (
+        select
+            max(loaded_at) as max_loaded_at,
+            max(occurred_at) as max_occurred_at
+        from {{ this }}
+    ),
+
+    changed_customers as (
+        -- customers whose identifiers moved this run, under their old and their new id
+        select customer_id from assignments
+        union
+        select previous_customer_id as customer_id from assignments
+        where previous_customer_id is not null
+    ),
+
+    rekeyed_records as (
+        select source_records.customer_source_record_id as event_id
+        from source_records
+        where source_records.customer_id in (select changed_customers.customer_id from changed_customers)
+    ),
+
+    batch as (
+        select events_keyed.*
+        from events_keyed
+        cross join bounds
+        left join previous on events_keyed.event_id = previous.event_id
+        where
+            previous.event_id is null
+            or events_keyed.loaded_at > bounds.max_loaded_at
+            or events_keyed.occurred_at > bounds.max_occurred_at
+            or previous.customer_id is null
+            or previous.customer_id in (select changed_customers.customer_id from changed_customers)
+            or events_keyed.event_id in (select rekeyed_records.event_id from rekeyed_records)
+    ),
+{% else %}
+    batch as (
+        select * from events_keyed
+    ),
+{% endif %}
+
+final as (
+    select
+        batch.event_id,
+        source_records.customer_id,
+        batch.source,
+        batch.source_record_id,
+        batch.event_type,
+        batch.channel,
+        batch.occurred_at,
+        batch.revenue,
+        batch.loaded_at
+    from batch
     left join source_records
-        on
-            events.source = source_records.source
-            and events.source_record_id = source_records.source_record_id
+        on batch.event_id = source_records.customer_source_record_id
 )
 
 select * from final

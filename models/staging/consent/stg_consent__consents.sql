@@ -21,7 +21,8 @@ final as (
         {{ normalize_code('purpose') }} as purpose,
         {{ normalize_code('status') }} as consent_status,
         {{ to_utc('occurred_at') }} as occurred_at,
-        {{ normalize_code('source') }} as consent_source
+        {{ normalize_code('source') }} as consent_source,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where {{ as_of_filter(to_utc('occurred_at')) }}
 )

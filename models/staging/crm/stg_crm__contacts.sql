@@ -18,7 +18,8 @@ final as (
         {{ normalize_name('city') }} as city,
         {{ normalize_country('country') }} as country_code,
         {{ to_utc('created_at') }} as created_at,
-        {{ to_utc('updated_at') }} as updated_at
+        {{ to_utc('updated_at') }} as updated_at,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from latest_version
     where contact_id is not null
 )

@@ -13,7 +13,8 @@ final as (
         {{ normalize_email('email') }} as email,
         {{ normalize_identifier('campaign_id') }} as campaign_id,
         {{ normalize_code('event_type') }} as event_type,
-        {{ to_utc('occurred_at') }} as occurred_at
+        {{ to_utc('occurred_at') }} as occurred_at,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         event_id is not null

@@ -16,7 +16,8 @@ final as (
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
         {{ normalize_code('tier') }} as loyalty_tier,
-        {{ to_utc('joined_at') }} as joined_at
+        {{ to_utc('joined_at') }} as joined_at,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where {{ normalize_identifier('loyalty_id') }} is not null
 )

@@ -14,7 +14,8 @@ final as (
         {{ normalize_identifier('loyalty_id') }} as loyalty_id,
         {{ to_utc('transacted_at') }} as transacted_at,
         cast(total_amount as decimal(18, 2)) as total_amount,
-        {{ normalize_currency('currency') }} as currency_code
+        {{ normalize_currency('currency') }} as currency_code,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         transaction_id is not null

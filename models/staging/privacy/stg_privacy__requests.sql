@@ -13,7 +13,8 @@ final as (
         {{ normalize_code('identifier_type') }} as identifier_type,
         {{ normalize_identifier_by_type('identifier_type', 'identifier_value') }} as identifier_value,
         {{ normalize_code('request_type') }} as request_type,
-        {{ to_utc('received_at') }} as received_at
+        {{ to_utc('received_at') }} as received_at,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         request_id is not null

@@ -17,7 +17,8 @@ final as (
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
         {{ to_utc(adapter.quote('timestamp')) }} as occurred_at,
-        {{ to_utc('received_at') }} as received_at
+        {{ to_utc('received_at') }} as received_at,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         id is not null

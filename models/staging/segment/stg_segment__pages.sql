@@ -16,7 +16,8 @@ final as (
         url,
         path,
         referrer,
-        title
+        title,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         id is not null

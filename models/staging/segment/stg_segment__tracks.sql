@@ -16,7 +16,8 @@ final as (
         {{ to_utc(adapter.quote('timestamp')) }} as occurred_at,
         {{ normalize_identifier('product_id') }} as product_id,
         {{ normalize_identifier('order_id') }} as order_id,
-        cast(revenue as decimal(18, 2)) as revenue
+        cast(revenue as decimal(18, 2)) as revenue,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         id is not null

@@ -16,7 +16,8 @@ final as (
         {{ normalize_code('category') }} as category,
         cast(quantity as decimal(18, 3)) as quantity,
         cast(unit_price as decimal(18, 2)) as unit_price,
-        cast(quantity * unit_price as decimal(18, 2)) as line_amount
+        cast(quantity * unit_price as decimal(18, 2)) as line_amount,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where line_id is not null
 )

@@ -16,7 +16,8 @@ final as (
         {{ to_utc('ordered_at') }} as ordered_at,
         cast(total_amount as decimal(18, 2)) as total_amount,
         {{ normalize_currency('currency') }} as currency_code,
-        {{ normalize_code('status') }} as order_status
+        {{ normalize_code('status') }} as order_status,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         order_id is not null

@@ -16,7 +16,8 @@ final as (
         {{ normalize_code('status') }} as ticket_status,
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('solved_at') }} as solved_at,
-        case when csat between 1 and 5 then cast(csat as integer) end as csat
+        case when csat between 1 and 5 then cast(csat as integer) end as csat,
+        {{ to_utc('_loaded_at') }} as loaded_at
     from deduplicated
     where
         ticket_id is not null
