@@ -218,6 +218,12 @@ def test_full_dbt_build_is_green_on_postgres_and_again_incrementally(postgres_bu
     assert runs == [(2, 2)]
     customers = postgres_rows(postgres_build, "select count(*) from public_marts.customers")
     assert customers[0][0] > 100
+    # Same data again: nothing is re-stitched; the incremental timeline keeps one row per event
+    assert "int_identity_components: full computation" in first.stdout
+    assert "int_identity_components: incremental, 0 node(s)" in second.stdout
+    events = postgres_rows(postgres_build, "select count(*), count(distinct event_id), "
+                           "count(customer_id) from public_marts.customer_events")
+    assert events[0][0] == events[0][1] and events[0][2] > 0.5 * events[0][0]
 
 
 def test_pii_columns_are_readable_only_by_the_pii_role_on_postgres(postgres_build: Build) -> None:
