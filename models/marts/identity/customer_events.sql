@@ -5,6 +5,7 @@
 -- not in the table yet, records loaded again since the last run (a new version), and the events
 -- of customers whose identifiers moved (int_identity_customer_ids_assigned.changed_this_run).
 -- Every other row is kept as it is; erasures delete their rows directly (orchestration.privacy).
+-- depends_on: {{ ref('int_identity_customer_ids_assigned') }}
 -- noqa: disable=RF04
 -- (`source` and `attribute` are contract column names, kept as the issue names them)
 {{
@@ -18,11 +19,6 @@
 
 with source_records as (
     select * from {{ ref('customer_source_records') }}
-),
-
-assignments as (
-    select * from {{ ref('int_identity_customer_ids_assigned') }}
-    where changed_this_run
 ),
 
 identifies as (
@@ -194,6 +190,11 @@ events_keyed as (
             event_id,
             customer_id
         from {{ this }}
+    ),
+
+    assignments as (
+        select * from {{ ref('int_identity_customer_ids_assigned') }}
+        where changed_this_run
     ),
 
     bounds as (
