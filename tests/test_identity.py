@@ -488,6 +488,67 @@ def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
     assert after == rebuilt
 
 
+def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
+        warehouse: Warehouse, tmp_path: Path) -> None:
+    rng = random.Random(31)
+    for settings in warehouse.identity["identifier_types"].values():
+        settings["max_per_customer"] = None
+    warehouse.identity["hub_max_strong_neighbours"] = 1000
+    warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 300))
+    warehouse.insert("stg_shop__orders", *[
+        {"order_id": f"o{k}", "email": f"e{k}@x.com", "ordered_at": T0, "total_amount": 10,
+         "order_status": "completed"} for k in range(0, 900, 3)])
+    warehouse.run()
+
+    def profiles() -> dict[str, tuple[Any, ...]]:
+        return {row[0]: row for row in warehouse.query(
+            "select customer_id, first_name, order_count, revenue, identifier_count, "
+            "sources_seen from main_marts.customers")}
+
+    before = profiles()
+    # a new order of an existing customer, by an email already in the profile: no identifier
+    # moves, only the timeline says the profile changed
+    (buyer, buyer_email), = warehouse.query(
+        "select customer_id, min(identifier_value) from main_marts.customer_identities "
+        "where identifier_type = 'email' group by customer_id order by customer_id limit 1")
+    (user, user_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'user_id' and customer_id <> '{buyer}' "
+        "order by identifier_value limit 1")
+    (email, email_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'email' and customer_id not in ('{buyer}', '{user_customer}') "
+        "order by identifier_value limit 1")
+    untouched = sorted(set(before) - {buyer, user_customer, email_customer})[0]
+    con = duckdb.connect(str(warehouse.path))
+    con.execute("update main_marts.customers set first_name = 'Altered' "
+                f"where customer_id = '{untouched}'")
+    con.close()
+    warehouse.insert("stg_shop__orders", {"order_id": "new1", "email": buyer_email,
+                                          "ordered_at": T0, "total_amount": 7,
+                                          "order_status": "completed"})
+    warehouse.insert("stg_segment__identifies", identify("merge1", user=user, email=email))
+    warehouse.run()
+
+    after = profiles()
+    assert after[untouched][1] == "Altered"
+    assert after[buyer][2] == before[buyer][2] + 1
+    assert after[buyer][3] == before[buyer][3] + 7
+    merged = {user_customer, email_customer}
+    assert len(merged & set(after)) == 1  # the retired id left, the survivor holds both
+    survivor = (merged & set(after)).pop()
+    assert after[survivor][4] == before[user_customer][4] + before[email_customer][4]
+
+    full = _full_refresh_copy(warehouse, tmp_path, "customers")
+    con = duckdb.connect(str(full), read_only=True)
+    rebuilt = {row[0]: row for row in con.execute(
+        "select customer_id, first_name, order_count, revenue, identifier_count, "
+        "sources_seen from main_marts.customers").fetchall()}
+    con.close()
+    rebuilt[untouched] = (untouched, "Altered", *rebuilt[untouched][2:])
+    assert after == rebuilt
+
+
 @pytest.mark.slow
 def test_quality_against_the_generator_truth(tmp_path: Path) -> None:
     """Generator data scored against its ground truth: precision >= 0.99, <= 2 people a profile."""

@@ -247,7 +247,8 @@ final as (
         batch.channel,
         batch.occurred_at,
         batch.revenue,
-        batch.loaded_at
+        batch.loaded_at,
+        {{ current_utc_timestamp() }} as written_at
     from batch
     left join source_records
         on batch.event_id = source_records.customer_source_record_id

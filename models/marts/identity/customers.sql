@@ -2,6 +2,19 @@
 -- Attributes survive by the rules of var `survivorship`, each with its provenance
 -- (<attribute>_source, <attribute>_updated_at). Purchases: shop orders not in
 -- var features.excluded_order_statuses (online) plus store transactions (store).
+-- Incremental (timeline_materialization): a run rebuilds the profiles whose identifiers moved
+-- (registry changed_this_run, old and new ids) or whose events customer_events wrote since this
+-- table's build (timeline_written_at); retired and erased ids are deleted by the post-hook.
+-- depends_on: {{ ref('int_identity_customer_ids_assigned') }}
+{{
+    config(
+        materialized=timeline_materialization(),
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        post_hook=["{{ delete_inactive_customers() }}"],
+    )
+}}
 {%- set attributes = ['first_name', 'last_name', 'primary_email', 'primary_phone', 'city',
                       'country_code', 'loyalty_tier'] %}
 {%- set types = ['user_id', 'anonymous_id', 'email', 'phone', 'shop_customer_id', 'loyalty_id',
@@ -32,6 +45,35 @@ consents as (
     select * from {{ ref('int_customers_consents_pivoted') }}
 ),
 
+timeline as (
+    select * from {{ ref('customer_events') }}
+),
+
+{% if is_incremental() %}
+    assignments as (
+        select * from {{ ref('int_identity_customer_ids_assigned') }}
+        where changed_this_run
+    ),
+
+    touched as (
+        -- profiles whose identifiers moved, under the old and the new id
+        select customer_id from assignments
+        union
+        select previous_customer_id as customer_id from assignments
+        where previous_customer_id is not null
+        union
+        -- profiles with events written since this table was built
+        select timeline.customer_id from timeline
+        where
+            timeline.customer_id is not null
+            and timeline.written_at > (select max(built.timeline_written_at) from {{ this }} as built)
+    ),
+{% endif %}
+
+watermark as (
+    select max(written_at) as timeline_written_at from timeline
+),
+
 identity_summary as (
     select
         customer_id,
@@ -44,6 +86,7 @@ identity_summary as (
     
     {%- endfor %}
     from identities
+    where {{ touched_customers_filter('customer_id') }}
     group by customer_id
 ),
 
@@ -52,6 +95,7 @@ distinct_sources as (
         customer_id,
         source
     from source_records
+    where {{ touched_customers_filter('customer_id') }}
 ),
 
 sources_seen as (
@@ -74,7 +118,8 @@ online_orders as (
             source_records.source = 'shop_orders'
             and shop_orders.order_id = source_records.source_record_id
     where
-        coalesce(shop_orders.order_status, 'completed') not in (
+        {{ touched_customers_filter('source_records.customer_id') }}
+        and coalesce(shop_orders.order_status, 'completed') not in (
             {%- for status in excluded_statuses %}                '{{ status }}'{{ ', ' if not loop.last }}                                {% endfor -%}
         )
     group by source_records.customer_id
@@ -90,6 +135,7 @@ store_orders as (
         on
             source_records.source = 'pos_transactions'
             and pos_transactions.transaction_id = source_records.source_record_id
+    where {{ touched_customers_filter('source_records.customer_id') }}
     group by source_records.customer_id
 ),
 
@@ -105,6 +151,7 @@ attributes as (
     
     {%- endfor %}
     from survived
+    where {{ touched_customers_filter('customer_id') }}
     group by customer_id
 ),
 
@@ -143,8 +190,10 @@ final as (
         {%- for purpose in consent_purpose_names() %}
             consents.consent_{{ purpose }},
         {%- endfor %}
-        consents.consents_updated_at
+        consents.consents_updated_at,
+        watermark.timeline_written_at
     from identity_summary
+    cross join watermark
     left join attributes on identity_summary.customer_id = attributes.customer_id
     left join sources_seen on identity_summary.customer_id = sources_seen.customer_id
     left join online_orders on identity_summary.customer_id = online_orders.customer_id
