@@ -324,6 +324,27 @@ def test_reaching_the_round_cap_fails_loudly(warehouse: Warehouse) -> None:
     assert "not converged after 1 rounds" in result.stdout
 
 
+def _full_refresh_copy(warehouse: Warehouse, tmp_path: Path, *models: str) -> tuple[Path, str]:
+    """A copy of the warehouse with `models` rebuilt from scratch (--full-refresh); dbt's log."""
+    full = tmp_path / "full.duckdb"
+    shutil.copy(warehouse.path, full)
+    env = {**os.environ, "CDP_WAREHOUSE": str(full), "CDP_DBT_TARGET": "duckdb"}
+    env.pop("CDP_AS_OF", None)
+    result = subprocess.run(
+        [DBT, "run", "--full-refresh", "--profiles-dir", "profiles", "--select", *models,
+         "--vars", json.dumps({"identity": warehouse.identity})],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return full, result.stdout
+
+
+def _without_limits(warehouse: Warehouse) -> None:
+    """No per-profile limits and a high hub threshold: random graphs merge freely."""
+    for settings in warehouse.identity["identifier_types"].values():
+        settings["max_per_customer"] = None
+    warehouse.identity["hub_max_strong_neighbours"] = 1000
+
+
 def _random_identifies(rng: random.Random, prefix: str, count: int) -> list[dict[str, Any]]:
     """Records linking random users, emails and devices drawn from small pools (many merges)."""
     return [identify(f"{prefix}{i}", user=f"u{rng.randrange(600)}",
@@ -345,9 +366,7 @@ def _components(path: Path) -> dict[str, list[tuple[int, int]]]:
 def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse,
                                                            tmp_path: Path) -> None:
     rng = random.Random(11)
-    for settings in warehouse.identity["identifier_types"].values():
-        settings["max_per_customer"] = None
-    warehouse.identity["hub_max_strong_neighbours"] = 1000
+    _without_limits(warehouse)
     warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 700))
     first = warehouse.run()
     assert "int_identity_components: full computation" in first
@@ -374,16 +393,9 @@ def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse,
     assert 0 < int(restitched.group(1)) < nodes_before[0][0]
 
     # the same tables computed from scratch on a copy of the warehouse
-    full = tmp_path / "full.duckdb"
-    shutil.copy(warehouse.path, full)
-    env = {**os.environ, "CDP_WAREHOUSE": str(full), "CDP_DBT_TARGET": "duckdb"}
-    result = subprocess.run(
-        [DBT, "run", "--full-refresh", "--profiles-dir", "profiles", "--select",
-         "int_identity_strong_components", "int_identity_components",
-         "--vars", json.dumps({"identity": warehouse.identity})],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "int_identity_components: full computation" in result.stdout
+    full, stdout = _full_refresh_copy(warehouse, tmp_path, "int_identity_strong_components",
+                                      "int_identity_components")
+    assert "int_identity_components: full computation" in stdout
     assert _components(warehouse.path) == _components(full)
 
     # people the change did not touch keep their customer ids
@@ -394,26 +406,10 @@ def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse,
     assert ids_after["user_id:fresh1"] == ids_after["email:fresh1@x.com"]
 
 
-def _full_refresh_copy(warehouse: Warehouse, tmp_path: Path, *models: str) -> Path:
-    """A copy of the warehouse with `models` rebuilt from scratch (--full-refresh)."""
-    full = tmp_path / "full.duckdb"
-    shutil.copy(warehouse.path, full)
-    env = {**os.environ, "CDP_WAREHOUSE": str(full), "CDP_DBT_TARGET": "duckdb"}
-    env.pop("CDP_AS_OF", None)
-    result = subprocess.run(
-        [DBT, "run", "--full-refresh", "--profiles-dir", "profiles", "--select", *models,
-         "--vars", json.dumps({"identity": warehouse.identity})],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return full
-
-
 def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
         warehouse: Warehouse, tmp_path: Path) -> None:
     rng = random.Random(23)
-    for settings in warehouse.identity["identifier_types"].values():
-        settings["max_per_customer"] = None
-    warehouse.identity["hub_max_strong_neighbours"] = 1000
+    _without_limits(warehouse)
     warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 400))
     warehouse.insert("stg_segment__pages", *[
         {"page_view_id": f"p{i}", "anonymous_id": f"a{rng.randrange(1500)}",
@@ -478,7 +474,7 @@ def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
     moved = sum(after[e][1] != events[e][1] for e in events if e in after)
     assert moved > 0  # the merge re-keyed events of existing profiles
 
-    full = _full_refresh_copy(warehouse, tmp_path, "customer_events")
+    full, _ = _full_refresh_copy(warehouse, tmp_path, "customer_events")
     con = duckdb.connect(str(full), read_only=True)
     rebuilt = {row[0]: row for row in con.execute(
         "select event_id, customer_id, channel, occurred_at from main_marts.customer_events")
@@ -491,9 +487,7 @@ def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
 def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
         warehouse: Warehouse, tmp_path: Path) -> None:
     rng = random.Random(31)
-    for settings in warehouse.identity["identifier_types"].values():
-        settings["max_per_customer"] = None
-    warehouse.identity["hub_max_strong_neighbours"] = 1000
+    _without_limits(warehouse)
     warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 300))
     warehouse.insert("stg_shop__orders", *[
         {"order_id": f"o{k}", "email": f"e{k}@x.com", "ordered_at": T0, "total_amount": 10,
@@ -539,7 +533,7 @@ def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
     survivor = (merged & set(after)).pop()
     assert after[survivor][4] == before[user_customer][4] + before[email_customer][4]
 
-    full = _full_refresh_copy(warehouse, tmp_path, "customers")
+    full, _ = _full_refresh_copy(warehouse, tmp_path, "customers")
     con = duckdb.connect(str(full), read_only=True)
     rebuilt = {row[0]: row for row in con.execute(
         "select customer_id, first_name, order_count, revenue, identifier_count, "

@@ -3,9 +3,9 @@
 -- identifier such as a store kiosk device).
 -- Incremental (timeline_materialization): a run rewrites only the events it touches: records
 -- not in the table yet, records loaded again since the last run (a new version), and the events
--- of customers whose identifiers moved (int_identity_customer_ids_assigned.changed_this_run).
+-- of customers whose identifiers moved (int_identity_customers_changed).
 -- Every other row is kept as it is; erasures delete their rows directly (orchestration.privacy).
--- depends_on: {{ ref('int_identity_customer_ids_assigned') }}
+-- depends_on: {{ ref('int_identity_customers_changed') }}
 -- noqa: disable=RF04
 -- (`source` and `attribute` are contract column names, kept as the issue names them)
 {{
@@ -192,11 +192,6 @@ events_keyed as (
         from {{ this }}
     ),
 
-    assignments as (
-        select * from {{ ref('int_identity_customer_ids_assigned') }}
-        where changed_this_run
-    ),
-
     bounds as (
         select
             max(loaded_at) as max_loaded_at,
@@ -206,10 +201,7 @@ events_keyed as (
 
     changed_customers as (
         -- customers whose identifiers moved this run, under their old and their new id
-        select customer_id from assignments
-        union
-        select previous_customer_id as customer_id from assignments
-        where previous_customer_id is not null
+        select * from {{ ref('int_identity_customers_changed') }}
     ),
 
     rekeyed_records as (

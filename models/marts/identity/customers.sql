@@ -3,9 +3,10 @@
 -- (<attribute>_source, <attribute>_updated_at). Purchases: shop orders not in
 -- var features.excluded_order_statuses (online) plus store transactions (store).
 -- Incremental (timeline_materialization): a run rebuilds the profiles whose identifiers moved
--- (registry changed_this_run, old and new ids) or whose events customer_events wrote since this
+-- (int_identity_customers_changed) or whose events customer_events wrote since this
 -- table's build (timeline_written_at); retired and erased ids are deleted by the post-hook.
--- depends_on: {{ ref('int_identity_customer_ids_assigned') }}
+-- depends_on: {{ ref('int_identity_customers_changed') }}
+-- depends_on: {{ ref('int_identity_customer_ids_assigned') }} (post-hook delete_inactive_customers)
 {{
     config(
         materialized=timeline_materialization(),
@@ -50,17 +51,13 @@ timeline as (
 ),
 
 {% if is_incremental() %}
-    assignments as (
-        select * from {{ ref('int_identity_customer_ids_assigned') }}
-        where changed_this_run
+    changed_customers as (
+        select * from {{ ref('int_identity_customers_changed') }}
     ),
 
     touched as (
         -- profiles whose identifiers moved, under the old and the new id
-        select customer_id from assignments
-        union
-        select previous_customer_id as customer_id from assignments
-        where previous_customer_id is not null
+        select customer_id from changed_customers
         union
         -- profiles with events written since this table was built
         select timeline.customer_id from timeline
