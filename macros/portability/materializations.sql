@@ -38,28 +38,3 @@
 {% macro spark__timeline_materialization() -%}
     {{ return('table') }}
 {%- endmacro %}
-
-
-{% macro touched_customers_filter(column) -%}
-    {#- In an incremental run of a model with a `touched` CTE: only those customers. -#}
-    {%- if is_incremental() -%}
-        {{ column }} in (select touched.customer_id from touched)
-    {%- else -%}
-        (1 = 1)
-    {%- endif -%}
-{%- endmacro %}
-
-
-{% macro delete_inactive_customers() -%}
-    {#- Post-hook of incremental customer tables: ids retired by a merge or erased leave. -#}
-    {%- if is_incremental() -%}
-        delete from {{ this }}
-        where customer_id in (
-            select built.customer_id from {{ this }} as built
-            except
-            select registry.customer_id
-            from {{ ref('int_identity_customer_ids_assigned') }} as registry
-            where registry.is_active
-        )
-    {%- endif -%}
-{%- endmacro %}

@@ -219,7 +219,6 @@ events_keyed as (
             previous.event_id is null
             or events_keyed.loaded_at > bounds.max_loaded_at
             or events_keyed.occurred_at > bounds.max_occurred_at
-            or previous.customer_id is null
             or previous.customer_id in (select changed_customers.customer_id from changed_customers)
             or events_keyed.event_id in (select rekeyed_records.event_id from rekeyed_records)
     ),
