@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -569,3 +570,101 @@ def test_quality_against_the_generator_truth(tmp_path: Path) -> None:
     assert quality.precision >= 0.99
     assert quality.max_people_per_profile <= 2
     assert quality.recall >= 0.8
+
+
+FEATURE_MODELS = ["int_transactions_attributed", "int_customers_features_touched",
+                  "int_customers_purchases_summarised", "int_customers_web_summarised",
+                  "int_customers_email_summarised", "int_customers_support_summarised",
+                  "customer_features"]
+
+
+def test_features_recompute_only_touched_customers_and_equal_a_rebuild(
+        warehouse: Warehouse, tmp_path: Path) -> None:
+    rng = random.Random(37)
+    _without_limits(warehouse)
+    recent = (datetime.now(timezone.utc) - timedelta(days=10)).strftime("%Y-%m-%d %H:%M:%S")
+    warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 300))
+    warehouse.insert("stg_shop__orders", *[
+        {"order_id": f"o{k}", "email": f"e{k}@x.com", "ordered_at": recent, "total_amount": 10,
+         "order_status": "completed"} for k in range(0, 900, 3)])
+    warehouse.insert("stg_segment__tracks", *[
+        {"track_id": f"t{k}", "user_id": f"u{k}", "event_name": "Product Added",
+         "occurred_at": recent} for k in range(0, 600, 5)])
+
+    def build() -> str:
+        result = warehouse.dbt("build", "--indirect-selection", "cautious",
+                               "--select", *SELECT, *FEATURE_MODELS)
+        assert result.returncode == 0, result.stdout[-4000:]
+        return result.stdout
+
+    columns = ("customer_id, orders_total, revenue_total, orders_30d, cart_adds_30d, "
+               "web_sessions_30d, has_cart_without_purchase, emails_delivered_90d")
+
+    def features(path: Path = warehouse.path) -> dict[str, tuple[Any, ...]]:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return {row[0]: row for row in con.execute(
+                f"select {columns} from main_marts.customer_features").fetchall()}
+        finally:
+            con.close()
+
+    def touched() -> int:
+        return warehouse.query(
+            "select count(*) from main_intermediate.int_customers_features_touched")[0][0]
+
+    build()
+    before = features()
+    assert touched() == len(before)  # the first build computes everyone
+    (buyer, buyer_email), = warehouse.query(
+        "select customer_id, min(identifier_value) from main_marts.customer_identities "
+        "where identifier_type = 'email' group by customer_id order by customer_id limit 1")
+    (user, user_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'user_id' and customer_id <> '{buyer}' "
+        "order by identifier_value limit 1")
+    (email, email_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'email' and customer_id not in ('{buyer}', '{user_customer}') "
+        "order by identifier_value limit 1")
+    untouched = sorted(set(before) - {buyer, user_customer, email_customer})[0]
+    con = duckdb.connect(str(warehouse.path))
+    con.execute("update main_marts.customer_features set orders_total = 999 "
+                f"where customer_id = '{untouched}'")
+    con.close()
+    # a new order by an email already in a profile (only the timeline says it changed), a merge,
+    # and a cart of a known user
+    warehouse.insert("stg_shop__orders", {"order_id": "new1", "email": buyer_email,
+                                          "ordered_at": recent, "total_amount": 7,
+                                          "order_status": "completed"})
+    warehouse.insert("stg_segment__identifies", identify("merge1", user=user, email=email))
+    (cart_user, cart_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'user_id' and customer_id not in ('{buyer}', '{untouched}', "
+        f"'{user_customer}', '{email_customer}') order by identifier_value desc limit 1")
+    warehouse.insert("stg_segment__tracks", {"track_id": "cart1", "user_id": cart_user,
+                                             "event_name": "Product Added",
+                                             "occurred_at": recent})
+    build()
+
+    after = features()
+    assert 3 <= touched() < len(before) / 4
+    assert after[untouched][1] == 999  # not recomputed
+    assert after[buyer][1:3] == (before[buyer][1] + 1, before[buyer][2] + 7)
+    assert after[cart_customer][4] == before[cart_customer][4] + 1
+    merged = {user_customer, email_customer}
+    assert len(merged & set(after)) == 1  # the retired id left with its rows
+    survivor = (merged & set(after)).pop()
+    assert after[survivor][1] == before[user_customer][1] + before[email_customer][1]
+
+    full, _ = _full_refresh_copy(warehouse, tmp_path, *FEATURE_MODELS)
+    rebuilt = features(full)
+    rebuilt[untouched] = (untouched, 999, *rebuilt[untouched][2:])
+    assert after == rebuilt
+
+    # the first run of a new UTC day recomputes everyone: windows move with the date
+    con = duckdb.connect(str(warehouse.path))
+    con.execute("update main_marts.customer_features set as_of_at = as_of_at - interval 1 day")
+    con.close()
+    build()
+    assert touched() == len(after)
+    assert features()[untouched][1] == before[untouched][1]

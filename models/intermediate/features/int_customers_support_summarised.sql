@@ -1,9 +1,28 @@
 -- grain: one row per customer_id with support tickets created before the as-of date
+-- Incremental within a day (timeline_materialization): a run replaces the rows of the customers in
+-- int_customers_features_touched (pre-hook delete, then append) and keeps the others.
+-- depends_on: {{ ref('int_customers_features_touched') }}
+{{
+    config(
+        materialized=timeline_materialization(),
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook=["{{ delete_touched_customers(ref('int_customers_features_touched')) }}"],
+    )
+}}
 {%- set features = var('features') %}
 {%- set as_of_at = as_of_timestamp() %}
 
-with source_records as (
+with
+{% if is_incremental() %}
+    touched as (
+        select * from {{ ref('int_customers_features_touched') }}
+    ),
+{% endif %}
+
+source_records as (
     select * from {{ ref('customer_source_records') }}
+    where {{ touched_customers_filter('customer_id') }}
 ),
 
 tickets as (

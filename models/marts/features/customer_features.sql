@@ -1,9 +1,33 @@
 -- grain: one row per customer_id (every profile in customers), computed as of the as-of date
+-- Incremental within a day (timeline_materialization): a run replaces the rows of the customers in
+-- int_customers_features_touched (pre-hook delete, then append; every customer on the first run of
+-- a UTC day) and keeps the others, each row with the as_of_at it was computed at. It copies that
+-- model's timeline watermark (timeline_written_at), which the next run's touched set starts from.
+-- Ids retired by a merge or erased leave by the post-hook.
+-- depends_on: {{ ref('int_identity_customer_ids_assigned') }} (post-hook delete_inactive_customers)
+{{
+    config(
+        materialized=timeline_materialization(),
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook=["{{ delete_touched_customers(ref('int_customers_features_touched')) }}"],
+        post_hook=["{{ delete_inactive_customers() }}"],
+    )
+}}
 {%- set features = var('features') %}
 {%- set as_of_at = as_of_timestamp() %}
 
-with customers as (
+with touched as (
+    select * from {{ ref('int_customers_features_touched') }}
+),
+
+watermark as (
+    select max(timeline_written_at) as timeline_written_at from touched
+),
+
+customers as (
     select * from {{ ref('customers') }}
+    where {{ touched_customers_filter('customer_id') }}
 ),
 
 purchases as (
@@ -50,8 +74,10 @@ joined as (
         email.last_email_engaged_at,
         coalesce(support.support_tickets_365d, 0) as support_tickets_365d,
         coalesce(support.open_support_tickets, 0) as open_support_tickets,
-        support.last_csat
+        support.last_csat,
+        watermark.timeline_written_at
     from customers
+    cross join watermark
     left join purchases on customers.customer_id = purchases.customer_id
     left join web on customers.customer_id = web.customer_id
     left join email on customers.customer_id = email.customer_id
@@ -108,7 +134,8 @@ final as (
         last_email_engaged_at,
         cast(support_tickets_365d as integer) as support_tickets_365d,
         cast(open_support_tickets as integer) as open_support_tickets,
-        cast(last_csat as integer) as last_csat
+        cast(last_csat as integer) as last_csat,
+        cast(timeline_written_at as timestamp) as timeline_written_at
     from joined
 )
 
