@@ -24,3 +24,12 @@
     {#- The date a snapshot describes: the as-of date, or today (UTC) when none is set. -#}
     cast({{ dbt.dateadd('second', -1, as_of_timestamp()) }} as date)
 {%- endmacro %}
+
+
+{% macro delete_stays_entered_on(date_expr) -%}
+    {#- Pre-hook of the incremental segment_membership_history: a second run on the same snapshot
+        date removes the stays that date opened, then applies the date's new snapshot again. -#}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where entered_at = {{ date_expr }}
+    {%- endif -%}
+{%- endmacro %}
