@@ -3,6 +3,7 @@
 -- The feature models (the four int_customers_*_summarised and customer_features) replace the rows
 -- of these customers and keep every other row. A customer is touched when:
 --   * its identifiers moved this run (int_identity_customers_changed, old and new ids), or
+--   * it has feature rows but no profile any more (its rows are removed), or
 --   * customer_events wrote one of its events after customer_features' timeline watermark, or
 --   * customer_features was computed on an earlier UTC day than this run, or is missing, has no
 --     watermark yet, or is rebuilt (--full-refresh): then every customer is touched, because
@@ -61,6 +62,12 @@ watermark as (
                 features_built.timeline_written_at is null
                 or timeline.written_at > features_built.timeline_written_at
             )
+        union
+        -- profiles that no longer exist (retired, or every identifier blocklisted): rows leave
+        select features.customer_id
+        from {{ features_relation }} as features
+        left join customers on features.customer_id = customers.customer_id
+        where customers.customer_id is null
         union
         -- a new UTC day (or an empty table): everyone
         select customers.customer_id

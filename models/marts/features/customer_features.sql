@@ -3,15 +3,13 @@
 -- int_customers_features_touched (pre-hook delete, then append; every customer on the first run of
 -- a UTC day) and keeps the others, each row with the as_of_at it was computed at. It copies that
 -- model's timeline watermark (timeline_written_at), which the next run's touched set starts from.
--- Ids retired by a merge or erased leave by the post-hook.
--- depends_on: {{ ref('int_identity_customer_ids_assigned') }} (post-hook delete_inactive_customers)
+-- Ids retired by a merge are touched under their old id, so they leave; erasures delete rows directly.
 {{
     config(
         materialized=timeline_materialization(),
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook=["{{ delete_touched_customers(ref('int_customers_features_touched')) }}"],
-        post_hook=["{{ delete_inactive_customers() }}"],
     )
 }}
 {%- set features = var('features') %}
