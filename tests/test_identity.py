@@ -668,3 +668,22 @@ def test_features_recompute_only_touched_customers_and_equal_a_rebuild(
     build()
     assert touched() == len(after)
     assert features()[untouched][1] == before[untouched][1]
+
+
+def test_tables_built_before_their_watermark_take_the_full_path_once(
+        warehouse: Warehouse) -> None:
+    """An upgrade: customers and customer_events built by a version without their watermark
+    columns; the next run rewrites them whole instead of failing, then runs incrementally."""
+    warehouse.insert("stg_segment__identifies", *_random_identifies(random.Random(3), "i", 50))
+    warehouse.run()
+    con = duckdb.connect(str(warehouse.path))
+    con.execute("alter table main_marts.customers drop column timeline_written_at")
+    con.execute("alter table main_marts.customer_events drop column written_at")
+    con.execute("alter table main_marts.customer_events drop column loaded_at")
+    con.execute("update main_marts.customers set first_name = 'Stale'")
+    con.close()
+    warehouse.run()
+    assert warehouse.query("select count(*) from main_marts.customers "
+                           "where first_name = 'Stale' or timeline_written_at is null") == [(0,)]
+    assert warehouse.query("select count(*) from main_marts.customer_events "
+                           "where written_at is null") == [(0,)]

@@ -38,3 +38,21 @@
         where customer_id in (select touched.customer_id from {{ touched_relation }} as touched)
     {%- endif -%}
 {%- endmacro %}
+
+
+{% macro is_incremental_with(columns) -%}
+    {#-
+        is_incremental(), and {{ this }} already has these columns. A table built by an older
+        version lacks the columns a newer incremental run reads (its watermark): that first run
+        then takes the full path (every row in the batch) and on_schema_change adds the columns.
+    -#}
+    {%- if not is_incremental() or not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name')
+        | map('lower') | list -%}
+    {%- for column in columns if column | lower not in existing -%}
+        {{ return(false) }}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}

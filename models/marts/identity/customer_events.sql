@@ -5,6 +5,7 @@
 -- not in the table yet, records loaded again since the last run (a new version), and the events
 -- of customers whose identifiers moved (int_identity_customers_changed).
 -- Every other row is kept as it is; erasures delete their rows directly (orchestration.privacy).
+-- A table built before loaded_at existed is rewritten whole once (is_incremental_with).
 -- depends_on: {{ ref('int_identity_customers_changed') }}
 -- noqa: disable=RF04
 -- (`source` and `attribute` are contract column names, kept as the issue names them)
@@ -184,7 +185,7 @@ events_keyed as (
     from events
 ),
 
-{% if is_incremental() %}
+{% if is_incremental_with(['loaded_at']) %}
     previous as (
         select
             event_id,

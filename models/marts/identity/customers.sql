@@ -59,11 +59,18 @@ timeline as (
         -- profiles whose identifiers moved, under the old and the new id
         select customer_id from changed_customers
         union
-        -- profiles with events written since this table was built
-        select timeline.customer_id from timeline
-        where
-            timeline.customer_id is not null
-            and timeline.written_at > (select max(built.timeline_written_at) from {{ this }} as built)
+        {% if is_incremental_with(['timeline_written_at']) %}
+            -- profiles with events written since this table was built
+            select timeline.customer_id from timeline
+            where
+                timeline.customer_id is not null
+                and timeline.written_at > (
+                    select max(built.timeline_written_at) from {{ this }} as built
+                )
+        {% else %}
+            -- the table predates its watermark (built by an older version): every profile once
+            select identities.customer_id from identities
+        {% endif %}
     ),
 {% endif %}
 
