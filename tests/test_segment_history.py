@@ -1,5 +1,5 @@
-"""segment_membership_history is incremental: a run applies only today's snapshot, and equals a
-rebuild from every snapshot (real dbt on DuckDB)."""
+"""The history tables (segment_membership_history, customer_journey_transitions) are incremental:
+a run applies only today's snapshot, and equals a rebuild from every snapshot (real dbt, DuckDB)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ HISTORY = "main_marts.segment_membership_history"
 PAIRS = [(segment, f"c{k}") for segment in ("s1", "s2") for k in range(40)]
 
 
-def dbt_run(path: Path, *args: str) -> str:
+def dbt_run(path: Path, *args: str, model: str = "segment_membership_history") -> str:
     env = {**os.environ, "CDP_WAREHOUSE": str(path), "CDP_DBT_TARGET": "duckdb"}
     env.pop("CDP_AS_OF", None)
     result = subprocess.run(
-        [DBT, "run", "--profiles-dir", "profiles", "--select", "segment_membership_history", *args],
+        [DBT, "run", "--profiles-dir", "profiles", "--select", model, *args],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout[-4000:]
     return result.stdout
@@ -103,3 +103,66 @@ def members_on(path: Path, day: date) -> set[tuple[str, str]]:
                                "where snapshot_date = ?", [day]).fetchall())
     finally:
         con.close()
+
+
+JOURNEY_SNAPSHOTS = "main_intermediate.int_journey_stage_snapshots"
+TRANSITIONS = "main_marts.customer_journey_transitions"
+STAGES = ["awareness", "consideration", "purchase", "retention", "loyalty"]
+
+
+def test_journey_transitions_compare_only_today_and_equal_a_rebuild(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    path = tmp_path / "journeys.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema main_intermediate")
+    con.execute(f"create table {JOURNEY_SNAPSHOTS} "
+                "(snapshot_date date, customer_id varchar, journey_stage varchar)")
+    con.close()
+
+    def write_day(day: date, stages: dict[str, str]) -> None:
+        con = duckdb.connect(str(path))
+        con.execute(f"delete from {JOURNEY_SNAPSHOTS} where snapshot_date = ?", [day])
+        if stages:
+            con.executemany(f"insert into {JOURNEY_SNAPSHOTS} values (?, ?, ?)",
+                            [(day, customer, stage) for customer, stage in sorted(stages.items())])
+        con.close()
+
+    def moved(stages: dict[str, str]) -> dict[str, str]:
+        """Some customers change stage (forwards or back), some appear, a few are absent."""
+        return {f"c{k}": (rng.choice(STAGES) if rng.random() < 0.3 or f"c{k}" not in stages
+                          else stages[f"c{k}"])
+                for k in range(60) if rng.random() < 0.9}
+
+    def transitions(db: Path) -> list[tuple[object, ...]]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return con.execute(f"select * from {TRANSITIONS} order by all").fetchall()
+        finally:
+            con.close()
+
+    def rebuilt_transitions() -> list[tuple[object, ...]]:
+        copy = tmp_path / "rebuilt.duckdb"
+        shutil.copy(path, copy)
+        dbt_run(copy, "--full-refresh", model="customer_journey_transitions")
+        return transitions(copy)
+
+    today = (datetime.now(timezone.utc) - timedelta(seconds=1)).date()
+    stages: dict[str, str] = moved({})
+    for days_ago in range(5, 0, -1):
+        write_day(today - timedelta(days=days_ago), stages)
+        stages = moved(stages)
+    dbt_run(path, model="customer_journey_transitions")
+    assert transitions(path) == rebuilt_transitions()
+
+    old_day = today - timedelta(days=400)  # a transition only the table holds
+    con = duckdb.connect(str(path))
+    con.execute(f"insert into {TRANSITIONS} values ('gone', ?, null, 'awareness')", [old_day])
+    con.close()
+    kept = ("gone", old_day, None, "awareness")
+    for todays_stages in (moved(stages), moved(stages), {}):  # today, then re-runs of today
+        write_day(today, todays_stages)
+        dbt_run(path, model="customer_journey_transitions")
+        incremental = transitions(path)
+        assert kept in incremental
+        assert [row for row in incremental if row != kept] == rebuilt_transitions()
+        assert {row[0] for row in incremental if row[1] == today} <= set(todays_stages)

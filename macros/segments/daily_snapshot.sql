@@ -26,10 +26,11 @@
 {%- endmacro %}
 
 
-{% macro delete_stays_entered_on(date_expr) -%}
-    {#- Pre-hook of the incremental segment_membership_history: a second run on the same snapshot
-        date removes the stays that date opened, then applies the date's new snapshot again. -#}
+{% macro delete_rows_dated(column, date_expr) -%}
+    {#- Pre-hook of the incremental history tables (segment stays, journey transitions): a second
+        run on the same snapshot date removes the rows that date created, then applies the date's
+        new snapshot again. -#}
     {%- if is_incremental() -%}
-        delete from {{ this }} where entered_at = {{ date_expr }}
+        delete from {{ this }} where {{ column }} = {{ date_expr }}
     {%- endif -%}
 {%- endmacro %}

@@ -12,7 +12,7 @@
         unique_key=['segment_name', 'customer_id', 'entered_at'],
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook=["{{ delete_stays_entered_on(snapshot_date()) }}"],
+        pre_hook=["{{ delete_rows_dated('entered_at', snapshot_date()) }}"],
     )
 }}
 {%- set today = snapshot_date() %}
