@@ -485,6 +485,24 @@ def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
     assert after == rebuilt
 
 
+def _buyer_and_merge_pair(warehouse: Warehouse) -> tuple[str, str, str, str, str, str]:
+    """A profile and one of its emails (the buyer), and a user_id and an email of two other
+    profiles (identifying them together merges them): buyer, buyer_email, user, user_customer,
+    email, email_customer."""
+    (buyer, buyer_email), = warehouse.query(
+        "select customer_id, min(identifier_value) from main_marts.customer_identities "
+        "where identifier_type = 'email' group by customer_id order by customer_id limit 1")
+    (user, user_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'user_id' and customer_id <> '{buyer}' "
+        "order by identifier_value limit 1")
+    (email, email_customer), = warehouse.query(
+        "select identifier_value, customer_id from main_marts.customer_identities "
+        f"where identifier_type = 'email' and customer_id not in ('{buyer}', '{user_customer}') "
+        "order by identifier_value limit 1")
+    return buyer, buyer_email, user, user_customer, email, email_customer
+
+
 def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
         warehouse: Warehouse, tmp_path: Path) -> None:
     rng = random.Random(31)
@@ -503,17 +521,8 @@ def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
     before = profiles()
     # a new order of an existing customer, by an email already in the profile: no identifier
     # moves, only the timeline says the profile changed
-    (buyer, buyer_email), = warehouse.query(
-        "select customer_id, min(identifier_value) from main_marts.customer_identities "
-        "where identifier_type = 'email' group by customer_id order by customer_id limit 1")
-    (user, user_customer), = warehouse.query(
-        "select identifier_value, customer_id from main_marts.customer_identities "
-        f"where identifier_type = 'user_id' and customer_id <> '{buyer}' "
-        "order by identifier_value limit 1")
-    (email, email_customer), = warehouse.query(
-        "select identifier_value, customer_id from main_marts.customer_identities "
-        f"where identifier_type = 'email' and customer_id not in ('{buyer}', '{user_customer}') "
-        "order by identifier_value limit 1")
+    buyer, buyer_email, user, user_customer, email, email_customer = _buyer_and_merge_pair(
+        warehouse)
     untouched = sorted(set(before) - {buyer, user_customer, email_customer})[0]
     con = duckdb.connect(str(warehouse.path))
     con.execute("update main_marts.customers set first_name = 'Altered' "
@@ -615,17 +624,8 @@ def test_features_recompute_only_touched_customers_and_equal_a_rebuild(
     build()
     before = features()
     assert touched() == len(before)  # the first build computes everyone
-    (buyer, buyer_email), = warehouse.query(
-        "select customer_id, min(identifier_value) from main_marts.customer_identities "
-        "where identifier_type = 'email' group by customer_id order by customer_id limit 1")
-    (user, user_customer), = warehouse.query(
-        "select identifier_value, customer_id from main_marts.customer_identities "
-        f"where identifier_type = 'user_id' and customer_id <> '{buyer}' "
-        "order by identifier_value limit 1")
-    (email, email_customer), = warehouse.query(
-        "select identifier_value, customer_id from main_marts.customer_identities "
-        f"where identifier_type = 'email' and customer_id not in ('{buyer}', '{user_customer}') "
-        "order by identifier_value limit 1")
+    buyer, buyer_email, user, user_customer, email, email_customer = _buyer_and_merge_pair(
+        warehouse)
     untouched = sorted(set(before) - {buyer, user_customer, email_customer})[0]
     con = duckdb.connect(str(warehouse.path))
     con.execute("update main_marts.customer_features set orders_total = 999 "

@@ -19,13 +19,14 @@ HISTORY = "main_marts.segment_membership_history"
 PAIRS = [(segment, f"c{k}") for segment in ("s1", "s2") for k in range(40)]
 
 
-def dbt_run(path: Path, *args: str, model: str = "segment_membership_history") -> str:
+def dbt_run(path: Path, *args: str, model: str = "segment_membership_history",
+            succeed: bool = True) -> str:
     env = {**os.environ, "CDP_WAREHOUSE": str(path), "CDP_DBT_TARGET": "duckdb"}
     env.pop("CDP_AS_OF", None)
     result = subprocess.run(
         [DBT, "run", "--profiles-dir", "profiles", "--select", model, *args],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert (result.returncode == 0) == succeed, result.stdout[-4000:]
     return result.stdout
 
 
@@ -38,19 +39,21 @@ def write_snapshot(path: Path, day: date, members: set[tuple[str, str]]) -> None
     con.close()
 
 
-def history(path: Path) -> list[tuple[object, ...]]:
+def rows(path: Path, relation: str = HISTORY) -> list[tuple[object, ...]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return con.execute(f"select * from {HISTORY} order by all").fetchall()
+        return con.execute(f"select * from {relation} order by all").fetchall()
     finally:
         con.close()
 
 
-def rebuilt(path: Path, tmp_path: Path) -> list[tuple[object, ...]]:
+def rebuilt(path: Path, tmp_path: Path, model: str = "segment_membership_history",
+            relation: str = HISTORY) -> list[tuple[object, ...]]:
+    """The table as a --full-refresh on a copy of the warehouse builds it."""
     copy = tmp_path / "rebuilt.duckdb"
     shutil.copy(path, copy)
-    dbt_run(copy, "--full-refresh")
-    return history(copy)
+    dbt_run(copy, "--full-refresh", model=model)
+    return rows(copy, relation)
 
 
 def churn(rng: random.Random, members: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -74,7 +77,7 @@ def test_history_applies_only_todays_snapshot_and_equals_a_rebuild(tmp_path: Pat
             write_snapshot(path, today - timedelta(days=days_ago), members)
         members = churn(rng, members)
     dbt_run(path)  # first build: every snapshot
-    assert history(path) == rebuilt(path, tmp_path)
+    assert rows(path) == rebuilt(path, tmp_path)
 
     # a stay no snapshot holds any more (its dates were purged): only a rebuild would drop it, so
     # it proves the incremental runs leave closed stays alone
@@ -89,7 +92,7 @@ def test_history_applies_only_todays_snapshot_and_equals_a_rebuild(tmp_path: Pat
     for todays_members in snapshots_of_today:  # today's first run, then re-runs of the same day
         write_snapshot(path, today, todays_members)
         dbt_run(path)
-        incremental = history(path)
+        incremental = rows(path)
         assert kept in incremental
         assert [row for row in incremental if row != kept] == rebuilt(path, tmp_path)
         current = {(row[0], row[1]) for row in incremental if row[4]}
@@ -133,18 +136,11 @@ def test_journey_transitions_compare_only_today_and_equal_a_rebuild(tmp_path: Pa
                           else stages[f"c{k}"])
                 for k in range(60) if rng.random() < 0.9}
 
-    def transitions(db: Path) -> list[tuple[object, ...]]:
-        con = duckdb.connect(str(db), read_only=True)
-        try:
-            return con.execute(f"select * from {TRANSITIONS} order by all").fetchall()
-        finally:
-            con.close()
+    def transitions() -> list[tuple[object, ...]]:
+        return rows(path, TRANSITIONS)
 
     def rebuilt_transitions() -> list[tuple[object, ...]]:
-        copy = tmp_path / "rebuilt.duckdb"
-        shutil.copy(path, copy)
-        dbt_run(copy, "--full-refresh", model="customer_journey_transitions")
-        return transitions(copy)
+        return rebuilt(path, tmp_path, "customer_journey_transitions", TRANSITIONS)
 
     today = (datetime.now(timezone.utc) - timedelta(seconds=1)).date()
     stages: dict[str, str] = moved({})
@@ -152,7 +148,7 @@ def test_journey_transitions_compare_only_today_and_equal_a_rebuild(tmp_path: Pa
         write_day(today - timedelta(days=days_ago), stages)
         stages = moved(stages)
     dbt_run(path, model="customer_journey_transitions")
-    assert transitions(path) == rebuilt_transitions()
+    assert transitions() == rebuilt_transitions()
 
     old_day = today - timedelta(days=400)  # a transition only the table holds
     con = duckdb.connect(str(path))
@@ -162,7 +158,15 @@ def test_journey_transitions_compare_only_today_and_equal_a_rebuild(tmp_path: Pa
     for todays_stages in (moved(stages), moved(stages), {}):  # today, then re-runs of today
         write_day(today, todays_stages)
         dbt_run(path, model="customer_journey_transitions")
-        incremental = transitions(path)
+        incremental = transitions()
         assert kept in incremental
         assert [row for row in incremental if row != kept] == rebuilt_transitions()
         assert {row[0] for row in incremental if row[1] == today} <= set(todays_stages)
+
+    # an as-of run with a later date left rows after today: only a rebuild can apply today
+    con = duckdb.connect(str(path))
+    con.execute(f"insert into {TRANSITIONS} values ('c1', ?, null, 'awareness')",
+                [today + timedelta(days=1)])
+    con.close()
+    out = dbt_run(path, model="customer_journey_transitions", succeed=False)
+    assert "dbt run --full-refresh -s customer_journey_transitions" in out

@@ -34,3 +34,21 @@
         delete from {{ this }} where {{ column }} = {{ date_expr }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{% macro fail_if_dated_after(date_columns_sql, date_expr) -%}
+    {#- In an incremental run of a history table: stop when it holds rows dated after this run's
+        snapshot date (an earlier as-of run with a later date); only a rebuild can apply an
+        earlier date. -#}
+    {%- if is_incremental() and execute -%}
+        {%- set later = run_query(
+            'select count(*) from ' ~ this ~ ' where ' ~ date_columns_sql ~ ' > ' ~ date_expr
+        ).columns[0].values()[0] -%}
+        {%- if later > 0 -%}
+            {{ exceptions.raise_compiler_error(
+                this.identifier ~ ' holds ' ~ later ~ ' row(s) dated after the snapshot date of '
+                ~ 'this run (an earlier as-of run with a later date?): rebuild it with '
+                ~ 'dbt run --full-refresh -s ' ~ this.identifier) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -13,17 +13,7 @@
     )
 }}
 {%- set today = snapshot_date() %}
-{%- if is_incremental() and execute %}
-    {%- set later = run_query(
-        'select count(*) from ' ~ this ~ ' where transitioned_at > ' ~ today
-    ).columns[0].values()[0] %}
-    {%- if later > 0 %}
-        {{ exceptions.raise_compiler_error(
-            'customer_journey_transitions holds ' ~ later ~ ' transition(s) dated after the '
-            ~ 'snapshot date of this run (an earlier as-of run with a later date?): rebuild it '
-            ~ 'with dbt run --full-refresh -s customer_journey_transitions') }}
-    {%- endif %}
-{%- endif %}
+{{- fail_if_dated_after('transitioned_at', today) }}
 
 with snapshots as (
     select * from {{ ref('int_journey_stage_snapshots') }}

@@ -16,17 +16,7 @@
     )
 }}
 {%- set today = snapshot_date() %}
-{%- if is_incremental() and execute %}
-    {%- set later = run_query(
-        'select count(*) from ' ~ this ~ ' where coalesce(exited_at, entered_at) > ' ~ today
-    ).columns[0].values()[0] %}
-    {%- if later > 0 %}
-        {{ exceptions.raise_compiler_error(
-            'segment_membership_history holds ' ~ later ~ ' stay(s) dated after the snapshot date '
-            ~ 'of this run (an earlier as-of run with a later date?): rebuild it with '
-            ~ 'dbt run --full-refresh -s segment_membership_history') }}
-    {%- endif %}
-{%- endif %}
+{{- fail_if_dated_after('coalesce(exited_at, entered_at)', today) }}
 
 with snapshots as (
     select * from {{ ref('int_segment_membership_snapshots') }}
