@@ -10,6 +10,9 @@ import numpy.typing as npt
 from scipy import special
 
 from orchestration.ltv.fitting import (
+    BOUNDARY_LIMIT,
+    CONVERGED,
+    NOT_CONVERGED,
     FitError,
     FloatArray,
     as_float_array,
@@ -23,9 +26,26 @@ PARAMETERS = ("r", "alpha", "a", "b")
 ArrayLike = npt.ArrayLike
 
 
+# Which answer a fit is, besides fitting.CONVERGED / BOUNDARY_LIMIT / NOT_CONVERGED.
+NO_DROPOUT_LIMIT = "no_dropout_limit"  # dropout probability 0 for everyone: the NBD model, a = 0
+NO_REPEAT_PURCHASES = "no_repeat_purchases"  # nobody bought again: purchase rate 0, r = 0
+
+# Stand-ins for parameters a limiting case does not identify (they are not in `params` and enter
+# no prediction of that case).
+_UNIDENTIFIED = {"alpha": 1.0, "b": 1.0}
+# The NBD (no dropout) fit replaces the BG/NBD one when it is at most this much less likely
+# (total log-likelihood, plus a relative share): the data cannot tell dropout from none.
+NO_DROPOUT_TOLERANCE = 1e-3
+NO_DROPOUT_RELATIVE_TOLERANCE = 1e-9
+
+
 @dataclass(frozen=True)
 class BgNbdFit:
-    """Fitted BG/NBD model; `params` are in `time_unit_days` units (alpha and rates scale with it)."""
+    """Fitted BG/NBD model; `params` are in `time_unit_days` units (alpha and rates scale with it).
+
+    `fit_case` says which answer it is (CONVERGED, NO_DROPOUT_LIMIT, NO_REPEAT_PURCHASES,
+    BOUNDARY_LIMIT); a limiting case leaves out of `params` what it does not identify.
+    """
 
     params: dict[str, float]
     log_likelihood: float
@@ -34,6 +54,7 @@ class BgNbdFit:
     converged: bool
     iterations: int
     message: str
+    fit_case: str = CONVERGED
 
 
 def validate_rft(
@@ -176,26 +197,101 @@ def fit_bgnbd(
     w = np.ones_like(x) if weights is None else as_float_array(weights)
     if len(w) != len(x) or np.any(~np.isfinite(w)) or np.any(w < 0):
         raise FitError("weights must be finite, non-negative and one per customer")
+    total = float(w.sum())
+    n_customers = len(x) if weights is None else int(round(total))
+    if total <= 0:
+        raise FitError("weights are all zero: no customer to fit")
     if not np.any((x > 0) & (w > 0)):
-        raise FitError("no customer has a repeat purchase: BG/NBD parameters are not identified")
-    objective = _Objective(x, t_x, t, None if weights is None else w)
+        return BgNbdFit(
+            params={"r": 0.0, "a": 0.0}, log_likelihood=0.0, n_customers=n_customers,
+            time_unit_days=unit, converged=True, iterations=0, fit_case=NO_REPEAT_PURCHASES,
+            message="no customer has a repeat purchase: the likelihood (alpha/(alpha+T))^r is "
+                    "maximal at purchase rate r = 0, so every customer is expected to buy 0 times "
+                    "(alpha, b not identified)",
+        )
+    weights_or_none = None if weights is None else w
+    objective = _Objective(x, t_x, t, weights_or_none)
+    rate = wsum(w, x) / max(wsum(w, t), 1e-12)
     if initial is None:
         # Start at r = a = b = 1 with alpha matching the mean purchase rate.
-        rate = wsum(w, x) / max(wsum(w, t), 1e-12)
         initial = {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12), "a": 1.0, "b": 1.0}
-    params, ll, problem, iterations, message = maximise(
-        "BG/NBD", objective, PARAMETERS, ("alpha",), initial, objective.total,
-        max_iterations, raise_on_failure,
+    full = maximise(
+        "BG/NBD", objective, PARAMETERS, ("alpha",), initial, total, max_iterations, False
     )
+    nbd = maximise(
+        "NBD", _NbdObjective(x, t, weights_or_none), ("r", "alpha"), ("alpha",),
+        {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12)}, total, max_iterations, False,
+    )
+    tolerance = NO_DROPOUT_TOLERANCE + NO_DROPOUT_RELATIVE_TOLERANCE * abs(nbd.log_likelihood)
+    if not nbd.problem and (full.problem or nbd.log_likelihood >= full.log_likelihood - tolerance):
+        chosen, fit_case = nbd, NO_DROPOUT_LIMIT
+        params = {**nbd.params, "a": 0.0}
+        message = (
+            "no dropout: the BG/NBD likelihood is maximal in the limit of dropout probability 0 "
+            f"(a -> 0 relative to b; the BG/NBD search reached {_rounded(full.params)}, "
+            f"log-likelihood {full.log_likelihood:.6g} <= NBD {nbd.log_likelihood:.6g}); "
+            "fitted the NBD model (r, alpha), b is not identified"
+        )
+    else:
+        chosen, params = full, full.params
+        fit_case = NOT_CONVERGED if full.problem else BOUNDARY_LIMIT if full.at_bound else CONVERGED
+        message = full.message
+    if chosen.problem:
+        if raise_on_failure:
+            raise FitError(
+                f"BG/NBD fit did not converge: {chosen.problem} (parameters {chosen.params})"
+            )
+    elif chosen.at_bound:
+        fit_case = BOUNDARY_LIMIT if fit_case == CONVERGED else fit_case
+        message += (
+            f"; {', '.join(chosen.at_bound)} at the edge of the search space (the data do not "
+            "identify it): its limit is reported, predictions use the edge value"
+        )
     return BgNbdFit(
         params=params,
-        log_likelihood=ll,
-        n_customers=len(x) if weights is None else int(round(objective.total)),
+        log_likelihood=chosen.log_likelihood,
+        n_customers=n_customers,
         time_unit_days=unit,
-        converged=not problem,
-        iterations=iterations,
+        converged=not chosen.problem,
+        iterations=full.iterations + nbd.iterations,
         message=message,
+        fit_case=fit_case,
     )
+
+
+def _rounded(params: dict[str, float]) -> dict[str, float]:
+    return {name: float(f"{value:.4g}") for name, value in params.items()}
+
+
+class _NbdObjective:
+    """Negative mean log-likelihood of the NBD model (BG/NBD without dropout) in log r, log alpha.
+
+    Per customer: Gamma(r + x) alpha^r / (Gamma(r) (alpha + T)^(r + x)), the limit of the BG/NBD
+    likelihood as the dropout probability goes to 0 (the x! of the Poisson is a constant, left out
+    as in the BG/NBD likelihood). Written without cancellation so that it stays smooth when r and
+    alpha run off together (no rate heterogeneity): log Gamma(r + x) - log Gamma(r) is the sum of
+    log(r + k) for k < x, and r log(alpha) - r log(alpha + T) is -r log1p(T / alpha).
+    """
+
+    def __init__(self, x: FloatArray, t: FloatArray, weights: FloatArray | None):
+        self.total = float(len(x) if weights is None else weights.sum())
+        self.x_unique, inverse = np.unique(x, return_inverse=True)
+        self.n_by_x = np.bincount(inverse, weights=weights, minlength=len(self.x_unique)).astype(float)
+        self.k = np.arange(int(self.x_unique[-1]), dtype=np.float64)
+        self.x, self.t, self.w = x, t, weights
+
+    def __call__(self, log_params: FloatArray) -> tuple[float, FloatArray]:
+        r, alpha = np.exp(log_params)
+        xu = self.x_unique.astype(np.int64)
+        log_terms = np.concatenate(([0.0], np.cumsum(np.log(r + self.k))))
+        inv_terms = np.concatenate(([0.0], np.cumsum(1.0 / (r + self.k))))
+        log1p_t = np.log1p(self.t / alpha)
+        ll = wsum(self.n_by_x, log_terms[xu])
+        ll -= wsum(self.w, r * log1p_t + self.x * np.log(alpha + self.t))
+        d_r = wsum(self.n_by_x, inv_terms[xu]) - wsum(self.w, log1p_t)
+        d_alpha = wsum(self.w, (r * self.t / alpha - self.x) / (alpha + self.t))
+        grad = np.array([d_r * r, d_alpha * alpha]) / self.total
+        return -ll / self.total, -grad
 
 
 def _time_unit(time_unit_days: float | None, source: Any) -> float:
@@ -209,7 +305,7 @@ def _time_unit(time_unit_days: float | None, source: Any) -> float:
 
 def _params_array(model: BgNbdFit | dict[str, float]) -> tuple[float, float, float, float]:
     params = model.params if isinstance(model, BgNbdFit) else model
-    r, alpha, a, b = (float(params[name]) for name in PARAMETERS)
+    r, alpha, a, b = (float(params.get(name, _UNIDENTIFIED.get(name, np.nan))) for name in PARAMETERS)
     return r, alpha, a, b
 
 
@@ -222,6 +318,8 @@ def probability_alive(
     log_odds_dead = np.full_like(x, -np.inf)
     repeat = x > 0
     xr = x[repeat]
+    if a == 0.0:  # no dropout: everyone is alive
+        return np.ones_like(x)
     log_odds_dead[repeat] = (
         np.log(a)
         - np.log(b + xr - 1.0)
@@ -267,22 +365,81 @@ _A_NEAR_ONE = 1e-4
 def _purchases_if_alive(
     r: float, alpha: float, a: float, b: float, h: FloatArray, x: FloatArray, t: FloatArray
 ) -> FloatArray:
-    """E[purchases in (T, T + h] | alive at T, x]: Gaussian hypergeometric closed form of the paper."""
+    """E[purchases in (T, T + h] | alive at T, x]: Gaussian hypergeometric closed form of the paper.
+
+    With a = 0 (no dropout) it is the NBD's (r + x) h / (alpha + T).
+    """
+    no_dropout = (r + x) * h / (alpha + t)  # an upper bound: dropout only removes purchases
+    if a == 0.0:
+        return no_dropout
     if abs(a - 1.0) < _A_NEAR_ONE:
         low = _closed_form(r, alpha, 1.0 - _A_NEAR_ONE, b, h, x, t)
         high = _closed_form(r, alpha, 1.0 + _A_NEAR_ONE, b, h, x, t)
         share = (a - (1.0 - _A_NEAR_ONE)) / (2.0 * _A_NEAR_ONE)
-        return low + share * (high - low)
-    return _closed_form(r, alpha, a, b, h, x, t)
+        value = low + share * (high - low)
+    else:
+        value = _closed_form(r, alpha, a, b, h, x, t)
+    value, no_dropout = np.broadcast_arrays(value, no_dropout)
+    # The hypergeometric series loses all precision for extreme parameters (e.g. r and alpha at
+    # the edge of the search space): there, integrate over the dropout probability instead.
+    bad = ~np.isfinite(value) | (value < -1e-9 * no_dropout) | (value > no_dropout * (1 + 1e-9))
+    if np.any(bad):
+        value = value.copy()
+        h_b, x_b, t_b = (np.broadcast_to(v, value.shape)[bad] for v in (h, x, t))
+        value[bad] = _by_quadrature(r, alpha, a, b, h_b, x_b, t_b)
+    return value
+
+
+# Gauss-Legendre nodes on (0, 1) for integrating over the quantiles of the dropout posterior.
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)
+_NODES, _WEIGHTS = (_NODES + 1.0) / 2.0, _WEIGHTS / 2.0
+
+
+def _by_quadrature(
+    r: float, alpha: float, a: float, b: float, h: FloatArray, x: FloatArray, t: FloatArray
+) -> FloatArray:
+    """E over p ~ Beta(a, b + x) (the alive customer's dropout posterior) of (1 - E[e^(-lambda p h)])/p.
+
+    lambda | x ~ Gamma(r + x, alpha + T), so E[e^(-lambda p h)] = (1 + p h / (alpha + T))^-(r+x).
+    Integrated over the posterior's quantiles u in (0, 1), p = I^-1(u; a, b + x), with 96
+    Gauss-Legendre nodes; every step is in log space or expm1/log1p, so no term overflows.
+    """
+    p = special.betaincinv(a, b + x[:, None], _NODES[None, :])
+    rate_h = (r + x[:, None]) * h[:, None] / (alpha + t[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_p = -np.expm1(-(r + x[:, None]) * np.log1p(p * h[:, None] / (alpha + t[:, None]))) / p
+    per_p = np.where(p > 0, per_p, rate_h)
+    return per_p @ _WEIGHTS
 
 
 def _closed_form(
     r: float, alpha: float, a: float, b: float, h: FloatArray, x: FloatArray, t: FloatArray
 ) -> FloatArray:
-    z = h / (alpha + t + h)
-    log_ratio = (r + x) * (np.log(alpha + t) - np.log(alpha + t + h))
-    hyper = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)
-    return (a + b + x - 1.0) / (a - 1.0) * (1.0 - np.exp(log_ratio) * hyper)
+    """(a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+h))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)].
+
+    With w = 1 - z = (alpha+T)/(alpha+T+h), Euler's transformation gives
+    w^(r+x) 2F1(r+x, b+x; c; z) = w^(a-1) 2F1(a+b-1-r, a-1; c; z), c = a+b+x-1. The first form's
+    series converges at z -> 1 when a-1-r-x > 0, the second's when r+x+1-a > 0; each customer gets
+    the form that converges, so long horizons and heavy buyers never meet a vanishing power times
+    a diverging series (0 x inf = NaN).
+    """
+    h, x, t = np.broadcast_arrays(
+        np.asarray(h, dtype=np.float64), np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64)
+    )
+    log_w = np.log(alpha + t) - np.log(alpha + t + h)
+    z = -np.expm1(log_w)
+    c = a + b + x - 1.0
+    term = np.empty(h.shape)
+    direct = a - 1.0 - r - x > 0.0
+    with np.errstate(over="ignore", under="ignore"):
+        term[direct] = np.exp((r + x[direct]) * log_w[direct]) * special.hyp2f1(
+            r + x[direct], b + x[direct], c[direct], z[direct]
+        )
+        euler = ~direct
+        term[euler] = np.exp((a - 1.0) * log_w[euler]) * special.hyp2f1(
+            a + b - 1.0 - r, a - 1.0, c[euler], z[euler]
+        )
+    return c / (a - 1.0) * (1.0 - term)
 
 
 def simulate_bgnbd(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,18 @@ Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 # or currency.
 SHAPE_LOG_BOUND = float(np.log(1e6))
 SCALE_LOG_BOUND = 25.0
+
+# An optimiser stop (line search, ABNORMAL, iteration limit) is a maximum when no component of the
+# gradient of the mean log-likelihood (per customer, in log-parameters) that points into the search
+# box exceeds this; a parameter within BOUND_MARGIN of the box edge is "at the bound".
+GRADIENT_TOLERANCE = 1e-5
+BOUND_MARGIN = 1e-3
+
+# Which answer a fit is (recorded in ltv_model_fits.fit_case; docs/ltv-models.md, "Limiting
+# cases"); the models add their own limits (bgnbd.NO_DROPOUT_LIMIT, ...).
+CONVERGED = "converged"  # a maximum of the likelihood inside the search box
+BOUNDARY_LIMIT = "boundary_limit"  # a parameter ran to the box edge: the limit, at the edge value
+NOT_CONVERGED = "not_converged"  # only returned with raise_on_failure=False
 
 
 class FitError(ValueError):
@@ -39,6 +52,19 @@ def wsum(weights: FloatArray | None, values: FloatArray) -> float:
     return float(values.sum() if weights is None else np.multiply(weights, values).sum())
 
 
+@dataclass(frozen=True)
+class Maximum:
+    """Result of `maximise`: problem is '' for a usable maximum; at_bound names parameters at the box edge."""
+
+    params: dict[str, float]
+    log_likelihood: float
+    problem: str
+    iterations: int
+    message: str
+    at_bound: tuple[str, ...]
+    projected_gradient: float
+
+
 def maximise(
     model: str,
     objective: Objective,
@@ -48,22 +74,55 @@ def maximise(
     n: float,
     max_iterations: int,
     raise_on_failure: bool,
-) -> tuple[dict[str, float], float, str, int, str]:
+) -> Maximum:
     """Minimise a negative mean log-likelihood over log-parameters with L-BFGS-B.
 
-    Returns (params, log-likelihood, problem, iterations, optimiser message); `problem` is '' for a
-    usable maximum. Raises FitError when there is a problem and `raise_on_failure` is set.
+    An optimiser stop that is not a convergence (line search, ABNORMAL, iteration limit) is
+    accepted when the projected gradient is below GRADIENT_TOLERANCE; otherwise the search is
+    restarted once from where it stopped, and only then reported as a problem. Parameters at the
+    edge of the search box are not a problem here: they are returned in `at_bound` for the model to
+    interpret as a limiting case. Raises FitError on a problem when `raise_on_failure` is set.
     """
     bounds = [
         (-SCALE_LOG_BOUND, SCALE_LOG_BOUND) if name in scales else (-SHAPE_LOG_BOUND, SHAPE_LOG_BOUND)
         for name in names
     ]
-    start = np.array([
-        np.clip(np.log(initial[name]), low + 1.0, high - 1.0)
-        for name, (low, high) in zip(names, bounds, strict=True)
-    ])
+    low, high = np.array(bounds).T
+    start = np.clip(np.log([initial[name] for name in names]), low + 1.0, high - 1.0)
+    result = _minimise(objective, start, bounds, max_iterations)
+    iterations = int(result.nit)
+    note = ""
+    if not result.success and _projected_gradient(objective, result.x, low, high) > GRADIENT_TOLERANCE:
+        first_message = str(result.message)
+        result = _minimise(objective, result.x, bounds, max_iterations)
+        iterations += int(result.nit)
+        note = f"restarted after '{first_message}'; "
+    gradient = _projected_gradient(objective, result.x, low, high)
+    params = {name: float(np.exp(v)) for name, v in zip(names, result.x, strict=True)}
+    ll = -float(result.fun) * n
+    problem = ""
+    if not np.isfinite(ll) or not np.all(np.isfinite(result.x)):
+        problem = "non-finite log-likelihood or parameters"
+    elif not result.success and gradient > GRADIENT_TOLERANCE:
+        problem = f"optimiser stopped: {result.message} (projected gradient {gradient:.2g})"
+    elif not result.success:
+        note += f"accepted optimiser stop '{result.message}' (projected gradient {gradient:.2g})"
+    if problem and raise_on_failure:
+        raise FitError(f"{model} fit did not converge: {problem} (parameters {params})")
+    at_bound = tuple(
+        name
+        for name, v, lo, hi in zip(names, result.x, low, high, strict=True)
+        if v <= lo + BOUND_MARGIN or v >= hi - BOUND_MARGIN
+    )
+    message = problem or (note or str(result.message))
+    return Maximum(params, ll, problem, iterations, message, at_bound, gradient)
+
+
+def _minimise(
+    objective: Objective, start: FloatArray, bounds: list[tuple[float, float]], max_iterations: int
+) -> optimize.OptimizeResult:
     with np.errstate(over="ignore", under="ignore"):
-        result = optimize.minimize(
+        return optimize.minimize(
             objective,
             start,
             jac=True,
@@ -71,24 +130,12 @@ def maximise(
             bounds=bounds,
             options={"maxiter": max_iterations, "ftol": 1e-13, "gtol": 1e-9},
         )
-    params = {name: float(np.exp(v)) for name, v in zip(names, result.x, strict=True)}
-    ll = -float(result.fun) * n
-    problem = ""
-    if not result.success:
-        problem = f"optimiser stopped: {result.message}"
-    elif not np.isfinite(ll) or not np.all(np.isfinite(result.x)):
-        problem = "non-finite log-likelihood or parameters"
-    else:
-        at_bound = [
-            name
-            for name, v, (low, high) in zip(names, result.x, bounds, strict=True)
-            if v <= low + 1e-6 or v >= high - 1e-6
-        ]
-        if at_bound:
-            problem = (
-                f"{', '.join(at_bound)} ran to the edge of the search space "
-                "(the data do not identify it)"
-            )
-    if problem and raise_on_failure:
-        raise FitError(f"{model} fit did not converge: {problem} (parameters {params})")
-    return params, ll, problem, int(result.nit), problem or str(result.message)
+
+
+def _projected_gradient(objective: Objective, x: FloatArray, low: FloatArray, high: FloatArray) -> float:
+    """Largest component of the gradient that points into the search box (0 at a constrained optimum)."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _, gradient = objective(x)
+    if not np.all(np.isfinite(gradient)):
+        return float("inf")
+    return float(np.max(np.abs(x - np.clip(x - gradient, low, high))))

@@ -9,6 +9,9 @@ import numpy.typing as npt
 from scipy import special
 
 from orchestration.ltv.fitting import (
+    BOUNDARY_LIMIT,
+    CONVERGED,
+    NOT_CONVERGED,
     FitError,
     FloatArray,
     as_float_array,
@@ -17,6 +20,8 @@ from orchestration.ltv.fitting import (
 )
 
 PARAMETERS = ("p", "q", "gamma")
+# Fit case when no repeat customer has a positive average spend: no spend model, spend 0.
+NO_REPEAT_SPEND = "no_repeat_spend"
 
 
 @dataclass(frozen=True)
@@ -29,19 +34,30 @@ class GammaGammaFit:
     converged: bool
     iterations: int
     message: str
+    fit_case: str = CONVERGED
+    n_excluded: int = 0  # repeat customers left out: average repeat spend <= 0 (refunds)
+    mean_spend: float = float("nan")  # plain mean of the fitted customers' average spend
 
     @property
     def population_mean_spend(self) -> float:
-        """E[Z] = p * gamma / (q - 1): the expected spend of a customer with no history (needs q > 1)."""
+        """Expected spend of a customer with no history: p * gamma / (q - 1).
+
+        When q <= 1 that mean is infinite (a heavy tail the data allow); the plain mean of the
+        fitted customers' average spend stands in. 0 without a spend model (NO_REPEAT_SPEND).
+        """
+        if self.fit_case == NO_REPEAT_SPEND:
+            return 0.0
         p, q, g = (self.params[name] for name in PARAMETERS)
-        return p * g / (q - 1.0) if q > 1.0 else float("inf")
+        return p * g / (q - 1.0) if q > 1.0 else self.mean_spend
 
 
 def _validate(frequency: npt.ArrayLike, monetary_value: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     x, z = as_float_array(frequency), as_float_array(monetary_value)
     if len(x) != len(z):
         raise FitError(f"frequency and monetary_value must have the same length ({len(x)} != {len(z)})")
-    check_finite_non_negative(frequency=x, monetary_value=z)
+    check_finite_non_negative(frequency=x)
+    if not np.all(np.isfinite(z)):
+        raise FitError(f"monetary_value has {int(np.sum(~np.isfinite(z)))} missing or infinite values")
     return x, z
 
 
@@ -114,36 +130,55 @@ def fit_gamma_gamma(
     raise_on_failure: bool = True,
     max_iterations: int = 2000,
 ) -> GammaGammaFit:
-    """Maximum-likelihood Gamma-Gamma fit on repeat customers (frequency > 0 are used, others skipped).
+    """Maximum-likelihood Gamma-Gamma fit on the repeat customers with a positive average spend.
 
-    `monetary_value` is each customer's average value of repeat purchases; it must be positive for
-    every customer with frequency > 0. Raises FitError on bad input or non-convergence unless
-    `raise_on_failure` is False (then `converged` is False).
+    `monetary_value` is each customer's average value of repeat purchases. Customers with
+    frequency 0 are skipped; repeat customers whose average is 0 or less (refunds exceed their
+    repeat purchases) are excluded (`n_excluded`) and get an expected spend of 0. Without any
+    customer left there is no spend model (fit_case NO_REPEAT_SPEND, every spend 0). A parameter
+    at the edge of the search box is reported as BOUNDARY_LIMIT (e.g. identical spend everywhere:
+    p, q unbounded). Raises FitError on bad input or when the optimiser stops away from a maximum,
+    unless `raise_on_failure` is False (then `converged` is False).
     """
     x_all, z_all = _validate(frequency, monetary_value)
     repeat = x_all > 0
-    x, z = x_all[repeat], z_all[repeat]
+    eligible = repeat & (z_all > 0)
+    n_excluded = int(np.sum(repeat & ~eligible))
+    x, z = x_all[eligible], z_all[eligible]
+    excluded = (
+        f"; {n_excluded} repeat customers with an average spend <= 0 excluded (expected spend 0)"
+        if n_excluded else ""
+    )
     if len(x) == 0:
-        raise FitError("no customer with a repeat purchase (frequency > 0): nothing to fit")
-    if np.any(z <= 0):
-        raise FitError(
-            f"monetary_value must be positive for repeat customers; {int(np.sum(z <= 0))} are not "
-            "(filter out customers whose repeat purchases net to zero or less)"
+        return GammaGammaFit(
+            params={}, log_likelihood=0.0, n_customers=0, converged=True, iterations=0,
+            message="no repeat customer with a positive average spend: no spend model, "
+                    f"expected spend 0{excluded}",
+            fit_case=NO_REPEAT_SPEND, n_excluded=n_excluded, mean_spend=0.0,
         )
     if initial is None:
         # p = q = 2 gives a population mean of 2 * gamma: match it to the mean spend.
         initial = {"p": 2.0, "q": 2.0, "gamma": float(np.mean(z)) / 2.0}
-    params, ll, problem, iterations, message = maximise(
+    found = maximise(
         "Gamma-Gamma", _Objective(x, z), PARAMETERS, ("gamma",), initial, len(x),
         max_iterations, raise_on_failure,
     )
+    message = found.message + excluded
+    if found.at_bound and not found.problem:
+        message += (
+            f"; {', '.join(found.at_bound)} at the edge of the search space (the data do not "
+            "identify it): its limit is reported, predictions use the edge value"
+        )
     return GammaGammaFit(
-        params=params,
-        log_likelihood=ll,
+        params=found.params,
+        log_likelihood=found.log_likelihood,
         n_customers=len(x),
-        converged=not problem,
-        iterations=iterations,
+        converged=not found.problem,
+        iterations=found.iterations,
         message=message,
+        fit_case=NOT_CONVERGED if found.problem else BOUNDARY_LIMIT if found.at_bound else CONVERGED,
+        n_excluded=n_excluded,
+        mean_spend=float(np.mean(z)),
     )
 
 
@@ -152,15 +187,29 @@ def expected_average_spend(
 ) -> FloatArray:
     """E[spend per purchase | x, average spend]: a weighted mean of the population and own average.
 
-    Customers with frequency 0 get the population mean p * gamma / (q - 1).
+    Customers with frequency 0 get the population mean (`GammaGammaFit.population_mean_spend`);
+    repeat customers whose average spend is 0 or less (net refunds) get 0, as does everyone when
+    there is no spend model (NO_REPEAT_SPEND).
     """
+    x, z = _validate(frequency, monetary_value)
+    if isinstance(model, GammaGammaFit) and model.fit_case == NO_REPEAT_SPEND:
+        return np.zeros_like(x)
     params = model.params if isinstance(model, GammaGammaFit) else model
     p, q, g = (float(params[name]) for name in PARAMETERS)
-    if q <= 1.0:
+    if q <= 1.0 and not isinstance(model, GammaGammaFit) and np.any(x == 0):
         raise ValueError(f"expected spend is infinite when q <= 1 (q = {q:.4g})")
-    x, z = _validate(frequency, monetary_value)
-    z = np.where(x > 0, z, 0.0)
-    return p * (g + x * z) / (p * x + q - 1.0)
+    repeat = x > 0
+    spend = np.zeros_like(x)
+    if isinstance(model, GammaGammaFit):
+        spend[~repeat] = model.population_mean_spend
+    elif q > 1.0:
+        spend[~repeat] = p * g / (q - 1.0)
+    positive = repeat & (z > 0)
+    weight = p * x[positive] + q - 1.0  # <= 0 only for p + q < 1: then the own average stands
+    spend[positive] = np.where(
+        weight > 0, p * (g + x[positive] * z[positive]) / np.where(weight > 0, weight, 1.0), z[positive]
+    )
+    return spend
 
 
 def simulate_average_spend(
