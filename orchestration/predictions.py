@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from orchestration import churn
-from orchestration.ltv.bgnbd import fit_bgnbd
+from orchestration.ltv.bgnbd import BgNbdFit, fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
-from orchestration.ltv.gamma_gamma import fit_gamma_gamma
+from orchestration.ltv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
 from orchestration.ltv.summary import rfm_summary
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -60,7 +60,7 @@ def as_of_bound(as_of: dt.date | None) -> dt.datetime:
 @dataclass
 class LtvResult:
     predictions: pd.DataFrame  # customer_id, p_alive, expected_purchases_<h>d, ..., predicted_clv_365d
-    fits: pd.DataFrame  # model, parameter, value, time_unit, log_likelihood, n_customers
+    fits: pd.DataFrame  # model, parameter, value, time_unit, log_likelihood, n_customers, fit_case, ...
     seconds: dict[str, float]
 
 
@@ -78,10 +78,10 @@ def fit_ltv(transactions: pd.DataFrame, as_of_at: dt.datetime, config: Predictio
     start = time.perf_counter()
     bgnbd = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     seconds["fit_bgnbd"] = time.perf_counter() - start
-    # Gamma-Gamma needs a positive average repeat spend (refunds can net it to zero or less).
-    repeaters = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
     start = time.perf_counter()
-    gamma_gamma = fit_gamma_gamma(repeaters["frequency"], repeaters["monetary_value"])
+    # Repeat customers whose refunds net their average spend to 0 or less are left out of the fit
+    # and get an expected order value (and CLV) of 0; see docs/ltv-models.md.
+    gamma_gamma = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
     seconds["fit_gamma_gamma"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -98,13 +98,26 @@ def fit_ltv(transactions: pd.DataFrame, as_of_at: dt.datetime, config: Predictio
         predictions["expected_order_value"] = result["expected_order_value"].to_numpy()
     seconds["predict"] = time.perf_counter() - start
 
+    return LtvResult(predictions=predictions, fits=fit_rows(bgnbd, gamma_gamma, config),
+                     seconds=seconds)
+
+
+def fit_rows(bgnbd: BgNbdFit, gamma_gamma: GammaGammaFit, config: PredictionsConfig) -> pd.DataFrame:
+    """Long-form `ltv_model_fits` rows: one per identified parameter, with the fit case and message.
+
+    A limiting case has only the parameters it identifies (e.g. no_dropout_limit: r, alpha, a = 0;
+    no_repeat_spend: none, so one row with parameter NULL keeps the case visible).
+    """
     rows = []
-    for model, fit, n in (("bgnbd", bgnbd, len(summary)), ("gamma_gamma", gamma_gamma, len(repeaters))):
-        for parameter, value in fit.params.items():
-            rows.append({"model": model, "parameter": parameter, "value": float(value),
-                         "time_unit": f"{config.time_unit_days:g} days",
-                         "log_likelihood": float(fit.log_likelihood), "n_customers": int(n)})
-    return LtvResult(predictions=predictions, fits=pd.DataFrame(rows), seconds=seconds)
+    for model, fit in (("bgnbd", bgnbd), ("gamma_gamma", gamma_gamma)):
+        common = {"time_unit": f"{config.time_unit_days:g} days",
+                  "log_likelihood": float(fit.log_likelihood), "n_customers": int(fit.n_customers),
+                  "fit_case": fit.fit_case, "fit_message": fit.message}
+        params = fit.params.items() or [(None, None)]
+        rows += [{"model": model, "parameter": parameter,
+                  "value": None if value is None else float(value), **common}
+                 for parameter, value in params]
+    return pd.DataFrame(rows).astype({"parameter": "string", "value": "float64"})
 
 
 def read_transactions(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> pd.DataFrame:

@@ -71,7 +71,7 @@ def _purchase_outlook(
     if not math.isfinite(period_days) or period_days <= 0:
         raise ValueError(f"period_days must be positive, got {period_days!r}")
     x, t_x, t = bgnbd.validate_rft(frequency, recency, T)
-    r, alpha, a, b = (bgnbd_fit.params[name] for name in bgnbd.PARAMETERS)
+    r, alpha, a, b = bgnbd._params_array(bgnbd_fit)
     p_alive = bgnbd.probability_alive(bgnbd_fit, x, t_x, t)
     unit = bgnbd_fit.time_unit_days
     period = period_days / unit

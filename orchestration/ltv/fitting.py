@@ -114,7 +114,7 @@ def maximise(
         for name, v, lo, hi in zip(names, result.x, low, high, strict=True)
         if v <= lo + BOUND_MARGIN or v >= hi - BOUND_MARGIN
     )
-    message = problem or (note or str(result.message))
+    message = problem or (note if not result.success else note + str(result.message))
     return Maximum(params, ll, problem, iterations, message, at_bound, gradient)
 
 
