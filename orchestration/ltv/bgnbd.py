@@ -244,7 +244,7 @@ def fit_bgnbd(
     elif chosen.at_bound:
         fit_case = BOUNDARY_LIMIT if fit_case == CONVERGED else fit_case
         message += (
-            f"; {', '.join(chosen.at_bound)} at the edge of the search space (the data do not "
+            f"; {', '.join(chosen.at_bound)} running to the edge of the search space (the data do not "
             "identify it): its limit is reported, predictions use the edge value"
         )
     return BgNbdFit(

@@ -23,6 +23,9 @@ SCALE_LOG_BOUND = 25.0
 # box exceeds this; a parameter within BOUND_MARGIN of the box edge is "at the bound".
 GRADIENT_TOLERANCE = 1e-5
 BOUND_MARGIN = 1e-3
+# A shape parameter beyond 1e4 (or below 1e-4) is on its way to the edge: an optimiser stopped on
+# the flat ridge towards a limit (e.g. r, alpha -> infinity together: no rate heterogeneity).
+UNBOUNDED_SHAPE_LOG = float(np.log(1e4))
 
 # Which answer a fit is (recorded in ltv_model_fits.fit_case; docs/ltv-models.md, "Limiting
 # cases"); the models add their own limits (bgnbd.NO_DROPOUT_LIMIT, ...).
@@ -54,11 +57,11 @@ def wsum(weights: FloatArray | None, values: FloatArray) -> float:
 
 @dataclass(frozen=True)
 class Maximum:
-    """Result of `maximise`: problem is '' for a usable maximum; at_bound names parameters at the box edge."""
+    """Result of `maximise`; `at_bound` names parameters at (or, shapes, beyond 1e±4 towards) the box edge."""
 
     params: dict[str, float]
     log_likelihood: float
-    problem: str
+    problem: str  # '' for a usable maximum
     iterations: int
     message: str
     at_bound: tuple[str, ...]
@@ -113,6 +116,7 @@ def maximise(
         name
         for name, v, lo, hi in zip(names, result.x, low, high, strict=True)
         if v <= lo + BOUND_MARGIN or v >= hi - BOUND_MARGIN
+        or (name not in scales and abs(v) >= UNBOUNDED_SHAPE_LOG)
     )
     message = problem or (note if not result.success else note + str(result.message))
     return Maximum(params, ll, problem, iterations, message, at_bound, gradient)

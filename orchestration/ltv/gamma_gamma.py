@@ -166,7 +166,7 @@ def fit_gamma_gamma(
     message = found.message + excluded
     if found.at_bound and not found.problem:
         message += (
-            f"; {', '.join(found.at_bound)} at the edge of the search space (the data do not "
+            f"; {', '.join(found.at_bound)} running to the edge of the search space (the data do not "
             "identify it): its limit is reported, predictions use the edge value"
         )
     return GammaGammaFit(
