@@ -223,7 +223,8 @@ def fit_bgnbd(
         {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12)}, total, max_iterations, False,
     )
     tolerance = NO_DROPOUT_TOLERANCE + NO_DROPOUT_RELATIVE_TOLERANCE * abs(nbd.log_likelihood)
-    if not nbd.problem and (full.problem or nbd.log_likelihood >= full.log_likelihood - tolerance):
+    # A failed BG/NBD search that is more likely than the NBD maximum is a genuine failure.
+    if not nbd.problem and nbd.log_likelihood >= full.log_likelihood - tolerance:
         chosen, fit_case = nbd, NO_DROPOUT_LIMIT
         params = {**nbd.params, "a": 0.0}
         message = (
@@ -315,11 +316,11 @@ def probability_alive(
     """P(customer still active at T | x, t_x, T); 1 for customers without a repeat purchase."""
     r, alpha, a, b = _params_array(model)
     x, t_x, t = validate_rft(frequency, recency, T)
+    if a == 0.0:  # no dropout: everyone is alive
+        return np.ones_like(x)
     log_odds_dead = np.full_like(x, -np.inf)
     repeat = x > 0
     xr = x[repeat]
-    if a == 0.0:  # no dropout: everyone is alive
-        return np.ones_like(x)
     log_odds_dead[repeat] = (
         np.log(a)
         - np.log(b + xr - 1.0)
