@@ -120,6 +120,18 @@ def fit_rows(bgnbd: BgNbdFit, gamma_gamma: GammaGammaFit, config: PredictionsCon
     return pd.DataFrame(rows).astype({"parameter": "string", "value": "float64"})
 
 
+# Columns added to ltv_model_fits after its first release. A warehouse whose table predates them
+# gets them (NULL for the earlier runs), so that appending this run's rows by name keeps working.
+FITS_ADDED_COLUMNS = {"fit_case": "varchar", "fit_message": "varchar"}
+
+
+def upgrade_fits_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the FITS_ADDED_COLUMNS an existing `ltv_model_fits` lacks (no-op for a new warehouse)."""
+    for column, sql_type in FITS_ADDED_COLUMNS.items():
+        con.execute(f"alter table if exists {SCHEMA}.ltv_model_fits "
+                    f"add column if not exists {column} {sql_type}")
+
+
 def read_transactions(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> pd.DataFrame:
     return con.execute(
         f"select customer_id, transacted_at, cast(amount as double) as amount, channel "
@@ -136,6 +148,7 @@ def build_predictions(
     if transactions.empty:
         raise dg.Failure(f"no purchases before {as_of_at} in {TRANSACTIONS}: nothing to fit")
     ltv_result = fit_ltv(transactions, as_of_at, config)
+    upgrade_fits_table(con)
 
     start = time.perf_counter()
     con.register("prediction_transactions", transactions)

@@ -35,7 +35,7 @@ def cdnow_lines() -> pd.DataFrame:
 
 def write_shop_landing(lines: pd.DataFrame, landing: Path) -> None:
     """One shop order per transaction line (at noon UTC) with one order line of `cds` CDs."""
-    landing.mkdir()
+    landing.mkdir(parents=True)
     pd.DataFrame({
         "order_id": lines["order_id"],
         "shop_customer_id": "cdnow-" + lines["customer"].astype(str),
