@@ -93,6 +93,23 @@ def test_no_dropout_population_is_the_nbd_limit_not_a_failure() -> None:
     np.testing.assert_allclose(expected, (fit.params["r"] + x) * 52.0 / (fit.params["alpha"] + t))
 
 
+@pytest.mark.parametrize("seed", [3, 5, 7, 9])
+def test_regular_buyers_stopped_abnormal_and_are_now_the_no_dropout_limit(seed: int) -> None:
+    # Near-regular purchase intervals over 20 months, nobody drops out: for these seeds the old fit
+    # raised "BG/NBD fit did not converge: optimiser stopped: ABNORMAL (parameters {'r': 2.28,
+    # 'alpha': 88.9, 'a': ..., 'b': ...})", the error of issue 13 (r 2.2, alpha 87.2 there).
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(1, 87, 3000)
+    x = rng.poisson(rng.gamma(2.0, 1 / 80.0, 3000) * t).astype(float)
+    gap = t / (x + 1)
+    t_x = np.where(x > 0, np.minimum(t, x * gap * rng.uniform(0.9, 1.1, 3000) + gap * 0.5), 0.0)
+    fit = ltv.fit_bgnbd(x, t_x, t, time_unit_days=7)
+    assert fit.converged and fit.fit_case == bgnbd.NO_DROPOUT_LIMIT
+    assert fit.params["r"] == pytest.approx(2.2, rel=0.15)
+    predicted = ltv.expected_purchases(fit, 5 * 52.0, x, t_x, t)
+    assert np.isfinite(predicted).all() and (predicted > 0).all()
+
+
 def test_steady_buyers_without_rate_heterogeneity_get_finite_predictions() -> None:
     # Everyone buys 10 times in 50 days and nobody drops out: no dropout and no spread of rates
     # (r and alpha run off together). The old code raised "edge of the search space".
