@@ -194,6 +194,20 @@ class SyncConfig(Strict):
         return self.primary_key[0]
 
     @property
+    def removal_fields(self) -> list[str]:
+        """The fields a removal carries besides the key: only what the destination needs to find
+        the record (PostgreSQL key column, HubSpot id property, ad-audience match keys, which
+        the destination hashes). Webhooks and files get the key alone."""
+        dest = self.destination
+        if isinstance(dest, PostgresDestination):
+            return [self.key_field]
+        if isinstance(dest, HubspotDestination):
+            return [dest.id_property]
+        if isinstance(dest, AdAudienceDestination):
+            return [f for f in (dest.email_field, dest.phone_field) if f]
+        return []
+
+    @property
     def source_asset_key(self) -> str:
         return self.source_asset or self.source.split(".")[-1]
 
