@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 import yaml
 
 from orchestration import segments as seg
+from orchestration.activation.assets import build_sync_assets
 from orchestration.activation.config import ConfigError, parse_config
 from orchestration.activation.engine import run_sync
 from orchestration.declarations import sql_literal
+from orchestration.warehouse import WarehouseResource
 from activation_support.warehouse import customers_warehouse
 
 COLUMNS = {"orders_total": "number", "loyalty_tier": "text"}
@@ -160,3 +163,25 @@ def test_an_unset_env_reference_in_a_filter_is_an_error_not_an_empty_sql_fragmen
     monkeypatch.setenv("CDP_TEST_UNSET", "a\\b")
     with pytest.raises(ConfigError, match="backslash"):
         parse_config({"syncs": [sync_entry(filter="city = ${CDP_TEST_UNSET}")]}, "syncs.yml")
+
+
+def test_a_hostile_sync_fails_only_its_own_asset(tmp_path: Path) -> None:
+    path = tmp_path / "syncs.yml"
+    path.write_text(yaml.safe_dump({"syncs": [
+        sync_entry(name="good"),
+        sync_entry(name="evil", description=SECRET_READ),
+        sync_entry(name="{{ x }}"),
+    ]}, sort_keys=False))
+    built = build_sync_assets(path)
+    keys = {key.to_user_string() for a in built if isinstance(a, dg.AssetsDefinition)
+            for key in a.keys}
+    assert keys == {"activation/good", "activation/evil", "activation/invalid_sync_2"}
+    dg.Definitions(assets=built, resources={"warehouse": WarehouseResource(
+        path=str(tmp_path / "w.duckdb"))}).get_repository_def()  # the code location loads
+    evil = next(a for a in built if isinstance(a, dg.AssetsDefinition)
+                and dg.AssetKey(["activation", "evil"]) in a.keys)
+    result = dg.materialize([evil], raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    text = failure.step_failure_data.user_failure_data.description
+    assert f"{path}: syncs[1].description: contains template syntax" in text, text

@@ -372,3 +372,37 @@ def load_config(path: str | Path | None = None) -> ActivationConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(raw, str(path))
+
+
+def _broken_name(entry: Any, index: int) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if isinstance(name, str) and re.match(IDENTIFIER, name) and len(name) <= 100:
+        return name
+    return f"invalid_sync_{index}"
+
+
+def load_config_by_sync(path: str | Path | None = None
+                        ) -> tuple[ActivationConfig, dict[str, str]]:
+    """Like `load_config`, but a sync whose declaration is invalid is set aside with its error
+    (by sync name) instead of failing the whole file, so it fails only its own asset. An
+    unreadable file or an invalid top level still raises ConfigError."""
+    try:
+        return load_config(path), {}
+    except ConfigError:
+        pass
+    path = Path(path or os.environ.get("CDP_ACTIVATION_CONFIG") or DEFAULT_CONFIG_PATH)
+    raw = yaml.safe_load(path.read_text())  # readable and YAML: load_config said otherwise
+    if not isinstance(raw, dict) or not isinstance(raw.get("syncs"), list):
+        return load_config(path), {}  # raises the file-level error
+    top = {k: v for k, v in raw.items() if k != "syncs"}
+    parse_config({**top, "syncs": []}, str(path))  # an invalid top level fails the file
+    valid: list[Any] = []
+    broken: dict[str, str] = {}
+    for index, entry in enumerate(raw["syncs"]):
+        try:
+            parse_config({**top, "syncs": [entry]}, str(path))
+            valid.append(entry)
+        except ConfigError as exc:  # validated alone, so its location reads syncs[0]
+            broken[_broken_name(entry, index)] = str(exc).replace(
+                f"{path}: syncs[0]", f"{path}: syncs[{index}]")
+    return parse_config({**top, "syncs": valid}, str(path)), broken
