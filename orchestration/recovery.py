@@ -89,7 +89,9 @@ def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return []
-    holders = storage.get_concurrency_run_ids()
+    holders = set(storage.get_concurrency_run_ids()) | {
+        slot.run_id for key in storage.get_concurrency_keys()
+        for slot in storage.get_concurrency_info(key).claimed_slots}
     if not holders:
         return []
     live = {run.run_id for run in instance.get_runs(

@@ -83,7 +83,8 @@ def wait_for_dbt(process: subprocess.Popen[bytes], timeout: float = 300) -> list
         assert process.poll() is None, "the run ended before dbt started"
         try:
             children = psutil.Process(process.pid).children(recursive=True)
-            dbt = [c for c in children if "dbt" in " ".join(c.cmdline())]
+            dbt = [c for c in children if {"dbt", "build"} <= set(
+                Path(part).name for part in c.cmdline())]
             if dbt:
                 return dbt
         except psutil.Error:
@@ -102,8 +103,12 @@ def statuses(env: dict[str, str]) -> list[dg.DagsterRunStatus]:
 
 
 def held_slots(env: dict[str, str]) -> set[str]:
+    """Runs holding a pool slot or a pending step."""
     with instance_of(env) as instance:
-        return set(instance.event_log_storage.get_concurrency_run_ids())
+        storage = instance.event_log_storage
+        return set(storage.get_concurrency_run_ids()) | {
+            slot.run_id for key in storage.get_concurrency_keys()
+            for slot in storage.get_concurrency_info(key).claimed_slots}
 
 
 def log_text(tmp_path: Path, name: str) -> str:
