@@ -174,7 +174,10 @@ def forget_erased_payloads(con: duckdb.DuckDBPyConnection, salt: str,
     counts = {"payloads": 0, "errors": 0, "unconfigured": 0}
     if not (_relation_exists(con, PRIVACY_LOG) and _relation_exists(con, STATE)):
         return counts
-    ensure_schema(con)
+    columns = {name for (name,) in con.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = ? and table_name = ?", STATE.split(".")).fetchall()}
+    kept = "coalesce(t.removal_fields, '{}')" if "removal_fields" in columns else "'{}'"
     pending = con.execute(
         f"select target, detail from {PRIVACY_LOG}"
         " where action = 'destination_removal' and status = 'running'").fetchall()
@@ -188,13 +191,14 @@ def forget_erased_payloads(con: duckdb.DuckDBPyConnection, salt: str,
     erased = ("t.sync_name = e.sync_name and sha256(? || t.row_key) = e.key_hash")
     con.execute("begin transaction")
     try:
-        counts["payloads"] = con.execute(
-            f"update {STATE} as t set payload = coalesce(removal_fields, '{{}}')"
-            f" from _act_erased as e where {erased}"
-            " and t.payload <> coalesce(t.removal_fields, '{}')", [salt]).fetchone()[0]
-        counts["errors"] = con.execute(
-            f"delete from {ROW_ERRORS} as t using _act_erased as e where {erased}",
-            [salt]).fetchone()[0]
+        if "payload" in columns:
+            counts["payloads"] = con.execute(
+                f"update {STATE} as t set payload = {kept} from _act_erased as e"
+                f" where {erased} and t.payload <> {kept}", [salt]).fetchone()[0]
+        if _relation_exists(con, ROW_ERRORS):
+            counts["errors"] = con.execute(
+                f"delete from {ROW_ERRORS} as t using _act_erased as e where {erased}",
+                [salt]).fetchone()[0]
         if configured is not None:
             gone = con.execute(
                 f"delete from {STATE} as t using _act_erased as e where {erased}"
