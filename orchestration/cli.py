@@ -25,6 +25,7 @@ def run_pipeline() -> int:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.recovery import guard_run
 
     settings = load_settings()
     settings.export_env()
@@ -33,6 +34,7 @@ def run_pipeline() -> int:
               file=sys.stderr)
         return 2
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
+    guard_run(instance)  # fail runs whose process is gone, free their slots; bound SIGTERM
     job = defs.resolve_job_def(JOB_NAME)
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     if result.success:

@@ -37,6 +37,7 @@ import dagster as dg
 import duckdb
 import yaml
 
+from orchestration.activation.state import forget_erased_payloads
 from orchestration.landing_contract import SOURCES_BY_NAME
 from orchestration.settings import PROJECT_DIR
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -1109,6 +1110,7 @@ def execute_privacy_requests(con: duckdb.DuckDBPyConnection,
             "where s.request_id = privacy_requests.request_id "
             f"and s.request_id in (select request_id from {REQUESTS}) "
             f"and not starts_with(privacy_requests.identifier_value, '{HASH_PREFIX}')", [salt()])
+    forget_erased_payloads(con, salt())  # the sync state keeps keys only for them
     finished = refresh_destination_removals(con)
     con.execute("select 1").fetchall()  # leave no unfetched result on the caller's connection
     return PrivacyRunReport(outcomes, late, finished)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orchestration.declarations import sql_literal, template_problems, text_problem
 from orchestration.settings import PROJECT_DIR
 
 SEGMENTS_DIR = PROJECT_DIR / "segments"
@@ -216,8 +218,12 @@ def _check_condition(condition: Condition, columns: dict[str, ColumnKind], where
 def _check_scalar(value: Scalar, kind: ColumnKind, field: str) -> list[str]:
     if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
         return [f"{field}: {value!r} is not a number"]
+    if kind == "number" and isinstance(value, float) and not math.isfinite(value):
+        return [f"{field}: {value!r} is not a finite number"]
     if kind == "text" and not isinstance(value, str):
         return [f"{field}: {value!r} is not text (quote it)"]
+    if isinstance(value, str) and text_problem(value):
+        return [f"{field}: the value {text_problem(value)}"]
     if kind == "timestamp":
         try:
             dt.datetime.fromisoformat(str(value))
@@ -271,9 +277,11 @@ def load_segments(
             if not isinstance(entry, dict):
                 errors.append(f"{where}: expected a mapping")
                 continue
+            unsafe = template_problems(entry) + _text_field_problems(entry, path)
+            errors.extend(f"{where}.{message}" for message in unsafe)
             segment, segment_errors = _parse_segment(entry)
             errors.extend(f"{where}.{message}" for message in segment_errors)
-            if segment is None:
+            if segment is None or unsafe:
                 continue
             errors.extend(_check_condition(segment.condition, columns, where))
             if segment.consent_purpose is not None and segment.consent_purpose not in purposes:
@@ -289,12 +297,24 @@ def load_segments(
     return loaded
 
 
+def _text_field_problems(entry: dict[str, Any], path: Path) -> list[str]:
+    """Free-text fields become SQL literals in a generated model: no backslash or control
+    character (descriptions may wrap; their whitespace is collapsed first)."""
+    problems = []
+    texts = {k: entry.get(k) for k in ("name", "owner", "consent_purpose")}
+    if isinstance(entry.get("description"), str):
+        texts["description"] = " ".join(entry["description"].split())
+    for field, value in texts.items():
+        if isinstance(value, str) and text_problem(value):
+            problems.append(f"{field}: {text_problem(value)}")
+    if text_problem(path.name):
+        problems.append(f"(file name): {text_problem(path.name)}")
+    return problems
+
+
 def _literal(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    """An escaped SQL literal; values were validated, so a refusal here is a bug, not input."""
+    return sql_literal(value)
 
 
 def _typed_literal(value: Scalar, kind: ColumnKind) -> str:

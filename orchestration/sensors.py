@@ -33,6 +33,7 @@ import dagster as dg
 
 from orchestration.ingestion import LandingError, discover_landing
 from orchestration.landing_contract import SOURCES
+from orchestration.recovery import recover_abandoned_runs
 from orchestration.settings import load_settings
 
 SENSOR_NAME = "landing_files_arrived_run_affected_assets"
@@ -151,6 +152,7 @@ def evaluate(context: dg.SensorEvaluationContext, landing_dir: Path, settle_seco
             f"waiting for {len(changes.unsettled)} file(s) to stop changing "
             f"for {settle_seconds:g}s: "
             + ", ".join(changes.unsettled[:5]))
+    recover_abandoned_runs(context.instance)  # a killed run must not block the sensor forever
     running = active_runs(context.instance)
     if running:
         return dg.SkipReason(

@@ -234,7 +234,7 @@ create table main_marts.customer_source_records as select * from (values
 create table main_marts.customers as select * from (values
     ('c1', 'ann@x.io'), ('c2', 'bob@x.io'), ('c3', 'cy@x.io')) as t(customer_id, email);
 create table activation.sync_state as select * from (values
-    ('to_files', 'c1'), ('to_files', 'c3')) as t(sync_name, row_key);
+    ('customers_to_files', 'c1'), ('customers_to_files', 'c3')) as t(sync_name, row_key);
 """
 
 
@@ -271,7 +271,7 @@ def test_batch_executes_every_request_and_credits_each_one(
     assert ("r2", "raw.segment_identifies") not in log  # suppression keeps raw data
     assert log["r1", "raw._load_rejects"] == ("delete", "finished", 1)  # the line of i1
     assert log["r3", "raw._load_rejects"] == ("delete", "finished", 1)  # the raw value
-    assert log["r1", "activation:to_files"][:2] == ("destination_removal", "running")
+    assert log["r1", "activation:customers_to_files"][:2] == ("destination_removal", "running")
     assert log["r4", "request"] == ("validate", "failed", 0)
     assert log["r6", "export"][2] > 0
     assert con.execute("select list(customer_id order by 1) from main_marts.customers"

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 
 from orchestration.activation import state
-from orchestration.activation.config import ActivationConfig, SyncConfig, load_config
+from orchestration.activation.config import ActivationConfig, SyncConfig, load_config_by_sync
 from orchestration.activation.engine import SyncResult, run_sync
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -127,10 +127,24 @@ def build_sync_check(sync: SyncConfig) -> dg.AssetChecksDefinition:
     return last_run_delivered
 
 
+def build_broken_sync_asset(name: str, error: str) -> dg.AssetsDefinition:
+    """The asset of a sync whose declaration is invalid: it fails with the error, naming the
+    file and field, and the rest of the code location loads."""
+
+    @dg.asset(key=dg.AssetKey(["activation", name]), group_name="activation", owners=[OWNER],
+              kinds={"python"}, description=f"Invalid sync declaration: {error}")
+    def broken_sync() -> None:
+        raise dg.Failure(description=f"sync {name} is not run: its declaration is invalid\n"
+                                     f"{error}")
+
+    return broken_sync
+
+
 def build_sync_assets(config_path: str | Path | None = None) -> list:
-    """One asset and one asset check per enabled sync (those whose `requires_env` are set)."""
-    config = load_config(config_path)
-    built: list = []
+    """One asset and one asset check per enabled sync (those whose `requires_env` are set),
+    and a failing asset per sync whose declaration is invalid."""
+    config, broken = load_config_by_sync(config_path)
+    built: list = [build_broken_sync_asset(name, error) for name, error in broken.items()]
     for sync in config.syncs:
         if sync.is_active:
             built.extend([build_sync_asset(config, sync), build_sync_check(sync)])
@@ -139,7 +153,7 @@ def build_sync_assets(config_path: str | Path | None = None) -> list:
 
 def build_sync_schedules(config_path: str | Path | None = None) -> list[dg.ScheduleDefinition]:
     """A schedule per sync that declares `schedule:` (cron, UTC) materialising just that sync."""
-    config = load_config(config_path)
+    config, _ = load_config_by_sync(config_path)
     return [
         dg.ScheduleDefinition(
             name=f"activation_{sync.name}_schedule",

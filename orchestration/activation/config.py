@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestration.declarations import sql_literal, template_problems
 from orchestration.settings import PROJECT_DIR
 
 DEFAULT_CONFIG_PATH = PROJECT_DIR / "activation" / "syncs.yml"
@@ -150,6 +151,13 @@ class SyncConfig(Strict):
     max_failed_ratio: float = Field(0.5, ge=0, le=1)
     destination: Destination
 
+    @field_validator("filter")
+    @classmethod
+    def one_expression(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_filter(value)
+        return value
+
     @field_validator("primary_key", "consent_purposes", mode="before")
     @classmethod
     def listify(cls, value: Any) -> Any:
@@ -194,6 +202,20 @@ class SyncConfig(Strict):
         return self.primary_key[0]
 
     @property
+    def removal_fields(self) -> list[str]:
+        """The fields a removal carries besides the key: only what the destination needs to find
+        the record (PostgreSQL key column, HubSpot id property, ad-audience match keys, which
+        the destination hashes). Webhooks and files get the key alone."""
+        dest = self.destination
+        if isinstance(dest, PostgresDestination):
+            return [self.key_field]
+        if isinstance(dest, HubspotDestination):
+            return [dest.id_property]
+        if isinstance(dest, AdAudienceDestination):
+            return [f for f in (dest.email_field, dest.phone_field) if f]
+        return []
+
+    @property
     def source_asset_key(self) -> str:
         return self.source_asset or self.source.split(".")[-1]
 
@@ -222,14 +244,68 @@ class ActivationConfig(Strict):
         raise KeyError(f"no sync named {name!r}")
 
 
-def _expand_env(value: Any) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in strings (unset without default: left empty)."""
+def check_filter(text: str) -> None:
+    """A sync `filter:` must be one boolean expression over the source: no second statement,
+    no closing the `where (...)` it is wrapped in, no comment hiding the rest."""
+    import duckdb
+
+    depth, quoted, previous = 0, False, ""
+    for char in text:
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and (char in "();" or previous + char in ("--", "/*")):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth < 0 or char not in "()":
+                raise ValueError("must be one expression (unbalanced parenthesis, ';' or a "
+                                 "comment)")
+        previous = char
+    if quoted or depth:
+        raise ValueError("must be one expression (an open quote or parenthesis)")
+    try:
+        statements = duckdb.extract_statements(f"select 1 where ({text})")
+    except duckdb.Error as exc:
+        raise ValueError(f"is not a SQL expression: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise ValueError("must be one expression")
+
+
+def _env_value(match: re.Match[str]) -> str:
+    return os.environ.get(match.group(1), match.group(2) or "")
+
+
+def _filter_literal(match: re.Match[str]) -> str:
+    """${VAR} in a filter: the value as a typed SQL literal (a number stays a number, anything
+    else becomes an escaped string), never SQL text; unset without a default is an error."""
+    value = os.environ.get(match.group(1), match.group(2))
+    if value is None:
+        raise ConfigError(f"filter: ${{{match.group(1)}}} is not set and has no default "
+                          f"(write ${{{match.group(1)}:-value}})")
+    if re.fullmatch(r"-?[0-9]{1,18}", value):
+        return str(int(value))
+    if re.fullmatch(r"-?[0-9]+\.[0-9]+", value):
+        return repr(float(value))
+    try:
+        return sql_literal(value)
+    except ValueError as exc:
+        raise ConfigError(f"filter: ${{{match.group(1)}}}: {exc}") from None
+
+
+def _expand_env(value: Any, path: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in strings (unset without default: left empty); in a
+    sync `filter:` each reference becomes a SQL literal (`_filter_literal`)."""
     if isinstance(value, str):
-        return ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+        if not path.endswith(".filter"):
+            return ENV_REFERENCE.sub(_env_value, value)
+        try:
+            return ENV_REFERENCE.sub(_filter_literal, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{path.lstrip('.')}{str(exc).removeprefix('filter')}") from None
     if isinstance(value, list):
-        return [_expand_env(v) for v in value]
+        named = [f"[{i}]" + (f" ({v['name']})" if isinstance(v, dict) and isinstance(
+            v.get("name"), str) else "") for i, v in enumerate(value)]
+        return [_expand_env(v, path + label) for v, label in zip(value, named)]
     if isinstance(value, dict):
-        return {k: _expand_env(v) for k, v in value.items()}
+        return {k: _expand_env(v, f"{path}.{k}") for k, v in value.items()}
     return value
 
 
@@ -258,12 +334,23 @@ def _location(raw: Any, loc: tuple[Any, ...]) -> str:
     return "".join(parts).lstrip(".") or "(top level)"
 
 
+def _expanded(raw: dict[str, Any], source: str) -> Any:
+    try:
+        return _expand_env(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: invalid activation config\n  {source}: {exc}") from None
+
+
 def parse_config(raw: Any, source: str) -> ActivationConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with a `syncs:` list at the top level")
-    expanded = _expand_env(raw)
+    unsafe = template_problems(_expanded(raw, source))
+    if unsafe:
+        raise ConfigError("\n".join([f"{source}: invalid activation config"]
+                                    + [f"  {source}: {problem}" for problem in unsafe]))
+    expanded = _expanded(raw, source)
     try:
         return ActivationConfig.model_validate(expanded)
     except ValidationError as exc:
@@ -285,3 +372,37 @@ def load_config(path: str | Path | None = None) -> ActivationConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(raw, str(path))
+
+
+def _broken_name(entry: Any, index: int) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if isinstance(name, str) and re.match(IDENTIFIER, name) and len(name) <= 100:
+        return name
+    return f"invalid_sync_{index}"
+
+
+def load_config_by_sync(path: str | Path | None = None
+                        ) -> tuple[ActivationConfig, dict[str, str]]:
+    """Like `load_config`, but a sync whose declaration is invalid is set aside with its error
+    (by sync name) instead of failing the whole file, so it fails only its own asset. An
+    unreadable file or an invalid top level still raises ConfigError."""
+    try:
+        return load_config(path), {}
+    except ConfigError:
+        pass
+    path = Path(path or os.environ.get("CDP_ACTIVATION_CONFIG") or DEFAULT_CONFIG_PATH)
+    raw = yaml.safe_load(path.read_text())  # readable and YAML: load_config said otherwise
+    if not isinstance(raw, dict) or not isinstance(raw.get("syncs"), list):
+        return load_config(path), {}  # raises the file-level error
+    top = {k: v for k, v in raw.items() if k != "syncs"}
+    parse_config({**top, "syncs": []}, str(path))  # an invalid top level fails the file
+    valid: list[Any] = []
+    broken: dict[str, str] = {}
+    for index, entry in enumerate(raw["syncs"]):
+        try:
+            parse_config({**top, "syncs": [entry]}, str(path))
+            valid.append(entry)
+        except ConfigError as exc:  # validated alone, so its location reads syncs[0]
+            broken[_broken_name(entry, index)] = str(exc).replace(
+                f"{path}: syncs[0]", f"{path}: syncs[{index}]")
+    return parse_config({**top, "syncs": valid}, str(path)), broken

@@ -113,6 +113,14 @@ def _key_sql(primary_key: list[str]) -> str:
     return f"case when {any_null} then null else cast(to_json([{parts}]) as varchar) end"
 
 
+def _removal_sql(names: list[str]) -> str:
+    """JSON of the fields a removal needs (see SyncConfig.removal_fields), from `_act_src`."""
+    if not names:
+        return "'{}'"
+    return ("cast(to_json(struct_pack("
+            + ", ".join(f"{quote(n)} := {quote(n)}" for n in names) + ")) as varchar)")
+
+
 class SyncRun:
     """One run of one sync on an open warehouse connection."""
 
@@ -207,34 +215,39 @@ class SyncRun:
 
     def diff(self) -> None:
         names = ", ".join(f"{quote(n)} := {quote(n)}" for n in self.sync.fields)
+        removal = _removal_sql(self.sync.removal_fields)
         ops = OPERATIONS[self.sync.mode]
         op_case = "case change " + " ".join(
             f"when {literal(change)} then {literal(op)}" for change, op in ops.items()) + " end"
         self.con.execute(f"""
             create or replace temp table _act_diff as
             with snap as (
-                select _key, _payload, md5(_payload) as _hash from (
+                select _key, _payload, md5(_payload) as _hash, _removal from (
                     select _key, _consented,
-                        cast(to_json(struct_pack({names})) as varchar) as _payload
+                        cast(to_json(struct_pack({names})) as varchar) as _payload,
+                        {removal} as _removal
                     from _act_src
                     where _key is not null
                         and _key not in (select _key from _act_invalid where _key is not null)
                 ) where _consented
             ),
             committed as (
-                select row_key, row_hash, payload from {state.STATE} where sync_name = ?
+                select row_key, row_hash, payload, removal_fields
+                from {state.STATE} where sync_name = ?
             ),
             withheld as (
                 select distinct _key from _act_src where _key is not null and not _consented
             ),
             changes as (
                 select snap._key, case when committed.row_key is null then 'added' else 'changed'
-                    end as change, snap._hash, snap._payload, committed.payload as _previous
+                    end as change, snap._hash, snap._payload, committed.payload as _previous,
+                    snap._removal
                 from snap left join committed on committed.row_key = snap._key
                 where committed.row_key is null or committed.row_hash <> snap._hash
                 union all
                 select committed.row_key, case when withheld._key is null then 'removed'
-                    else 'revoked' end, null, committed.payload, committed.payload
+                    else 'revoked' end, null, null, committed.payload,
+                    committed.removal_fields
                 from committed
                 left join snap on snap._key = committed.row_key
                 left join withheld on withheld._key = committed.row_key
@@ -244,7 +257,7 @@ class SyncRun:
             ),
             operations as (select *, {op_case} as op from changes)
             select row_number() over (order by op, _key) as _seq, op, change, _key, _hash,
-                _payload, _previous
+                _payload, _previous, _removal
             from operations where op is not null
             order by _seq""", [self.sync.name])
         for change, op, n in self.con.execute(
@@ -265,14 +278,29 @@ class SyncRun:
                 for op, first, hi in ranges for lo in range(first, hi + 1, size)]
 
     def fetch(self, lo: int, hi: int) -> list[tuple[str, str | None, Row]]:
+        """Rows of one batch. A removal carries the key and the removal fields only, never the
+        previous payload (an erased person's data must not travel again)."""
         rows = self.con.execute(
-            "select _key, coalesce(_hash, md5(_previous)), coalesce(_payload, _previous),"
-            " _previous from _act_diff where _seq between ? and ? order by _seq",
+            "select _key, coalesce(_hash, md5(_previous)), _payload, _previous, _removal"
+            " from _act_diff where _seq between ? and ? order by _seq",
             [lo, hi]).fetchall()
-        return [(key, row_hash, Row(key, json.loads(payload),
-                                    json.loads(previous) if previous is not None else None,
-                                    row_hash))
-                for key, row_hash, payload, previous in rows]
+        fetched = []
+        for key, row_hash, payload, previous, removal in rows:
+            if payload is None:
+                row = Row(key, self.removal_row(previous, removal), None, row_hash)
+            else:
+                row = Row(key, json.loads(payload),
+                          json.loads(previous) if previous is not None else None, row_hash)
+            fetched.append((key, row_hash, row))
+        return fetched
+
+    def removal_row(self, previous: str | None, removal: str | None) -> dict[str, Any]:
+        """What a removal sends: the stored removal fields, or (state written before they were
+        stored) the same fields projected from the previous payload."""
+        if removal is not None:
+            return json.loads(removal)
+        old = json.loads(previous) if previous is not None else {}
+        return {name: old.get(name) for name in self.sync.removal_fields}
 
     def idempotency_key(self, operation: str, rows: list[Row]) -> str:
         digest = hashlib.sha256(f"{self.sync.name}\n{operation}\n".encode())
@@ -291,8 +319,9 @@ class SyncRun:
             con.execute(f"delete from {state.STATE} where sync_name = ? and row_key in"
                         f" (select _key {acked})", [self.sync.name, lo, hi, rejected])
             if operation not in REMOVALS:
-                con.execute(f"insert into {state.STATE} select ?, _key, _hash, _payload, ? {acked}",
-                            [self.sync.name, state.now(), lo, hi, rejected])
+                con.execute(f"insert into {state.STATE} (sync_name, row_key, row_hash, payload,"
+                            f" synced_at, removal_fields) select ?, _key, _hash, _payload, ?,"
+                            f" _removal {acked}", [self.sync.name, state.now(), lo, hi, rejected])
             self._record_errors("rejected", result.rejected)
             self._record_errors("warning", result.warnings)
             con.execute("commit")
@@ -340,9 +369,11 @@ class SyncRun:
         out: dict[str, list[dict[str, Any]]] = {}
         for (op,) in self.con.execute("select distinct op from _act_diff order by op").fetchall():
             rows = self.con.execute(
-                "select _key, change, coalesce(_payload, _previous) from _act_diff where op = ?"
+                "select _key, change, _payload, _previous, _removal from _act_diff where op = ?"
                 " order by _seq limit ?", [op, limit]).fetchall()
-            out[op] = [{"key": k, "change": c, "fields": json.loads(p)} for k, c, p in rows]
+            out[op] = [{"key": k, "change": c,
+                        "fields": json.loads(p) if p is not None else self.removal_row(old, r)}
+                       for k, c, p, old, r in rows]
         return out
 
     def record_invalid(self) -> None:

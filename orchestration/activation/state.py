@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from dataclasses import dataclass, field
 
 import duckdb
@@ -11,6 +13,7 @@ SCHEMA = "activation"
 STATE = f"{SCHEMA}.sync_state"
 RUNS = f"{SCHEMA}.activation_sync_runs"
 ROW_ERRORS = f"{SCHEMA}.activation_sync_row_errors"
+LOG = logging.getLogger(__name__)
 
 DDL = [
     f"create schema if not exists {SCHEMA}",
@@ -22,6 +25,9 @@ DDL = [
         payload varchar not null,
         synced_at timestamp with time zone not null
     )""",
+    # What a removal of the row sends besides the key (SyncConfig.removal_fields), as JSON; the
+    # payload itself never travels in a removal and is dropped when the person is erased.
+    f"alter table {STATE} add column if not exists removal_fields varchar",
     f"""create table if not exists {RUNS} (
         run_id varchar not null,
         sync_name varchar not null,
@@ -132,3 +138,78 @@ def last_run(con: duckdb.DuckDBPyConnection, sync: str) -> dict[str, object] | N
     if row is None:
         return None
     return dict(zip([d[0] for d in rel.description], row))
+
+
+PRIVACY_LOG = "privacy.privacy_request_log"  # written by orchestration/privacy.py
+
+
+def _relation_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, name = relation.split(".")
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name]).fetchone()[0])
+
+
+def configured_syncs() -> set[str] | None:
+    """Names of the syncs declared now (enabled or not); None when the config cannot be read."""
+    from orchestration.activation.config import ConfigError, load_config
+
+    try:
+        return {sync.name for sync in load_config().syncs}
+    except ConfigError:
+        return None
+
+
+def forget_erased_payloads(con: duckdb.DuckDBPyConnection, salt: str,
+                           configured: set[str] | None = None) -> dict[str, int]:
+    """Drop what the sync state holds about people with a pending destination removal.
+
+    For every `destination_removal` still running in the privacy log (an erasure or suppression
+    whose removal a sync has not sent yet), the stored payload of the person's rows is replaced
+    by the removal fields (the key the destination needs, nothing else) and their row errors
+    (whose reasons can quote a rejected value) are deleted. A sync no longer declared can never
+    send the removal: its rows for the person are deleted, so the request does not stay
+    `partial` for a sync that is gone (its destination must be cleaned by hand; logged).
+    Returns rows changed per kind: payloads, errors, unconfigured."""
+    counts = {"payloads": 0, "errors": 0, "unconfigured": 0}
+    if not (_relation_exists(con, PRIVACY_LOG) and _relation_exists(con, STATE)):
+        return counts
+    columns = {name for (name,) in con.execute(
+        "select column_name from information_schema.columns"
+        " where table_schema = ? and table_name = ?", STATE.split(".")).fetchall()}
+    kept = "coalesce(t.removal_fields, '{}')" if "removal_fields" in columns else "'{}'"
+    pending = con.execute(
+        f"select target, detail from {PRIVACY_LOG}"
+        " where action = 'destination_removal' and status = 'running'").fetchall()
+    if not pending:
+        return counts
+    configured = configured_syncs() if configured is None else configured
+    con.execute("create or replace temp table _act_erased (sync_name varchar, key_hash varchar)")
+    for target, detail in pending:
+        con.execute("insert into _act_erased select ?, unnest(?::varchar[])",
+                    [target.split(":", 1)[1], json.loads(detail or "[]")])
+    erased = ("t.sync_name = e.sync_name and sha256(? || t.row_key) = e.key_hash")
+    con.execute("begin transaction")
+    try:
+        if "payload" in columns:
+            counts["payloads"] = con.execute(
+                f"update {STATE} as t set payload = {kept} from _act_erased as e"
+                f" where {erased} and t.payload <> {kept}", [salt]).fetchone()[0]
+        if _relation_exists(con, ROW_ERRORS):
+            counts["errors"] = con.execute(
+                f"delete from {ROW_ERRORS} as t using _act_erased as e where {erased}",
+                [salt]).fetchone()[0]
+        if configured is not None:
+            gone = con.execute(
+                f"delete from {STATE} as t using _act_erased as e where {erased}"
+                " and not list_contains(?::varchar[], e.sync_name) returning t.sync_name",
+                [salt, sorted(configured)]).fetchall()
+            counts["unconfigured"] = len(gone)
+            for name in sorted({row[0] for row in gone}):
+                LOG.warning("sync %s is no longer configured: its state for erased people was "
+                            "dropped; clean its destination by hand", name)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return counts
