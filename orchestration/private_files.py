@@ -1,0 +1,34 @@
+"""Files of personal data that are never readable by others, not even while they are written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PRIVATE_FILE_MODE = 0o600
+# Build folders sit beside the file they produce, so the final move is a same-filesystem rename.
+BUILD_PREFIX = ".build-"
+
+
+@contextmanager
+def private_build_dir(beside: Path) -> Iterator[Path]:
+    """A fresh folder (mode 0700) next to `beside`, removed with whatever is left in it.
+
+    DuckDB creates its database and WAL files with the process umask (often 0644); inside this
+    folder nobody else can open them. Move the finished file out with `publish_private`."""
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{beside.name}-", dir=beside.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish_private(built: Path, destination: Path, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Set `mode` on a finished file, then atomically rename it to `destination`."""
+    os.chmod(built, mode)
+    os.replace(built, destination)
