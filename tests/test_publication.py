@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from security_support.file_modes import files_and_exposed
+
 from orchestration.publication import PublishedTable, publish
 
 
@@ -118,20 +120,6 @@ def test_a_source_missing_from_identity_sources_is_hashed(tmp_path: Path) -> Non
     reader = duckdb.connect(str(target), read_only=True)
     ids = [r[0] for r in reader.execute("select event_id from customer_events").fetchall()]
     assert all(len(i) == 64 and ":" not in i for i in ids)
-
-
-def files_and_exposed(folder: Path) -> tuple[list[str], list[str]]:
-    """Every file under `folder`, and those another user could open (file and folder modes)."""
-    files, exposed = [], []
-    for path in folder.rglob("*"):
-        if not path.is_file():
-            continue
-        files.append(path.name)
-        inner = [p for p in path.parents if p != folder and folder in p.parents]
-        reachable = all(p.stat().st_mode & 0o011 for p in inner)
-        if path.stat().st_mode & 0o044 and reachable:
-            exposed.append(f"{path.relative_to(folder)} {oct(stat.S_IMODE(path.stat().st_mode))}")
-    return files, exposed
 
 
 def test_publication_is_never_readable_by_others_even_while_built(tmp_path: Path) -> None:
