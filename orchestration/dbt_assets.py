@@ -1,6 +1,8 @@
 """dbt models as Dagster assets, with a translator that gives them groups, owners and descriptions."""
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -12,7 +14,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt import DbtProject, dbt_assets
 
 from orchestration.replication_assets import replicated_key
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR, load_settings
+from orchestration.settings import PROFILES_DIR, PROJECT_DIR, dbt_targets_kept, load_settings
 from orchestration.warehouse import WAREHOUSE_POOL
 
 # Folder under models/ (or its first sub-folder) -> Dagster group.
@@ -35,6 +37,10 @@ OWNER_BY_GROUP = {
     "activation": "team:marketing-ops",
     "privacy": "team:privacy",
 }
+# dagster-dbt gives each dbt invocation its own folder under target/, named
+# `<op>-<run id[:7]>-<random[:7]>` (or just the random part): about 20 MB each (manifest,
+# compiled SQL, logs). Only folders of that shape are ever pruned.
+INVOCATION_FOLDER = re.compile(r"^(?:.+-[0-9a-f]{7}-)?[0-9a-f]{7}$")
 
 
 def dbt_project() -> DbtProject:
@@ -133,7 +139,27 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     historical data would fail them): production builds leave them out, tests/test_features.py
     runs every one of them."""
     load_settings().export_env()
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    try:
+        yield from invocation.stream()
+    finally:
+        removed = prune_dbt_targets(invocation.target_path, dbt_targets_kept())
+        if removed:
+            context.log.info(f"pruned {len(removed)} old dbt target folders")
+
+
+def prune_dbt_targets(current: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest invocation folders beside `current` (never `current`).
+
+    target/ itself (manifest.json, partial_parse.msgpack of `dbt parse`) is left alone."""
+    folders = sorted(
+        (p for p in current.parent.iterdir()
+         if p.is_dir() and not p.is_symlink() and INVOCATION_FOLDER.match(p.name)),
+        key=lambda p: (p == current, p.stat().st_mtime_ns), reverse=True)
+    removed = folders[max(keep, 1):]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def dbt_resource() -> DbtCliResource:
