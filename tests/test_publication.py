@@ -150,7 +150,7 @@ def test_publication_is_never_readable_by_others_even_while_built(tmp_path: Path
     assert sorted(p.name for p in target.parent.iterdir()) == ["bi.duckdb"]
 
 
-def test_publication_mode_may_add_a_group_never_others(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publication_mode_may_add_a_group_never_others() -> None:
     from orchestration.settings import publication_file_mode
 
     assert publication_file_mode({}) == 0o600
