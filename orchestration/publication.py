@@ -14,6 +14,7 @@ from orchestration.dbt_assets import PROJECT, TRANSLATOR, ensure_manifest
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.record_ids import (
     clear_record_id_sources,
+    column_meta,
     embedded_pii_source_column,
     sql_string_list,
 )
@@ -47,12 +48,21 @@ def publication_path() -> Path:
     return (path if path.is_absolute() else PROJECT_DIR / path).resolve()
 
 
-def _meta(column: dict) -> dict:
-    return {**column.get("meta", {}), **column.get("config", {}).get("meta", {})}
-
-
 def is_pii(column: dict) -> bool:
-    return bool(_meta(column).get("pii"))
+    return bool(column_meta(column).get("pii"))
+
+
+def _record_id_columns(node: dict) -> dict[str, str]:
+    found = {}
+    for name, props in node.get("columns", {}).items():
+        try:
+            source = embedded_pii_source_column(props)
+        except ValueError as exc:
+            raise ValueError(f"{node.get('patch_path') or node['path']}: model {node['name']}, "
+                             f"column {name}: {exc}") from exc
+        if source:
+            found[name] = source
+    return found
 
 
 def published_tables(manifest: dict) -> list[PublishedTable]:
@@ -68,8 +78,7 @@ def published_tables(manifest: dict) -> list[PublishedTable]:
             schema=node["schema"],
             columns=tuple(columns),
             pii_columns=frozenset(c for c, props in columns.items() if is_pii(props)),
-            record_id_columns={c: source for c, props in columns.items()
-                               if (source := embedded_pii_source_column(props))},
+            record_id_columns=_record_id_columns(node),
         ))
     tables += [PublishedTable(name=name, schema=schema, columns=(), pii_columns=frozenset())
                for schema, name in PYTHON_ASSET_TABLES]

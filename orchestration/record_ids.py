@@ -7,13 +7,17 @@ from pathlib import Path
 from orchestration.privacy import identified_sources
 
 
+def column_meta(column: dict) -> dict:
+    """A manifest column's meta, whether the YAML put it under `meta:` or `config: meta:`."""
+    return {**column.get("meta", {}), **column.get("config", {}).get("meta", {})}
+
+
 def embedded_pii_source_column(column: dict) -> str | None:
     """For a column whose YAML says `meta: {embeds_pii: {source_column: <col>}}`, that column.
 
     Such a column holds source record ids (alone or as `<source>:<id>`); `<col>` names each
     row's landing source. None for any other column."""
-    meta = {**column.get("meta", {}), **column.get("config", {}).get("meta", {})}
-    embeds = meta.get("embeds_pii")
+    embeds = column_meta(column).get("embeds_pii")
     if not embeds:
         return None
     if not isinstance(embeds, dict) or not embeds.get("source_column"):

@@ -198,3 +198,15 @@ def test_publication_run_with_default_salts_on_real_data_warns(
     warnings = [r.user_message for r in instance.all_logs(result.run_id)
                 if r.level == logging.WARNING]
     assert any("SECURITY WARNING" in m and "CDP_PII_SALT" in m for m in warnings), warnings
+
+
+def test_a_malformed_embeds_pii_names_the_model_and_column() -> None:
+    from orchestration.publication import published_tables
+
+    node = {"resource_type": "model", "path": "marts/x/people.sql", "name": "people",
+            "alias": "people", "schema": "main_marts",
+            "patch_path": "open_cdp://models/marts/x/_x__models.yml",
+            "columns": {"record_id": {"config": {"meta": {"embeds_pii": True}}}}}
+    with pytest.raises(ValueError, match=r"_x__models.yml: model people, column record_id: "
+                                         r"meta embeds_pii must be \{source_column"):
+        published_tables({"nodes": {"model.open_cdp.people": node}})
