@@ -112,16 +112,16 @@ def publication_file_mode(environ: dict[str, str] | None = None) -> int:
 
 
 # --- dbt artifacts ------------------------------------------------------------------------------
-DBT_TARGETS_KEPT_ENV = "CDP_DBT_TARGETS_KEPT"
-DBT_TARGETS_KEPT_DEFAULT = 3
+DBT_TARGET_RUNS_KEPT_ENV = "CDP_DBT_TARGET_RUNS_KEPT"
+DBT_TARGET_RUNS_KEPT_DEFAULT = 3
 
 
-def dbt_targets_kept(environ: dict[str, str] | None = None) -> int:
-    """How many per-invocation dbt target folders to keep: CDP_DBT_TARGETS_KEPT, default 3."""
-    value = (os.environ if environ is None else environ).get(DBT_TARGETS_KEPT_ENV, "").strip()
+def dbt_target_runs_kept(environ: dict[str, str] | None = None) -> int:
+    """Runs whose dbt target folders are kept: CDP_DBT_TARGET_RUNS_KEPT, default 3."""
+    value = (os.environ if environ is None else environ).get(DBT_TARGET_RUNS_KEPT_ENV, "").strip()
     if not value:
-        return DBT_TARGETS_KEPT_DEFAULT
+        return DBT_TARGET_RUNS_KEPT_DEFAULT
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{DBT_TARGETS_KEPT_ENV} must be a whole number of at least 1, "
+        raise ValueError(f"{DBT_TARGET_RUNS_KEPT_ENV} must be a whole number of at least 1, "
                          f"got {value!r}")
     return int(value)

@@ -1,4 +1,4 @@
-"""dbt's per-invocation target folders are pruned to the last few, so target/ stops growing."""
+"""dbt's per-invocation target folders are pruned to the last few runs, so target/ stops growing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import dagster as dg
 import pytest
 
 from orchestration.dbt_assets import cdp_dbt_models, dbt_resource, prune_dbt_targets
-from orchestration.settings import PROJECT_DIR, dbt_targets_kept
+from orchestration.settings import PROJECT_DIR, dbt_target_runs_kept
+
+# A `cdp run` builds the dbt models in three steps, hence three folders per run.
+STEPS = ("cdp_dbt_models", "cdp_dbt_models_2", "cdp_dbt_models_3")
 
 
 def _folder(root: Path, name: str, age_seconds: int) -> Path:
@@ -22,40 +25,42 @@ def _folder(root: Path, name: str, age_seconds: int) -> Path:
     return path
 
 
-def test_prune_keeps_the_newest_invocations_and_everything_else(tmp_path: Path) -> None:
-    old = [_folder(tmp_path, f"cdp_dbt_models-{i:07x}-abcdef{i}", 100 - i) for i in range(6)]
-    bare = _folder(tmp_path, "0a1b2c3", 500)              # an invocation without a context
-    current = _folder(tmp_path, "cdp_dbt_models-fffffff-0000000", 1000)  # oldest mtime, still kept
-    (tmp_path / "manifest.json").write_text("{}")         # `dbt parse`, read by the code location
+def test_prune_keeps_the_folders_of_the_newest_runs_and_everything_else(tmp_path: Path) -> None:
+    runs = {run: [_folder(tmp_path, f"{step}-{run}-{i:07x}", 100 * age + i)
+                  for i, step in enumerate(STEPS)]
+            for age, run in enumerate(["aaaaaa4", "aaaaaa3", "aaaaaa2", "aaaaaa1"])}
+    bare = _folder(tmp_path, "0a1b2c3", 900)               # an invocation without a context
+    current = _folder(tmp_path, "cdp_dbt_models-fffffff-0000000", 1000)  # oldest, still kept
+    (tmp_path / "manifest.json").write_text("{}")          # `dbt parse`, read by the code location
     (tmp_path / "partial_parse.msgpack").write_text("")
-    compiled = _folder(tmp_path, "compiled", 9999)        # a plain `dbt build` outside Dagster
+    compiled = _folder(tmp_path, "compiled", 9999)         # a plain `dbt build` outside Dagster
 
-    removed = prune_dbt_targets(current, keep=3)
+    removed = prune_dbt_targets(current, keep_runs=2)
 
-    assert sorted(removed) == sorted([*old[:4], bare])
+    assert sorted(removed) == sorted([*runs["aaaaaa3"], *runs["aaaaaa2"], *runs["aaaaaa1"], bare])
     left = {p.name for p in tmp_path.iterdir()}
-    assert left == {current.name, old[5].name, old[4].name, compiled.name,
+    assert left == {current.name, *(p.name for p in runs["aaaaaa4"]), compiled.name,
                     "manifest.json", "partial_parse.msgpack"}
 
 
-def test_targets_kept_setting() -> None:
-    assert dbt_targets_kept({}) == 3
-    assert dbt_targets_kept({"CDP_DBT_TARGETS_KEPT": "5"}) == 5
+def test_target_runs_kept_setting() -> None:
+    assert dbt_target_runs_kept({}) == 3
+    assert dbt_target_runs_kept({"CDP_DBT_TARGET_RUNS_KEPT": "5"}) == 5
     for bad in ("0", "-1", "three"):
-        with pytest.raises(ValueError, match="CDP_DBT_TARGETS_KEPT"):
-            dbt_targets_kept({"CDP_DBT_TARGETS_KEPT": bad})
+        with pytest.raises(ValueError, match="CDP_DBT_TARGET_RUNS_KEPT"):
+            dbt_target_runs_kept({"CDP_DBT_TARGET_RUNS_KEPT": bad})
 
 
-def test_dbt_asset_runs_leave_only_the_last_targets(cdp_env: dict[str, str], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two real dbt builds (one seed each) with CDP_DBT_TARGETS_KEPT=1 leave the second's folder."""
+def test_dbt_asset_runs_leave_only_the_last_runs_targets(cdp_env: dict[str, str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two real dbt builds (one seed each) keeping one run leave the second run's folder."""
     target_root = tmp_path / "target"
     target_root.mkdir()
     parsed = PROJECT_DIR / "target" / "partial_parse.msgpack"
     if parsed.exists():  # dagster-dbt copies it into each invocation folder: a faster parse
         shutil.copy(parsed, target_root / parsed.name)
     monkeypatch.setenv("DBT_TARGET_PATH", str(target_root))  # not the shared project target/
-    monkeypatch.setenv("CDP_DBT_TARGETS_KEPT", "1")
+    monkeypatch.setenv("CDP_DBT_TARGET_RUNS_KEPT", "1")
     run_ids = []
     for _ in range(2):
         result = dg.materialize([cdp_dbt_models], selection=[dg.AssetKey(["consent_purposes"])],
@@ -65,4 +70,4 @@ def test_dbt_asset_runs_leave_only_the_last_targets(cdp_env: dict[str, str], tmp
     folders = sorted(p.name for p in target_root.iterdir() if p.is_dir())
     assert len(folders) == 1, folders
     assert folders[0].split("-")[1] == run_ids[1][:7]
-    assert all((target_root / name / "run_results.json").exists() for name in folders)
+    assert (target_root / folders[0] / "run_results.json").exists()
