@@ -51,23 +51,24 @@ def test_target_runs_kept_setting() -> None:
             dbt_target_runs_kept({"CDP_DBT_TARGET_RUNS_KEPT": bad})
 
 
-def test_dbt_asset_runs_leave_only_the_last_runs_targets(cdp_env: dict[str, str], tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two real dbt builds (one seed each) keeping one run leave the second run's folder."""
+def test_a_dbt_asset_run_prunes_older_runs_targets(cdp_env: dict[str, str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real dbt build (one seed) keeping one run removes an earlier run's folders."""
     target_root = tmp_path / "target"
     target_root.mkdir()
     parsed = PROJECT_DIR / "target" / "partial_parse.msgpack"
     if parsed.exists():  # dagster-dbt copies it into each invocation folder: a faster parse
         shutil.copy(parsed, target_root / parsed.name)
+    earlier = [_folder(target_root, f"{step}-0123abc-{i:07x}", 60) for i, step in enumerate(STEPS)]
     monkeypatch.setenv("DBT_TARGET_PATH", str(target_root))  # not the shared project target/
     monkeypatch.setenv("CDP_DBT_TARGET_RUNS_KEPT", "1")
-    run_ids = []
-    for _ in range(2):
-        result = dg.materialize([cdp_dbt_models], selection=[dg.AssetKey(["consent_purposes"])],
-                                resources={"dbt": dbt_resource()})
-        assert result.success
-        run_ids.append(result.run_id)
-    folders = sorted(p.name for p in target_root.iterdir() if p.is_dir())
-    assert len(folders) == 1, folders
-    assert folders[0].split("-")[1] == run_ids[1][:7]
-    assert (target_root / folders[0] / "run_results.json").exists()
+
+    result = dg.materialize([cdp_dbt_models], selection=[dg.AssetKey(["consent_purposes"])],
+                            resources={"dbt": dbt_resource()})
+
+    assert result.success
+    assert not any(p.exists() for p in earlier)
+    folders = [p for p in target_root.iterdir() if p.is_dir()]
+    assert [p.name.split("-")[1] for p in folders] == [result.run_id[:7]]
+    assert (folders[0] / "run_results.json").exists()
+    assert (target_root / parsed.name).exists() or not parsed.exists()
