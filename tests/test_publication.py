@@ -210,3 +210,21 @@ def test_a_malformed_embeds_pii_names_the_model_and_column() -> None:
     with pytest.raises(ValueError, match=r"_x__models.yml: model people, column record_id: "
                                          r"meta embeds_pii must be \{source_column"):
         published_tables({"nodes": {"model.open_cdp.people": node}})
+
+
+def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.execute("create schema marts")
+    warehouse.execute("create table marts.people as select 'c1' as customer_id")
+    target = tmp_path / "publication" / "bi.duckdb"
+    target.parent.mkdir()
+    killed = target.parent / ".build-bi.duckdb-killed"    # what kill -9 mid-build leaves
+    killed.mkdir(mode=0o700)
+    (killed / "bi.duckdb").write_bytes(b"half-built personal data")
+    os.utime(killed, (0, 0))
+    running = target.parent / ".build-bi.duckdb-running"  # a build still going on: kept
+    running.mkdir(mode=0o700)
+
+    publish(warehouse, [PublishedTable("people", "marts", ("customer_id",), frozenset())], target)
+
+    assert not killed.exists() and running.exists()
