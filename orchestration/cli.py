@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.settings import load_settings
+from orchestration.settings import default_salt_warning, load_settings
 
 JOB_NAME = "cdp_full_pipeline"
 
@@ -33,6 +33,8 @@ def run_pipeline() -> int:
         print(f"error: landing folder {settings.landing_dir} does not exist (set CDP_LANDING_DIR)",
               file=sys.stderr)
         return 2
+    if salt_warning := default_salt_warning(settings.landing_dir):
+        print(salt_warning, file=sys.stderr)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     guard_run(instance)  # fail runs whose process is gone, free their slots; bound SIGTERM
     job = defs.resolve_job_def(JOB_NAME)

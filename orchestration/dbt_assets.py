@@ -1,6 +1,8 @@
 """dbt models as Dagster assets, with a translator that gives them groups, owners and descriptions."""
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -12,7 +14,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt import DbtProject, dbt_assets
 
 from orchestration.replication_assets import replicated_key
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR, load_settings
+from orchestration.settings import PROFILES_DIR, PROJECT_DIR, dbt_target_runs_kept, load_settings
 from orchestration.warehouse import WAREHOUSE_POOL
 
 # Folder under models/ (or its first sub-folder) -> Dagster group.
@@ -35,6 +37,11 @@ OWNER_BY_GROUP = {
     "activation": "team:marketing-ops",
     "privacy": "team:privacy",
 }
+# dagster-dbt gives each dbt invocation its own folder under target/, named
+# `<op>-<run id[:7]>-<random[:7]>` (or just the random part): manifest, compiled SQL, logs. One
+# `cdp run` makes three (cdp_dbt_models, _2, _3: the job runs the dbt models in three steps
+# around the Python assets), about 20 MB. Only folders of that shape are ever pruned.
+INVOCATION_FOLDER = re.compile(r"^(?:.+-(?P<run>[0-9a-f]{7})-)?(?P<random>[0-9a-f]{7})$")
 
 
 def dbt_project() -> DbtProject:
@@ -133,7 +140,33 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     historical data would fail them): production builds leave them out, tests/test_features.py
     runs every one of them."""
     load_settings().export_env()
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    try:
+        yield from invocation.stream()
+    finally:
+        removed = prune_dbt_targets(invocation.target_path, dbt_target_runs_kept())
+        if removed:
+            context.log.info(f"pruned {len(removed)} dbt target folders of older runs")
+
+
+def prune_dbt_targets(current: Path, keep_runs: int) -> list[Path]:
+    """Delete the invocation folders beside `current` except those of the `keep_runs` newest runs
+    (the run of `current` always among them); target/ itself (manifest.json and
+    partial_parse.msgpack of `dbt parse`, a plain dbt build's compiled/) is left alone."""
+    runs: dict[str, list[Path]] = {}
+    for path in current.parent.iterdir():
+        match = INVOCATION_FOLDER.match(path.name)
+        if match and path.is_dir() and not path.is_symlink():
+            runs.setdefault(match["run"] or match["random"], []).append(path)
+    current_match = INVOCATION_FOLDER.match(current.name)
+    current_run = (current_match["run"] or current_match["random"]) if current_match else None
+    newest_first = sorted(
+        runs, reverse=True,
+        key=lambda run: (run == current_run, max(p.stat().st_mtime_ns for p in runs[run])))
+    removed = [path for run in newest_first[max(keep_runs, 1):] for path in runs[run]]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 def dbt_resource() -> DbtCliResource:

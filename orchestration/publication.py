@@ -3,17 +3,30 @@
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from orchestration.dbt_assets import PROJECT, TRANSLATOR, ensure_manifest
-from orchestration.settings import PROJECT_DIR
+from orchestration.private_files import private_build_dir, publish_private
+from orchestration.record_ids import (
+    clear_record_id_sources,
+    column_meta,
+    embedded_pii_source_column,
+    sql_string_list,
+)
+from orchestration.settings import (
+    PROJECT_DIR,
+    default_salt_warning,
+    load_settings,
+    pii_salt,
+    publication_file_mode,
+)
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-DEFAULT_SALT = "open-cdp-bi"
 # Tables written by Python assets (no dbt YAML): published as they are, they hold no PII.
 PYTHON_ASSET_TABLES = (("predictions", "customer_predictions"), ("predictions", "ltv_model_fits"))
 
@@ -24,6 +37,9 @@ class PublishedTable:
     schema: str
     columns: tuple[str, ...]
     pii_columns: frozenset[str]
+    # Columns holding source record ids (`embeds_pii` in the YAML) -> the column naming each row's
+    # source. A record id is personal when its source's record id is one of its identifiers.
+    record_id_columns: Mapping[str, str] = field(default_factory=dict)
 
 
 def publication_path() -> Path:
@@ -33,12 +49,25 @@ def publication_path() -> Path:
 
 
 def is_pii(column: dict) -> bool:
-    meta = {**column.get("meta", {}), **column.get("config", {}).get("meta", {})}
-    return bool(meta.get("pii"))
+    return bool(column_meta(column).get("pii"))
+
+
+def _record_id_columns(node: dict) -> dict[str, str]:
+    found = {}
+    for name, props in node.get("columns", {}).items():
+        try:
+            source = embedded_pii_source_column(props)
+        except ValueError as exc:
+            raise ValueError(f"{node.get('patch_path') or node['path']}: model {node['name']}, "
+                             f"column {name}: {exc}") from exc
+        if source:
+            found[name] = source
+    return found
 
 
 def published_tables(manifest: dict) -> list[PublishedTable]:
-    """Every model under models/marts/, with the columns its YAML marks `pii: true`."""
+    """Every model under models/marts/, with the columns its YAML marks `pii: true` and those
+    marked `embeds_pii` (record ids)."""
     tables = []
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model" or not node["path"].startswith("marts/"):
@@ -49,6 +78,7 @@ def published_tables(manifest: dict) -> list[PublishedTable]:
             schema=node["schema"],
             columns=tuple(columns),
             pii_columns=frozenset(c for c, props in columns.items() if is_pii(props)),
+            record_id_columns=_record_id_columns(node),
         ))
     tables += [PublishedTable(name=name, schema=schema, columns=(), pii_columns=frozenset())
                for schema, name in PYTHON_ASSET_TABLES]
@@ -59,7 +89,16 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable, salt: str) -> str:
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _hashed(column: str, salt: str) -> str:
+    return f"sha256({_literal(salt)} || cast({_quote(column)} as varchar))"
+
+
+def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable, salt: str,
+                 clear_sources: frozenset[str]) -> str:
     actual = [row[0] for row in con.execute(
         "select column_name from information_schema.columns "
         "where table_schema = ? and table_name = ? order by ordinal_position",
@@ -70,7 +109,14 @@ def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable, salt: st
         if column in table.pii_columns:
             parts.append(
                 f"case when {_quote(column)} is null then null else "
-                f"sha256('{salt}' || cast({_quote(column)} as varchar)) end as {_quote(column)}"
+                f"{_hashed(column, salt)} end as {_quote(column)}"
+            )
+        elif column in table.record_id_columns:
+            source = _quote(table.record_id_columns[column])
+            parts.append(
+                f"case when {_quote(column)} is null "
+                f"or {source} in ({sql_string_list(clear_sources)}) "
+                f"then {_quote(column)} else {_hashed(column, salt)} end as {_quote(column)}"
             )
         else:
             parts.append(_quote(column))
@@ -78,17 +124,28 @@ def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable, salt: st
 
 
 def publish(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable], target: Path,
-            salt: str | None = None) -> dict[str, int]:
+            salt: str | None = None, clear_sources: Iterable[str] | None = None,
+            mode: int | None = None) -> dict[str, int]:
     """Write every table into a new file next to `target`, then atomically replace `target`.
 
     Readers that hold the previous file open keep reading it; new connections see the new one.
+    The file is built in a private (0700) folder and gets `mode` (CDP_PUBLICATION_MODE, default
+    0600) before it is moved into place, so it is never readable by others, not even half-built.
+    Record-id columns are hashed except for rows of `clear_sources` (default: from dbt).
     """
-    salt = (salt or os.environ.get("CDP_PII_SALT") or DEFAULT_SALT).replace("'", "''")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging_file = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    staging_file.unlink(missing_ok=True)
+    salt = salt or pii_salt()
+    clear = frozenset(clear_record_id_sources() if clear_sources is None else clear_sources)
+    with private_build_dir(target) as folder:
+        staging_file = folder / target.name
+        counts = _write_publication(warehouse, tables, staging_file, salt, clear)
+        publish_private(staging_file, target, publication_file_mode() if mode is None else mode)
+    return counts
+
+
+def _write_publication(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable],
+                       staging_file: Path, salt: str, clear: frozenset[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    warehouse.execute(f"attach '{staging_file}' as bi_publication")
+    warehouse.execute(f"attach {_literal(str(staging_file))} as bi_publication")
     try:
         for table in tables:
             exists = warehouse.execute(
@@ -100,7 +157,7 @@ def publish(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable], 
                 continue
             warehouse.execute(
                 f"create table bi_publication.main.{_quote(table.name)} as "
-                f"select {_select_list(warehouse, table, salt)} "
+                f"select {_select_list(warehouse, table, salt, clear)} "
                 f"from {_quote(table.schema)}.{_quote(table.name)}"
             )
             counts[table.name] = warehouse.execute(
@@ -114,9 +171,7 @@ def publish(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable], 
         warehouse.execute("detach bi_publication")
     except BaseException:
         warehouse.execute("detach database if exists bi_publication")
-        staging_file.unlink(missing_ok=True)
         raise
-    os.replace(staging_file, target)
     return counts
 
 
@@ -138,14 +193,18 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
     kinds={"duckdb"},
     description=(
         "A read-only DuckDB file (CDP_PUBLICATION, default data/publication/cdp_bi.duckdb) with every "
-        "mart, PII columns replaced by salted SHA-256 hashes. Swapped atomically after each run, so "
-        "BI tools reading it never block the pipeline."
+        "mart, PII columns and record ids that are identifiers replaced by salted SHA-256 hashes. "
+        "Swapped atomically after each run (mode 0600), so BI tools reading it never block the "
+        "pipeline."
     ),
 )
 def bi_publication(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     manifest = json.loads(ensure_manifest(PROJECT).read_text())
     tables = published_tables(manifest)
     target = publication_path()
+    salt_warning = default_salt_warning(load_settings().landing_dir)
+    if salt_warning:
+        context.log.warning(salt_warning)
     with warehouse.connect() as con:
         counts = publish(con, tables, target)
     context.log.info(f"published {len(counts)} tables to {target}")
@@ -155,4 +214,9 @@ def bi_publication(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "pii_columns_hashed": dg.MetadataValue.json(
             {t.name: sorted(t.pii_columns) for t in tables if t.name in counts}
         ),
+        "record_ids_hashed": dg.MetadataValue.json(
+            {t.name: sorted(t.record_id_columns) for t in tables
+             if t.name in counts and t.record_id_columns}
+        ),
+        "default_salt_on_real_data": dg.MetadataValue.bool(salt_warning is not None),
     })

@@ -54,3 +54,74 @@ def load_settings() -> Settings:
         dbt_target=os.environ.get("CDP_DBT_TARGET", "duckdb"),
         spark_warehouse=_absolute(os.environ.get("CDP_SPARK_WAREHOUSE", "data/spark-warehouse")),
     )
+
+
+# --- Salts --------------------------------------------------------------------------------------
+# Both defaults are public (they are in this repository): fine for generated sample data, never
+# for real people. docs/security-pii.md.
+PII_SALT_ENV = "CDP_PII_SALT"          # hashed PII and record ids in the BI publication
+PRIVACY_SALT_ENV = "CDP_PRIVACY_SALT"  # suppression-list hashes (orchestration/privacy.py, dbt)
+PII_SALT_DEFAULT = "open-cdp-bi"
+# What makes a landing folder sample data: orchestration/generate.py writes its ground truth here.
+SAMPLE_MARKER = "_ground_truth"
+
+
+def pii_salt() -> str:
+    """The BI publication's salt: CDP_PII_SALT, else the public default."""
+    return os.environ.get(PII_SALT_ENV) or PII_SALT_DEFAULT
+
+
+def is_sample_landing(landing_dir: Path) -> bool:
+    """True when the landing folder was written by the sample-data generator (it holds
+    `_ground_truth/`, the generator's answer key, which real exports never have)."""
+    return (landing_dir / SAMPLE_MARKER).is_dir()
+
+
+def default_salt_warning(landing_dir: Path, environ: dict[str, str] | None = None) -> str | None:
+    """A loud message when real (non-sample) data would be hashed with a public default salt."""
+    environ = dict(os.environ if environ is None else environ)
+    unset = [name for name in (PII_SALT_ENV, PRIVACY_SALT_ENV) if not environ.get(name)]
+    if not unset or is_sample_landing(landing_dir):
+        return None
+    return (f"SECURITY WARNING: {' and '.join(unset)} not set: hashes of personal data use a "
+            f"public default salt, so anyone can reverse them by hashing guesses. {landing_dir} "
+            f"is not sample data (no {SAMPLE_MARKER}/ folder). Set a long random value for each, "
+            "kept outside the repository (docs/security-pii.md).")
+
+
+# --- File permissions ---------------------------------------------------------------------------
+PUBLICATION_MODE_ENV = "CDP_PUBLICATION_MODE"
+
+
+def publication_file_mode(environ: dict[str, str] | None = None) -> int:
+    """Permissions of the BI publication file: CDP_PUBLICATION_MODE (octal), default 0600.
+
+    0640 lets a BI tool's group read it; any permission for others is refused."""
+    value = (os.environ if environ is None else environ).get(PUBLICATION_MODE_ENV, "").strip()
+    if not value:
+        return 0o600
+    try:
+        mode = int(value, 8)
+    except ValueError as exc:
+        raise ValueError(f"{PUBLICATION_MODE_ENV} must be octal like 0600 or 0640, "
+                         f"got {value!r}") from exc
+    if mode & 0o007 or mode & ~0o777 or not mode & 0o400:
+        raise ValueError(f"{PUBLICATION_MODE_ENV}={value}: the owner must be able to read the "
+                         "file and others may not have any permission (use 0600 or 0640)")
+    return mode
+
+
+# --- dbt artifacts ------------------------------------------------------------------------------
+DBT_TARGET_RUNS_KEPT_ENV = "CDP_DBT_TARGET_RUNS_KEPT"
+DBT_TARGET_RUNS_KEPT_DEFAULT = 3
+
+
+def dbt_target_runs_kept(environ: dict[str, str] | None = None) -> int:
+    """Runs whose dbt target folders are kept: CDP_DBT_TARGET_RUNS_KEPT, default 3."""
+    value = (os.environ if environ is None else environ).get(DBT_TARGET_RUNS_KEPT_ENV, "").strip()
+    if not value:
+        return DBT_TARGET_RUNS_KEPT_DEFAULT
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{DBT_TARGET_RUNS_KEPT_ENV} must be a whole number of at least 1, "
+                         f"got {value!r}")
+    return int(value)

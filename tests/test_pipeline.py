@@ -172,3 +172,35 @@ def test_materialize_whole_graph_with_dbt_tests_as_asset_checks(cdp_env: dict[st
     failed = [c.check_name for c in checks
               if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
     assert not failed
+
+
+def test_publication_holds_no_crm_or_loyalty_id_in_clear(built: dict[str, str]) -> None:
+    """Record ids that are identifiers (docs/security-pii.md) are hashed on the real sample run."""
+    con = duckdb.connect(built["CDP_WAREHOUSE"], read_only=True)
+    try:
+        ids = [r[0] for r in con.execute(
+            "select contact_id from raw.crm_contacts where contact_id is not null union "
+            "select loyalty_id from raw.loyalty_members where loyalty_id is not null").fetchall()]
+        in_marts = con.execute("select count(*) from main_marts.customer_events "
+                               "where source in ('crm_contacts', 'loyalty_members')").fetchone()[0]
+    finally:
+        con.close()
+    assert ids and in_marts > 0  # the sample has such records, so the check below can fail
+    publication = duckdb.connect(built["CDP_PUBLICATION"], read_only=True)
+    try:
+        publication.execute("create temp table leaked_ids as select unnest(?) as id", [ids])
+        columns = publication.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where table_catalog = current_database() and table_schema = 'main' "
+            "and data_type = 'VARCHAR'").fetchall()
+        leaks = {}
+        for table, column in columns:
+            found = publication.execute(
+                f'select count(*) from main."{table}" as t join leaked_ids '
+                f'on t."{column}" = leaked_ids.id or ends_with(t."{column}", \':\' || leaked_ids.id)'
+            ).fetchone()[0]
+            if found:
+                leaks[f"{table}.{column}"] = found
+    finally:
+        publication.close()
+    assert leaks == {}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from security_support.file_modes import files_and_exposed
 
 from orchestration.publication import PublishedTable, publish
 
@@ -49,3 +54,177 @@ def test_failed_publication_keeps_the_previous_file(tmp_path: Path) -> None:
         publish(warehouse, broken, target)
     assert target.read_bytes() == before
     assert not list(tmp_path.glob(".bi.duckdb.*.tmp"))
+
+
+# --- record ids that embed identifiers, file permissions, salts (docs/security-pii.md) ---------
+
+EVENTS_SQL = """
+create schema main_marts;
+create table main_marts.customer_events as select * from (values
+    ('crm_contacts:003000000000777', 'cus_1', 'crm_contacts', '003000000000777'),
+    ('loyalty_members:LY000000555', 'cus_1', 'loyalty_members', 'LY000000555'),
+    ('shop_orders:ORD-000000042', 'cus_1', 'shop_orders', 'ORD-000000042')
+) as t(event_id, customer_id, source, source_record_id);
+create table main_marts.customer_source_records as
+select event_id as customer_source_record_id, source, source_record_id, customer_id,
+       'email' as matched_identifier_type
+from main_marts.customer_events;
+create table main_marts.identity_edges as
+select 'x|y' as edge_id, source, source_record_id from main_marts.customer_events;
+"""
+PERSONAL_RECORD_IDS = ("003000000000777", "LY000000555")
+
+
+def _manifest_tables() -> list:
+    import json
+
+    from orchestration.dbt_assets import PROJECT, ensure_manifest
+    from orchestration.publication import published_tables
+
+    return published_tables(json.loads(ensure_manifest(PROJECT).read_text()))
+
+
+def test_record_ids_that_are_identifiers_are_hashed_like_the_identifier(tmp_path: Path) -> None:
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.execute(EVENTS_SQL)
+    target = tmp_path / "bi.duckdb"
+    # Which columns hold record ids comes from the dbt YAML (meta embeds_pii), which sources'
+    # record ids are identifiers from dbt var identity.sources: nothing named here.
+    publish(warehouse, _manifest_tables(), target, salt="s")
+    warehouse.close()
+
+    data = target.read_bytes()
+    leaked = [value for value in PERSONAL_RECORD_IDS if value.encode() in data]
+    assert leaked == []
+    reader = duckdb.connect(str(target), read_only=True)
+    events = dict(reader.execute(
+        "select source, event_id from customer_events").fetchall())
+    assert events["shop_orders"] == "shop_orders:ORD-000000042"  # an order id is no identifier
+    assert len(events["crm_contacts"]) == 64 and len(events["loyalty_members"]) == 64
+    # One salt, one rule: the hashed ids still join across tables.
+    joined = reader.execute(
+        "select count(*) from customer_events as e join customer_source_records as r "
+        "on e.event_id = r.customer_source_record_id").fetchone()[0]
+    assert joined == 3
+    edges = dict(reader.execute("select source, source_record_id from identity_edges").fetchall())
+    assert edges["shop_orders"] == "ORD-000000042"
+    assert edges["loyalty_members"] not in PERSONAL_RECORD_IDS
+    reader.close()
+
+
+def test_a_source_missing_from_identity_sources_is_hashed(tmp_path: Path) -> None:
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.execute(EVENTS_SQL)
+    target = tmp_path / "bi.duckdb"
+    publish(warehouse, _manifest_tables(), target, salt="s", clear_sources=set())
+    reader = duckdb.connect(str(target), read_only=True)
+    ids = [r[0] for r in reader.execute("select event_id from customer_events").fetchall()]
+    assert all(len(i) == 64 and ":" not in i for i in ids)
+
+
+def test_publication_is_never_readable_by_others_even_while_built(tmp_path: Path) -> None:
+    """A function in the published query looks at the folder while the file is being written."""
+    target = tmp_path / "publication" / "bi.duckdb"
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def spy() -> int:
+        seen.append(files_and_exposed(target.parent))
+        return 1
+
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.create_function("spy", spy, [], "INTEGER", side_effects=True)
+    warehouse.execute("create schema marts")
+    warehouse.execute("create table marts.people as select 'c1' as customer_id, 'a@b.com' as email")
+    warehouse.execute("create view marts.zz_spy as select spy() as v")
+    tables = [PublishedTable("people", "marts", ("customer_id", "email"), frozenset({"email"})),
+              PublishedTable("zz_spy", "marts", ("v",), frozenset())]
+    old_umask = os.umask(0o022)  # the usual default: new files 0644
+    try:
+        publish(warehouse, tables, target, salt="s")
+    finally:
+        os.umask(old_umask)
+    files, exposed = seen[0]
+    assert files, "the spy ran before the file existed: it would prove nothing"
+    assert exposed == [], exposed  # nothing readable by others mid-build
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["bi.duckdb"]
+
+
+def test_publication_mode_may_add_a_group_never_others() -> None:
+    from orchestration.settings import publication_file_mode
+
+    assert publication_file_mode({}) == 0o600
+    assert publication_file_mode({"CDP_PUBLICATION_MODE": "0640"}) == 0o640
+    for bad in ("0644", "rw", "0040"):
+        with pytest.raises(ValueError, match="CDP_PUBLICATION_MODE"):
+            publication_file_mode({"CDP_PUBLICATION_MODE": bad})
+
+
+def test_default_salts_warn_only_outside_sample_data(tmp_path: Path, sample_landing: Path) -> None:
+    from orchestration.settings import default_salt_warning
+
+    real = tmp_path / "landing"
+    real.mkdir()
+    salts = {"CDP_PII_SALT": "p" * 32, "CDP_PRIVACY_SALT": "q" * 32}
+    message = default_salt_warning(real, {})
+    assert message and "CDP_PII_SALT and CDP_PRIVACY_SALT not set" in message
+    assert "CDP_PRIVACY_SALT" in default_salt_warning(real, {"CDP_PII_SALT": "p" * 32})
+    assert default_salt_warning(real, salts) is None
+    assert default_salt_warning(sample_landing, {}) is None  # the generator's marker
+
+
+def test_publication_run_with_default_salts_on_real_data_warns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from orchestration.publication import bi_publication
+    from orchestration.warehouse import WarehouseResource
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for name, value in {"CDP_LANDING_DIR": str(landing),
+                        "CDP_PUBLICATION": str(tmp_path / "bi.duckdb")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CDP_PII_SALT", raising=False)
+    monkeypatch.delenv("CDP_PRIVACY_SALT", raising=False)
+    warehouse = tmp_path / "wh.duckdb"
+    duckdb.connect(str(warehouse)).execute(EVENTS_SQL).close()
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([bi_publication], instance=instance,
+                            resources={"warehouse": WarehouseResource(path=str(warehouse))})
+    assert result.success
+    metadata = result.asset_materializations_for_node("bi_publication")[0].metadata
+    assert metadata["default_salt_on_real_data"].value is True
+    warnings = [r.user_message for r in instance.all_logs(result.run_id)
+                if r.level == logging.WARNING]
+    assert any("SECURITY WARNING" in m and "CDP_PII_SALT" in m for m in warnings), warnings
+
+
+def test_a_malformed_embeds_pii_names_the_model_and_column() -> None:
+    from orchestration.publication import published_tables
+
+    node = {"resource_type": "model", "path": "marts/x/people.sql", "name": "people",
+            "alias": "people", "schema": "main_marts",
+            "patch_path": "open_cdp://models/marts/x/_x__models.yml",
+            "columns": {"record_id": {"config": {"meta": {"embeds_pii": True}}}}}
+    with pytest.raises(ValueError, match=r"_x__models.yml: model people, column record_id: "
+                                         r"meta embeds_pii must be \{source_column"):
+        published_tables({"nodes": {"model.open_cdp.people": node}})
+
+
+def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.execute("create schema marts")
+    warehouse.execute("create table marts.people as select 'c1' as customer_id")
+    target = tmp_path / "publication" / "bi.duckdb"
+    target.parent.mkdir()
+    killed = target.parent / ".build-bi.duckdb-killed"    # what kill -9 mid-build leaves
+    killed.mkdir(mode=0o700)
+    (killed / "bi.duckdb").write_bytes(b"half-built personal data")
+    os.utime(killed, (0, 0))
+    running = target.parent / ".build-bi.duckdb-running"  # a build still going on: kept
+    running.mkdir(mode=0o700)
+
+    publish(warehouse, [PublishedTable("people", "marts", ("customer_id",), frozenset())], target)
+
+    assert not killed.exists() and running.exists()

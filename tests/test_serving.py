@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +16,7 @@ from orchestration.serving.assets import serving_snapshot
 from orchestration.serving.keys import KeyConfigError, KeyStore, hash_key
 from orchestration.serving.snapshot import build_snapshot
 from orchestration.warehouse import WarehouseResource
+from security_support.file_modes import files_and_exposed
 
 SUPPORT = "support-secret"
 WEBSITE = "website-secret"
@@ -262,3 +265,55 @@ def test_identifiers_on_the_privacy_suppression_list_hide_the_whole_profile(
     client = TestClient(create_app(report.path, KEYS))
     assert get(client, "/v1/profiles/email/ann@example.com").status_code == 404
     assert get(client, "/v1/profiles/anonymous_id/anon-3").status_code == 200
+
+
+def test_event_ids_that_embed_identifiers_need_pii_read(warehouse: Path, tmp_path: Path) -> None:
+    """A CRM contact id and a loyalty id inside event ids are identifiers (dbt var identity.sources)."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("""insert into main_marts.customer_events values
+            ('crm_contacts:003000000000777', 'cus_ann', 'crm_contacts', 'crm_contact_created',
+             'crm', timestamp '2025-09-01', null),
+            ('loyalty_members:LY000000555', 'cus_ann', 'loyalty_members', 'loyalty_joined',
+             'loyalty', timestamp '2025-09-02', null)""")
+        report = build_snapshot(con, tmp_path / "ids" / "serving.duckdb")
+    finally:
+        con.close()
+    client = TestClient(create_app(report.path, KEYS, recheck_seconds=0))
+    public = get(client, "/v1/profiles/user_id/u-1", key=WEBSITE, events=5)
+    assert "003000000000777" not in public.text and "LY000000555" not in public.text
+    by_source = {e["source"]: e for e in public.json()["recent_events"]}
+    assert by_source["crm_contacts"]["event_id"] is None
+    assert by_source["loyalty_members"]["event_type"] == "loyalty_joined"  # the event stays
+    assert by_source["shop_orders"]["event_id"].startswith("shop_orders:")  # an order id is no identifier
+    personal = get(client, "/v1/profiles/user_id/u-1", key=SUPPORT, events=5).json()
+    assert {e["event_id"] for e in personal["recent_events"]} >= {
+        "crm_contacts:003000000000777", "loyalty_members:LY000000555"}
+
+
+def test_snapshot_is_never_readable_by_others_even_while_built(warehouse: Path,
+                                                               tmp_path: Path) -> None:
+    """A function in a relation the snapshot reads looks at the folder mid-build."""
+    target = tmp_path / "private" / "serving.duckdb"
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def spy() -> int:
+        seen.append(files_and_exposed(target.parent))
+        return 3
+
+    con = duckdb.connect(str(warehouse))
+    old_umask = os.umask(0o022)  # the usual default: new files 0644
+    try:
+        con.create_function("spy", spy, [], "INTEGER", side_effects=True)
+        con.execute("drop table main_marts.customer_features")
+        con.execute("create view main_marts.customer_features as "
+                    "select customer_id, spy() as orders_total from main_marts.customers")
+        build_snapshot(con, target)
+    finally:
+        os.umask(old_umask)
+        con.close()
+    files, exposed = seen[0]
+    assert files, "the spy ran before the file existed: it would prove nothing"
+    assert exposed == [], exposed
+    assert stat.S_IMODE(target.resolve().stat().st_mode) == 0o600
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".build-")]

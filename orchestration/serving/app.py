@@ -6,7 +6,8 @@
 Reads the serving snapshot (orchestration/serving/snapshot.py), never the live warehouse, and
 switches to a newer snapshot on the first request after it is published. Every /v1 request needs
 an API key (header `X-API-Key`) with scope `profiles:read`; personal data (names, email, phone,
-city and identifier values) is returned only to keys that also hold `pii:read`. An unknown
+city, identifier values, and event ids that embed an identifier such as a CRM contact id or a
+loyalty id) is returned only to keys that also hold `pii:read`. An unknown
 identifier and an erased person get the same 404.
 
 Run: `CDP_API_KEYS_FILE=keys.yml .venv/bin/python -m orchestration.serving --port 8000`.
@@ -109,7 +110,8 @@ class SnapshotReader:
 
 
 PROFILE_COLUMNS = ("attributes_json", "pii_json", "identifiers_json", "segments_json",
-                   "journey_json", "features_json", "predictions_json", "events_json")
+                   "journey_json", "features_json", "predictions_json", "events_json",
+                   "events_pii_json")
 
 
 def lookup(reader: SnapshotReader, identifier_type: str, value: str, *, pii: bool,
@@ -159,7 +161,8 @@ def lookup(reader: SnapshotReader, identifier_type: str, value: str, *, pii: boo
         "journey": parsed("journey_json", None),
         "features": parsed("features_json", None),
         "predictions": parsed("predictions_json", None),
-        "recent_events": parsed("events_json", [])[:events],
+        # without pii:read, event ids that embed an identifier (CRM, loyalty) are null
+        "recent_events": parsed("events_pii_json" if pii else "events_json", [])[:events],
         "snapshot_published_at": generation.published_at,
     })
     return profile

@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration.dbt_assets import PROJECT, ensure_manifest
 from orchestration.publication import published_tables
+from orchestration.settings import default_salt_warning, load_settings
 from orchestration.serving.snapshot import build_snapshot, snapshot_path
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -42,9 +43,15 @@ PRIVACY_UPSTREAM = dg.AssetKey(["privacy", "privacy_requests_executed"])
 def serving_snapshot(context: dg.AssetExecutionContext,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
     manifest = json.loads(ensure_manifest(PROJECT).read_text())
-    pii = {c for t in published_tables(manifest) if t.name == "customers" for c in t.pii_columns}
+    tables = {t.name: t for t in published_tables(manifest)}
+    pii = set(tables["customers"].pii_columns) if "customers" in tables else set()
+    events = tables.get("customer_events")
+    salt_warning = default_salt_warning(load_settings().landing_dir)
+    if salt_warning:
+        context.log.warning(salt_warning)
     with warehouse.connect() as con:
-        report = build_snapshot(con, snapshot_path(), customer_pii=pii)
+        report = build_snapshot(con, snapshot_path(), customer_pii=pii,
+                                event_record_ids=dict(events.record_id_columns) if events else None)
     if report.missing:
         context.log.warning("serving snapshot built without: " + ", ".join(report.missing))
     context.log.info(f"serving snapshot {report.path}: {report.customers} profiles")

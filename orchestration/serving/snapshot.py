@@ -19,13 +19,15 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy import salt as privacy_salt
+from orchestration.record_ids import clear_record_id_sources, sql_string_list
 from orchestration.settings import PROJECT_DIR
 
 SNAPSHOT_ENV = "CDP_SERVING_SNAPSHOT"
@@ -38,6 +40,13 @@ KEEP_PREVIOUS = 2
 # Columns of `customers` that are personal data at least (the dbt YAML marks them `pii: true`).
 CUSTOMER_PII_COLUMNS: tuple[str, ...] = (
     "first_name", "last_name", "primary_email", "primary_phone", "city",
+)
+# Event fields holding a source record id -> the field naming its source (the dbt YAML marks
+# them `embeds_pii` on customer_events; the asset passes those). Served only with pii:read when
+# the source's record id is an identifier (a CRM contact id, a loyalty id).
+EVENT_RECORD_ID_FIELDS: Mapping[str, str] = {"event_id": "source"}
+EVENT_FIELDS: tuple[str, ...] = (
+    "event_id", "source", "event_type", "channel", "occurred_at", "revenue",
 )
 # Identifier types the API accepts, as in customer_identities.identifier_type.
 IDENTIFIER_TYPES: tuple[str, ...] = (
@@ -111,8 +120,22 @@ def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _events_doc(fields: Iterable[str], masked: Mapping[str, str], clear: str) -> str:
+    """The JSON list of a customer's recent events; `masked` fields become null unless their
+    source (the field they name) is one of `clear`."""
+    parts = []
+    for name in fields:
+        value = _q(name)
+        if name in masked:
+            value = f"case when {_q(masked[name])} in ({clear}) then {value} end"
+        parts.append(f"{_q(name)} := {value}")
+    return (f"to_json(list(struct_pack({', '.join(parts)}) "
+            "order by occurred_at desc, event_id))")
+
+
 def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str],
-               customer_pii: frozenset[str]) -> list[str]:
+               customer_pii: frozenset[str], event_record_ids: Mapping[str, str],
+               clear_sources: frozenset[str]) -> list[str]:
     """Statements that fill the attached database `snap` from the warehouse."""
 
     def have(name: str) -> bool:
@@ -218,16 +241,17 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
             qualify row_number() over (
                 partition by customer_id order by occurred_at desc, event_id
             ) <= {EVENTS_PER_CUSTOMER})""")
-        ctes.append("""events as (
-            select customer_id, to_json(list(struct_pack(
-                event_id := event_id, source := source, event_type := event_type,
-                channel := channel, occurred_at := occurred_at, revenue := revenue)
-                order by occurred_at desc, event_id)) as doc
+        # Two documents: with record ids that are identifiers (pii:read) and without them.
+        clear = sql_string_list(clear_sources)
+        ctes.append(f"""events as (
+            select customer_id,
+                {_events_doc(EVENT_FIELDS, {}, clear)} as doc,
+                {_events_doc(EVENT_FIELDS, event_record_ids, clear)} as public_doc
             from recent_events group by customer_id)""")
         joins.append("left join events using (customer_id)")
-        selects.append("events.doc as events_json")
+        selects += ["events.doc as events_pii_json", "events.public_doc as events_json"]
     else:
-        selects.append("null::json as events_json")
+        selects += ["null::json as events_pii_json", "null::json as events_json"]
 
     statements.append(
         "create table snap.profiles as with " + ",\n".join(ctes)
@@ -245,20 +269,47 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
 
 def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = None,
                    relations: Relations = Relations(),
-                   customer_pii: Iterable[str] = CUSTOMER_PII_COLUMNS) -> SnapshotReport:
+                   customer_pii: Iterable[str] = CUSTOMER_PII_COLUMNS,
+                   event_record_ids: Mapping[str, str] | None = None,
+                   clear_sources: Iterable[str] | None = None) -> SnapshotReport:
     """Build a new snapshot file from the warehouse and point `target` (a symlink) at it.
 
     `customer_pii`: columns of `customers` served only with scope pii:read (the asset passes
-    those the dbt YAML marks `pii: true`, plus CUSTOMER_PII_COLUMNS)."""
+    those the dbt YAML marks `pii: true`, plus CUSTOMER_PII_COLUMNS). `event_record_ids`:
+    event fields that hold record ids (default EVENT_RECORD_ID_FIELDS; the asset passes the dbt
+    `embeds_pii` columns of customer_events); served only with pii:read unless their source is
+    one of `clear_sources` (default: dbt var identity.sources, record_ids.py).
+
+    The file is written in a private 0700 folder and is 0600 before it appears beside `target`:
+    it is never readable by others, not even half-built."""
     started = time.perf_counter()
     target = (target or snapshot_path()).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     version = target.with_name(f".{target.name}.{stamp}.{os.getpid()}")
     missing: list[str] = []
+    event_fields = EVENT_RECORD_ID_FIELDS if event_record_ids is None else event_record_ids
+    clear = frozenset(clear_record_id_sources() if clear_sources is None else clear_sources)
     statements = _build_sql(warehouse, relations, missing,
-                            frozenset(customer_pii) | frozenset(CUSTOMER_PII_COLUMNS))
-    warehouse.execute(f"attach '{version}' as snap")
+                            frozenset(customer_pii) | frozenset(CUSTOMER_PII_COLUMNS),
+                            {k: v for k, v in event_fields.items() if k in EVENT_FIELDS}, clear)
+    with private_build_dir(target) as folder:
+        built = folder / version.name
+        counts = _write_snapshot(warehouse, built, statements)
+        # personal data in clear: readable by the service account only, from the first byte
+        publish_private(built, version)
+    _point_symlink(target, version)
+    _remove_old_versions(target)
+    return SnapshotReport(
+        path=target, customers=counts["profiles"], identities=counts["identity_lookup"],
+        erased_customers=counts["erased_customers"],
+        erased_identities=counts["erased_identities"],
+        seconds=time.perf_counter() - started, missing=missing)
+
+
+def _write_snapshot(warehouse: duckdb.DuckDBPyConnection, path: Path,
+                    statements: list[str]) -> dict[str, int]:
+    warehouse.execute("attach ? as snap", [str(path)])
     try:
         for statement in statements:
             warehouse.execute(statement)
@@ -272,16 +323,8 @@ def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = N
         warehouse.execute("detach snap")
     except BaseException:
         warehouse.execute("detach database if exists snap")
-        version.unlink(missing_ok=True)
         raise
-    os.chmod(version, 0o600)  # personal data in clear: readable by the service account only
-    _point_symlink(target, version)
-    _remove_old_versions(target)
-    return SnapshotReport(
-        path=target, customers=counts["profiles"], identities=counts["identity_lookup"],
-        erased_customers=counts["erased_customers"],
-        erased_identities=counts["erased_identities"],
-        seconds=time.perf_counter() - started, missing=missing)
+    return counts
 
 
 def _point_symlink(target: Path, version: Path) -> None:

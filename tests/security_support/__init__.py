@@ -1,0 +1,1 @@
+"""Helpers shared by the security tests (file permissions seen from another user)."""
