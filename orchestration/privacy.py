@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -522,13 +523,39 @@ def _execute_registered(con: duckdb.DuckDBPyConnection, request: dict[str, Any],
     return RequestOutcome(request_id, action, status, targets, export_path)
 
 
+# A request id is data from a landing file: it names the export file only when it is a plain
+# name (letters, digits, "-", "_", "." inside); anything else gets a name derived from its hash.
+_SAFE_EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def export_file_name(request_id: str) -> str:
+    """The export's file name: `<request_id>.json` for a plain id, else `request-<sha256>.json`.
+
+    Never a path: no separator, no `..`, no leading dot, so it cannot leave the export folder."""
+    if _SAFE_EXPORT_NAME.fullmatch(request_id) and ".." not in request_id:
+        return f"{request_id}.json"
+    return f"request-{hashlib.sha256(request_id.encode()).hexdigest()[:32]}.json"
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` (and parents) owner-only (0700); an existing folder is tightened too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def _write_export(request_id: str, customer_ids: Iterable[str],
                   tables: dict[str, list[dict[str, Any]]]) -> Path:
-    path = export_dir() / f"{request_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(
+    folder = _private_dir(export_dir())
+    path = folder / export_file_name(request_id)
+    body = json.dumps(
         {"request_id": request_id, "generated_at": _now().isoformat(),
-         "customer_ids": sorted(customer_ids), "tables": tables}, default=str, indent=1))
+         "customer_ids": sorted(customer_ids), "tables": tables}, default=str, indent=1)
+    # Created 0600 from the start; O_NOFOLLOW: a symlink planted under that name is not followed.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(body)
     return path
 
 
