@@ -357,3 +357,29 @@ def test_export_file_names_are_never_paths() -> None:
         name = privacy.export_file_name(request_id)
         assert "/" not in name and not name.startswith(".") and ".." not in name
     assert privacy.export_file_name("dsr-2026.04_x") == "dsr-2026.04_x.json"
+
+
+def test_the_privacy_asset_compacts_the_warehouse_once_after_an_erasure(
+        small_warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    small_warehouse.close()  # the asset must be the only one with the file open
+    path = tmp_path / "small.duckdb"
+    resources = {"warehouse": WarehouseResource(path=str(path))}
+
+    def compactions() -> int:
+        with duckdb.connect(str(path)) as con:
+            return con.execute(f"select count(*) from {privacy.LOG} "
+                               f"where target = '{privacy.COMPACTION_TARGET}'").fetchone()[0]
+
+    first = dg.materialize([privacy.privacy_requests_executed], resources=resources)
+    metadata = first.asset_materializations_for_node("privacy__privacy_requests_executed")[0] \
+        .metadata
+    assert metadata["compaction"].value == "done"
+    assert compactions() == 1
+    data = path.read_bytes()
+    assert b"ann@x.io" not in data.lower() and b"bob@x.io" not in data.lower()
+    assert b"cy@x.io" in data  # live data is still there, uncompressed at this size
+    # nothing erased since: the next run does not compact again
+    second = dg.materialize([privacy.privacy_requests_executed], resources=resources)
+    assert "compaction" not in second.asset_materializations_for_node(
+        "privacy__privacy_requests_executed")[0].metadata
+    assert compactions() == 1
