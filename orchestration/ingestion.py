@@ -453,9 +453,7 @@ def _literal_path(path: Path) -> Iterator[str]:
         return
     folder = Path(tempfile.mkdtemp(prefix="cdp-landing-"))
     try:
-        alias = folder / ("file" + "".join(absolute.suffixes[-2:]).replace("*", "")
-                          .replace("?", "").replace("[", "").replace("]", "")
-                          .replace("{", "").replace("}", ""))
+        alias = folder / ("file" + path.name[len(_stem(path)):].lower())  # .csv, .csv.gz, ...
         if _GLOB_CHARACTERS & set(str(alias)):
             raise LandingError(f"temporary folder {folder} has glob characters in its path; "
                                "set TMPDIR to a plain path")
