@@ -129,6 +129,17 @@ def _copy_live_data(con: duckdb.DuckDBPyConnection, fresh: Path) -> int:
     return len(before)
 
 
+def _clear_retired(path: Path, retired: Path) -> None:
+    """What an interrupted swap left: a second name of the live file (killed before the rename:
+    only the name goes) or the replaced file (killed before it was zeroed: zeroed now)."""
+    if not retired.exists():
+        return
+    if path.exists() and os.path.samefile(path, retired):
+        retired.unlink()
+    else:
+        shred(retired)
+
+
 def compact_warehouse(path: Path) -> CompactionReport:
     """Rewrite the DuckDB file at `path` with its live data only; raise CompactionError (leaving
     the file as it was) if it is open elsewhere or the copy does not match."""
@@ -137,7 +148,7 @@ def compact_warehouse(path: Path) -> CompactionReport:
     fresh, retired = _fresh_path(path), _retired_path(path)
     for leftover in (fresh, _wal(fresh)):  # an interrupted compaction: live data only
         leftover.unlink(missing_ok=True)
-    shred(retired)  # an interrupted swap: the old bytes
+    _clear_retired(path, retired)
     before = path.stat().st_size
     con = _exclusive_connection(path)
     try:
@@ -154,9 +165,14 @@ def compact_warehouse(path: Path) -> CompactionReport:
                               "compaction abandoned, the warehouse is unchanged")
     os.chmod(fresh, stat.S_IMODE(path.stat().st_mode))
     _fsync(fresh)
-    os.link(path, retired)  # the old bytes stay reachable by name until they are zeroed
+    try:
+        os.link(path, retired)  # the old bytes stay reachable by name until they are zeroed
+        linked = True
+    except OSError:  # no hard links on this file system: the old file is only unlinked
+        linked = False
     os.replace(fresh, path)
     _fsync(path.parent)
-    shred(retired)
+    if linked:
+        shred(retired)
     return CompactionReport(path=path, bytes_before=before, bytes_after=path.stat().st_size,
                             tables=tables, seconds=time.perf_counter() - started)

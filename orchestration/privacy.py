@@ -1241,7 +1241,7 @@ def _compact_after_erasure(warehouse: WarehouseResource,
     path = warehouse.resolved_path
     try:
         report = compact_warehouse(path)
-    except CompactionError as error:
+    except (CompactionError, OSError) as error:
         context.log.error(f"warehouse compaction after erasure failed: {error}")
         return {"compaction": dg.MetadataValue.text(f"failed, retried next run: {error}")}
     with warehouse.connect() as con:

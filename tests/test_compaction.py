@@ -85,3 +85,23 @@ def test_snapshot_versions_built_before_an_erasure_are_removed(tmp_path: Path) -
     assert sorted(removed) == sorted([older, old])
     assert not older.exists() and not old.exists()
     assert current.exists() and newer.exists()  # the current one is rebuilt, never removed
+
+
+def test_a_swap_interrupted_before_the_rename_never_zeroes_the_live_file(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    make_warehouse(path)
+    os.link(path, tmp_path / ".warehouse.duckdb.retired")  # killed right after the hard link
+    compact_warehouse(path)
+    with duckdb.connect(str(path)) as con:
+        assert con.execute("select count(*) from raw.people").fetchone()[0] == 1500
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]
+
+
+def test_a_swap_interrupted_before_zeroing_is_zeroed_next_time(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    erased = make_warehouse(path)
+    retired = tmp_path / ".warehouse.duckdb.retired"
+    retired.write_bytes(path.read_bytes())  # killed after the rename: the old file, by name
+    compact_warehouse(path)
+    assert not retired.exists()
+    assert erased.encode() not in path.read_bytes()
