@@ -6,7 +6,11 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
-from collections.abc import Iterable, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -14,7 +18,14 @@ from typing import BinaryIO
 import duckdb
 import numpy as np
 
-from orchestration.landing_contract import SOURCES, ColumnType, LandingSource
+from orchestration.landing_contract import (
+    MAX_COLUMNS_ENV,
+    MAX_FIELD_BYTES_ENV,
+    SOURCES,
+    ColumnType,
+    LandingLimits,
+    LandingSource,
+)
 
 RAW_SCHEMA = "raw"
 LOAD_LOG = f"{RAW_SCHEMA}._load_log"
@@ -44,6 +55,10 @@ _SAVE_AS_UTF8 = "UTF-8: re-export or convert the file (e.g. iconv -t UTF-8)"
 NOT_UTF8_REASON = ("not valid UTF-8 (bytes of another encoding, e.g. Latin-1 or Windows-1252; "
                    "save the file as UTF-8)")
 _CHUNK_BYTES = 1 << 23
+# The header line is read on its own before anything else, so a file too wide fails at once.
+MAX_HEADER_BYTES = 1 << 20
+# Characters DuckDB's readers take as a glob pattern in a path; no escape exists for them.
+_GLOB_CHARACTERS = frozenset("*?[]{}")
 
 # Session objects used while one file is staged; dropped again before the next file.
 _STAGE = "_landing_stage"
@@ -291,13 +306,17 @@ def load_landing(
     landing_dir: Path,
     con: duckdb.DuckDBPyConnection,
     sources: Sequence[LandingSource] = SOURCES,
+    *,
+    limits: LandingLimits | None = None,
 ) -> LoadReport:
     """Load new and changed landing files of every source; raise LandingLoadError if any failed.
 
     Each source loads in its own transaction: a failing source is rolled back and reported, the
-    other sources are still loaded, and the error is raised at the end.
+    other sources are still loaded, and the error is raised at the end. `limits`: per-file
+    limits, by default from the environment (LandingLimits.from_env).
     """
     landing_dir = Path(landing_dir).resolve()
+    limits = limits or LandingLimits.from_env()
     _prepare_session(con)
     ensure_raw_schema(con, sources)
     inventory = discover_landing(landing_dir, sources)
@@ -307,7 +326,8 @@ def load_landing(
     for source in sources:
         try:
             source_report = load_source(
-                landing_dir, con, source, inventory.files[source.name], loaded_at=loaded_at
+                landing_dir, con, source, inventory.files[source.name], loaded_at=loaded_at,
+                limits=limits,
             )
             report.sources[source.name] = source_report
             report.warnings += source_report.warnings
@@ -326,9 +346,11 @@ def load_source(
     files: Sequence[Path] | None = None,
     *,
     loaded_at: dt.datetime | None = None,
+    limits: LandingLimits | None = None,
 ) -> SourceReport:
     """Load one source's new and changed files in one transaction; on any error nothing changes."""
     landing_dir = Path(landing_dir).resolve()
+    limits = limits or LandingLimits.from_env()
     _prepare_session(con)
     ensure_raw_schema(con, [source])
     if files is None:
@@ -352,6 +374,7 @@ def load_source(
     pending: list[tuple[Path, str, str, bool, tuple[int, int]]] = []
     for path in files:
         relative = _relative(landing_dir, path)
+        _refuse_escaping_link(landing_dir, path, relative, source)
         try:
             stamp = _stamp(path)
             if _is_empty(path):
@@ -382,7 +405,8 @@ def load_source(
     try:
         for path, relative, digest, seen_before, stamp in pending:
             try:
-                _load_file(con, source, path, relative, digest, seen_before, loaded_at, report)
+                _load_file(con, source, path, relative, digest, seen_before, loaded_at, report,
+                           limits)
             except (duckdb.Error, OSError, UnicodeError) as error:
                 if not path.exists():
                     raise _disappeared(relative, source) from error
@@ -395,6 +419,48 @@ def load_source(
     finally:
         _drop_session_tables(con)
     return report
+
+
+def _refuse_escaping_link(
+    landing_dir: Path, path: Path, relative: str, source: LandingSource
+) -> None:
+    """Fail the source if `path` is, or lies in, a symbolic link leading out of the landing folder.
+
+    The message names the link, never the target's content (nothing of it has been read)."""
+    try:
+        path.resolve(strict=True).relative_to(landing_dir)
+    except FileNotFoundError as error:
+        raise _disappeared(relative, source) from error
+    except (ValueError, RuntimeError) as error:  # RuntimeError: a symlink loop
+        raise LandingFileError(
+            relative,
+            "is a symbolic link (or lies in a linked folder) that leads outside the landing "
+            f"folder; refused without reading it, and nothing of source {source.name} was "
+            "changed. Copy the file into the landing folder instead",
+        ) from error
+
+
+@contextmanager
+def _literal_path(path: Path) -> Iterator[str]:
+    """A path DuckDB reads as exactly this file, never as a glob pattern.
+
+    DuckDB expands `*`, `?` and `[...]` in the path of read_csv/read_parquet and has no escape; a
+    file named like that is reached through a symlink with a plain name in a private temp folder.
+    """
+    absolute = path.resolve()
+    if not _GLOB_CHARACTERS & set(str(absolute)):
+        yield str(absolute)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cdp-landing-"))
+    try:
+        alias = folder / ("file" + path.name[len(_stem(path)):].lower())  # .csv, .csv.gz, ...
+        if _GLOB_CHARACTERS & set(str(alias)):
+            raise LandingError(f"temporary folder {folder} has glob characters in its path; "
+                               "set TMPDIR to a plain path")
+        os.symlink(absolute, alias)
+        yield str(alias)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -449,18 +515,21 @@ def _load_file(
     seen_before: bool,
     loaded_at: dt.datetime,
     report: SourceReport,
+    limits: LandingLimits,
 ) -> None:
     """Stage one file, then replace whatever an earlier version of it loaded."""
     _drop_session_tables(con)
-    if _format(path) == "csv":
-        columns, structural_rejects, warning = _stage_csv(con, source, path, relative)
-        if warning:
-            report.warnings.append(warning)
-    else:
-        columns = _columns(source, relative, _parquet_header(con, path))
-        _stage_parquet(con, path, columns)
-        structural_rejects = []
-    typed = [(i, c) for i, c in enumerate(columns) if c.type != "text"]
+    with _literal_path(path) as reader_path:
+        if _format(path) == "csv":
+            columns, structural_rejects, warning = _stage_csv(
+                con, source, path, reader_path, relative, limits)
+            if warning:
+                report.warnings.append(warning)
+        else:
+            header = _parquet_header(con, reader_path)
+            columns = _columns(source, relative, header, limits.max_columns)
+            _stage_parquet(con, reader_path, columns, limits.max_field_bytes)
+            structural_rejects = []
     con.execute(f"create temp table {_BAD} as select * from {_ROWS} where _bad")
 
     replaced = 0
@@ -485,11 +554,13 @@ def _load_file(
     from orchestration.privacy import drop_suppressed_rows
 
     loaded -= drop_suppressed_rows(con, source.name, relative)
-    for i, column in typed:
+    for i, column in enumerate(columns):  # text columns: too long or NUL; typed: no parse
+        reason = "_r" + str(i) if column.type == "text" else "?"
         con.execute(
             f"insert into {LOAD_REJECTS} "
-            f"select ?, ?, _line, ?, _e{i}, ?, ? from {_BAD} where _e{i} is not null",
-            [source.name, relative, column.name, REJECT_REASONS[column.type], loaded_at],
+            f"select ?, ?, _line, ?, _e{i}, {reason}, ? from {_BAD} where _e{i} is not null",
+            [source.name, relative, column.name]
+            + ([] if column.type == "text" else [REJECT_REASONS[column.type]]) + [loaded_at],
         )
     if structural_rejects:
         _insert_structural_rejects(con, source, relative, structural_rejects, loaded_at)
@@ -526,8 +597,16 @@ def _insert_structural_rejects(
 # Columns and typing
 
 
-def _columns(source: LandingSource, relative: str, header: Sequence[str]) -> list[_Column]:
+def _columns(
+    source: LandingSource, relative: str, header: Sequence[str], max_columns: int
+) -> list[_Column]:
     """Match a file's header to the contract; raise LandingFileError naming what is wrong."""
+    if len(header) > max_columns:
+        raise LandingFileError(
+            relative, f"has {len(header):,} columns, more than the limit of {max_columns:,} "
+            f"columns per file ({MAX_COLUMNS_ENV}); refused before reading its rows, nothing of "
+            f"source {source.name} was changed",
+        )
     known = set(source.known_columns)
     columns: list[_Column] = []
     seen: dict[str, int] = {}
@@ -558,10 +637,15 @@ def _columns(source: LandingSource, relative: str, header: Sequence[str]) -> lis
 
 
 def _staging_select(
-    columns: Sequence[_Column], source_exprs: Sequence[str], relation: str, carried: Sequence[str]
+    columns: Sequence[_Column],
+    source_exprs: Sequence[str],
+    relation: str,
+    carried: Sequence[str],
+    max_field_bytes: int,
 ) -> str:
-    """One pass over a file: per column _c<i> (typed value), and for typed columns _e<i> (the text
-    when it does not parse, else NULL); _bad when any typed value fails; `carried` passed along.
+    """One pass over a file: per column _c<i> (typed value) and _e<i> (the text when it is
+    rejected, else NULL), for text columns _r<i> (why: longer than `max_field_bytes`, or a NUL
+    byte); _bad when any value is rejected; `carried` passed along.
 
     Layered so that each value is trimmed once and cast once. Trimming removes spaces, tabs, CR
     and LF at both ends; what is left empty is NULL.
@@ -582,8 +666,11 @@ def _staging_select(
         v, p = f"_v{i}", f"_p{i}"
         if column.type == "text":
             cast.append(f"{v} as _c{i}")
-            checked.append(f"_c{i}")
-            final.append(f"_c{i}")
+            checked += [f"_c{i}", _text_problem(f"_c{i}", max_field_bytes) + f" as _r{i}"]
+            final += [f"_c{i}", f"_r{i}",
+                      f"case when _r{i} is not null then "
+                      f"replace(left(_c{i}, {MAX_RAW_VALUE_CHARS}), chr(0), '\\0') end as _e{i}"]
+            oks.append(f"_r{i} is null")
             continue
         cast.append(v)
         if column.type == "timestamp":
@@ -613,21 +700,36 @@ def _staging_select(
     )
 
 
+def _text_problem(value: str, max_field_bytes: int) -> str:
+    """SQL: why a text value is rejected (too long, or holds a NUL byte), else NULL."""
+    return (
+        f"case when strlen({value}) > {int(max_field_bytes)} then 'value of ' || "
+        f"strlen({value}) || ' bytes, longer than the limit of {max_field_bytes:,} bytes per "
+        f"value ({MAX_FIELD_BYTES_ENV})' "
+        f"when contains({value}, chr(0)) then 'contains a NUL byte (character ' || "
+        f"instr({value}, chr(0)) || '); NUL is not allowed in text values, shown here as \\0' "
+        "end"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Parquet
 
 
-def _parquet_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+def _parquet_header(con: duckdb.DuckDBPyConnection, reader_path: str) -> list[str]:
     return [row[0] for row in con.execute(
-        f"describe select * from read_parquet({_literal(str(path))})"
+        f"describe select * from read_parquet({_literal(reader_path)})"
     ).fetchall()]
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[_Column]) -> None:
+def _stage_parquet(
+    con: duckdb.DuckDBPyConnection, reader_path: str, columns: Sequence[_Column],
+    max_field_bytes: int,
+) -> None:
     select = _staging_select(
         columns, [_ident(c.file_name) for c in columns],
-        f"read_parquet({_literal(str(path))}, file_row_number = true)",
-        ["file_row_number + 1 as _line"],
+        f"read_parquet({_literal(reader_path)}, file_row_number = true)",
+        ["file_row_number + 1 as _line"], max_field_bytes,
     )
     con.execute(f"create temp table {_STAGE} as {select}")
     con.execute(f"create temp view {_ROWS} as select * from {_STAGE}")
@@ -648,15 +750,22 @@ class _CsvLayout:
 
 
 def _stage_csv(
-    con: duckdb.DuckDBPyConnection, source: LandingSource, path: Path, relative: str
+    con: duckdb.DuckDBPyConnection,
+    source: LandingSource,
+    path: Path,
+    reader_path: str,
+    relative: str,
+    limits: LandingLimits,
 ) -> tuple[list[_Column], list[_Reject], str | None]:
     """Stage one CSV file with a physical line number per row.
 
     Returns the columns, the malformed lines, and a warning if the file's lines are not all
-    accounted for (header, blank, rejected or loaded).
+    accounted for (header, blank, rejected or loaded). The header is checked first, on its own,
+    so a file that breaks the contract or the column limit fails before its rows are read.
     """
+    columns = _columns(source, relative, _parse_header(_read_header(path, relative), relative),
+                       limits.max_columns)
     layout = _scan_csv(path)
-    columns = _columns(source, relative, _parse_header(layout.header, relative))
     csv_columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(columns))) + "}"
     # Lines a row takes beyond its first, not counting empty lines inside quoted values: the
     # byte scan already counts those as blank lines (see _number_csv_rows).
@@ -667,7 +776,7 @@ def _stage_csv(
         for i in range(len(columns))
     ) if layout.has_quotes else "0"
     reader = (
-        f"read_csv({_literal(str(path))}, columns = {csv_columns}, header = true, "
+        f"read_csv({_literal(reader_path)}, columns = {csv_columns}, header = true, "
         f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
         f"store_rejects = true, rejects_table = '{_CSV_REJECT_ERRORS}', "
         f"rejects_scan = '{_CSV_REJECT_SCANS}', "
@@ -677,7 +786,7 @@ def _stage_csv(
         f"parallel = false)"
     )
     select = _staging_select(columns, [f"c{i}" for i in range(len(columns))], reader,
-                             [f"{extra_lines} as _extra_lines"])
+                             [f"{extra_lines} as _extra_lines"], limits.max_field_bytes)
     con.execute(f"create temp table {_STAGE} as {select}")
     rejects, skipped_spans = _csv_rejects(con, path, columns)
     not_utf8 = sum(reject.reason == NOT_UTF8_REASON for reject in rejects)
@@ -707,6 +816,22 @@ def _stage_csv(
             "found no complete record (usually a quote that is never closed)",
         ))
     return columns, rejects, "; ".join(w for w in (warning, encoding_warning) if w)
+
+
+def _read_header(path: Path, relative: str) -> bytes:
+    """The first line of the (decompressed) file, without reading further than it."""
+    header = bytearray()
+    for chunk in _chunks_of(path, 1 << 16):
+        end = chunk.find(b"\n")
+        header += chunk if end < 0 else chunk[:end]
+        if end >= 0:
+            break
+        if len(header) > MAX_HEADER_BYTES:
+            raise LandingFileError(
+                relative, f"header line is longer than {MAX_HEADER_BYTES:,} bytes; refused "
+                "before reading its rows",
+            )
+    return bytes(header)
 
 
 def _parse_header(header: bytes, relative: str) -> list[str]:
@@ -881,8 +1006,12 @@ def _open_text_bytes(path: Path) -> BinaryIO:
 
 
 def _chunks(path: Path) -> Iterable[bytes]:
+    return _chunks_of(path, _CHUNK_BYTES)
+
+
+def _chunks_of(path: Path, size: int) -> Iterator[bytes]:
     with _open_text_bytes(path) as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
+        while chunk := handle.read(size):
             yield chunk
 
 

@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
 ColumnType = Literal["text", "timestamp", "number", "integer"]
+
+# Limits of one landing file (docs/landing-contract.md, "Limits"), overridable by env vars.
+MAX_COLUMNS_ENV = "CDP_LANDING_MAX_COLUMNS"
+MAX_FIELD_BYTES_ENV = "CDP_LANDING_MAX_FIELD_BYTES"
+DEFAULT_MAX_COLUMNS = 256
+DEFAULT_MAX_FIELD_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class LandingLimits:
+    """What one landing file may hold: columns in its header, UTF-8 bytes in one text value."""
+
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
+
+    @classmethod
+    def from_env(cls) -> LandingLimits:
+        """CDP_LANDING_MAX_COLUMNS and CDP_LANDING_MAX_FIELD_BYTES, else the defaults."""
+        return cls(max_columns=_positive_int(MAX_COLUMNS_ENV, DEFAULT_MAX_COLUMNS),
+                   max_field_bytes=_positive_int(MAX_FIELD_BYTES_ENV, DEFAULT_MAX_FIELD_BYTES))
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ NULL_PII_COLUMNS: dict[str, tuple[str, ...]] = {
 # activation state is what lets the next sync send the removal.
 NOT_DERIVED = ("raw", SCHEMA, "information_schema", "pg_catalog")
 KEPT_TABLES = (("activation", "sync_state"),)
+# Log actions that remove or overwrite personal data: each leaves the old bytes in the DuckDB
+# file's free blocks until the warehouse is compacted (orchestration/compaction.py).
+ERASING_ACTIONS = ("delete", "null_pii", "hash_identifier")
+COMPACTION_TARGET = "warehouse_file"
 PRIVACY_STATUSES = ("received", "running", "finished", "partial", "failed")
 
 
@@ -523,13 +528,39 @@ def _execute_registered(con: duckdb.DuckDBPyConnection, request: dict[str, Any],
     return RequestOutcome(request_id, action, status, targets, export_path)
 
 
+# A request id is data from a landing file: it names the export file only when it is a plain
+# name (letters, digits, "-", "_", "." inside); anything else gets a name derived from its hash.
+_SAFE_EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def export_file_name(request_id: str) -> str:
+    """The export's file name: `<request_id>.json` for a plain id, else `request-<sha256>.json`.
+
+    Never a path: no separator, no `..`, no leading dot, so it cannot leave the export folder."""
+    if _SAFE_EXPORT_NAME.fullmatch(request_id) and ".." not in request_id:
+        return f"{request_id}.json"
+    return f"request-{hashlib.sha256(request_id.encode()).hexdigest()[:32]}.json"
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` (and parents) owner-only (0700); an existing folder is tightened too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def _write_export(request_id: str, customer_ids: Iterable[str],
                   tables: dict[str, list[dict[str, Any]]]) -> Path:
-    path = export_dir() / f"{request_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(
+    folder = _private_dir(export_dir())
+    path = folder / export_file_name(request_id)
+    body = json.dumps(
         {"request_id": request_id, "generated_at": _now().isoformat(),
-         "customer_ids": sorted(customer_ids), "tables": tables}, default=str, indent=1))
+         "customer_ids": sorted(customer_ids), "tables": tables}, default=str, indent=1)
+    # Created 0600 from the start; O_NOFOLLOW: a symlink planted under that name is not followed.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(body)
     return path
 
 
@@ -1104,12 +1135,16 @@ def execute_privacy_requests(con: duckdb.DuckDBPyConnection,
     for outcome in outcomes:
         log(f"request {outcome.request_id} ({outcome.action}): {outcome.status}")
     if _relation_exists(con, "raw", "privacy_requests"):  # a re-delivered request file
-        con.execute(
+        rehashed = con.execute(
             f"update raw.privacy_requests set identifier_value = '{HASH_PREFIX}' || "
             "sha256(? || s.identifier_value) from main_staging.stg_privacy__requests s "
             "where s.request_id = privacy_requests.request_id "
             f"and s.request_id in (select request_id from {REQUESTS}) "
-            f"and not starts_with(privacy_requests.identifier_value, '{HASH_PREFIX}')", [salt()])
+            f"and not starts_with(privacy_requests.identifier_value, '{HASH_PREFIX}')", [salt()]
+        ).fetchone()[0]
+        if rehashed:  # logged so the compaction that follows removes the plain values' bytes
+            _write_log(con, "late_data", _now(), [TargetResult(
+                "raw.privacy_requests", "hash_identifier", int(rehashed))])
     forget_erased_payloads(con, salt())  # the sync state keeps keys only for them
     finished = refresh_destination_removals(con)
     con.execute("select 1").fetchall()  # leave no unfetched result on the caller's connection
@@ -1162,9 +1197,68 @@ def drop_suppressed_rows(con: duckdb.DuckDBPyConnection, source_name: str,
     where = " or ".join(
         f"sha256(? || lower(trim(cast({_q(c)} as varchar)))) in (select identifier_hash "
         f"from {SUPPRESSION} where suppression_action = 'erase')" for c in candidates)
-    return con.execute(
+    dropped = con.execute(
         f"delete from raw.{_q(source_name)} where _source_file = ? and ({where})",
         [source_file, *[salt()] * len(candidates)]).fetchone()[0]
+    if dropped:  # logged so the next privacy run compacts the file (the rows reached its blocks)
+        _write_log(con, "late_data", _now(), [TargetResult(f"raw.{source_name}", "delete",
+                                                           int(dropped))])
+    return dropped
+
+
+# --------------------------------------------------------------------------------------------
+# After erasure: the bytes (compaction of the warehouse file, old serving snapshots)
+
+
+def last_erasure_at(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """When personal data was last deleted or overwritten in the warehouse (UTC), if ever."""
+    if not _relation_exists(con, SCHEMA, "privacy_request_log"):
+        return None
+    return con.execute(
+        f"select max(coalesce(completed_at, started_at)) from {LOG} "
+        f"where list_contains(?, action) and target <> ?",
+        [list(ERASING_ACTIONS), COMPACTION_TARGET]).fetchone()[0]
+
+
+def compaction_due(con: duckdb.DuckDBPyConnection) -> bool:
+    """Data was erased after the warehouse file was last compacted (or it never was)."""
+    erased = last_erasure_at(con)
+    if erased is None:
+        return False
+    compacted = con.execute(f"select max(completed_at) from {LOG} where target = ?",
+                            [COMPACTION_TARGET]).fetchone()[0]
+    return compacted is None or compacted < erased
+
+
+def _compact_after_erasure(warehouse: WarehouseResource,
+                           context: dg.AssetExecutionContext) -> dict[str, Any]:
+    """Compact the warehouse and drop serving snapshots built before the erasure; metadata.
+
+    Runs with no connection open (this asset holds the warehouse pool, so no other asset has the
+    file). A failure leaves the file as it was and is retried by the next run."""
+    from orchestration.compaction import CompactionError, compact_warehouse
+    from orchestration.serving.snapshot import remove_versions_before, snapshot_path
+
+    started = _now()
+    path = warehouse.resolved_path
+    try:
+        report = compact_warehouse(path)
+    except (CompactionError, OSError) as error:
+        context.log.error(f"warehouse compaction after erasure failed: {error}")
+        return {"compaction": dg.MetadataValue.text(f"failed, retried next run: {error}")}
+    with warehouse.connect() as con:
+        _write_log(con, "compaction", started, [TargetResult(
+            COMPACTION_TARGET, "compact", report.tables,
+            detail=f"{report.bytes_before} -> {report.bytes_after} bytes in "
+                   f"{report.seconds:.2f} s")])
+    removed = remove_versions_before(snapshot_path(), started)
+    context.log.info(f"warehouse compacted after erasure: {report.bytes_before:,} -> "
+                     f"{report.bytes_after:,} bytes in {report.seconds:.2f} s; "
+                     f"{len(removed)} earlier serving snapshot(s) removed")
+    return {"compaction": dg.MetadataValue.text("done"),
+            **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float)
+               else dg.MetadataValue.int(int(v)) for k, v in report.as_metadata().items()},
+            "serving_snapshots_removed": dg.MetadataValue.int(len(removed))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1194,6 +1288,7 @@ def privacy_requests_executed(context: dg.AssetExecutionContext,
             f"select status, count(*) from {REQUESTS} group by 1 order by 1").fetchall()
         suppressed = con.execute(f"select count(distinct identifier_hash) from {SUPPRESSION}"
                                  ).fetchone()[0]
+        compact = compaction_due(con)
     failed = [o.request_id for o in report.outcomes if o.status == "failed"]
     metadata = {
         "requests_this_run": dg.MetadataValue.json(report.counts()),
@@ -1209,6 +1304,8 @@ def privacy_requests_executed(context: dg.AssetExecutionContext,
     }
     if failed:
         context.log.warning(f"privacy requests failed: {failed}; see {LOG}")
+    if compact:
+        metadata.update(_compact_after_erasure(warehouse, context))
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -186,7 +186,8 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
 
 @dg.asset(
     name="bi_publication",
-    deps=_mart_asset_keys(),
+    # After the privacy asset: a publication built before it would keep people erased this run.
+    deps=[*_mart_asset_keys(), dg.AssetKey(["privacy", "privacy_requests_executed"])],
     pool=WAREHOUSE_POOL,
     group_name="publication",
     owners=["team:data-engineering"],

@@ -290,3 +290,161 @@ def test_file_that_disappears_mid_load_fails_its_source_and_keeps_last_good_stat
     # The next run retries without the vanished file.
     assert load_landing(landing, con).sources["shop_orders"].files_loaded == [
         "shop_orders/2025-03-02.csv"]
+
+
+# --------------------------------------------------------------------------------------------
+# Paths from the landing folder: symlinks that leave it, names that look like glob patterns
+
+
+def schema_of(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+    return rows(con, "select column_name, data_type from information_schema.columns "
+                     f"where table_schema = 'raw' and table_name = '{table}' "
+                     "order by ordinal_position")
+
+
+def other_tenant(tmp_path: Path) -> Path:
+    """Another tenant's landing data, outside this landing folder."""
+    folder = tmp_path / "other_tenant"
+    put(folder / "shop_orders" / "theirs.csv", orders_text(order_line(900, "Secret")))
+    return folder
+
+
+def test_a_file_symlink_out_of_the_landing_folder_is_refused(
+        con: duckdb.DuckDBPyConnection, landing: Path, good_state, tmp_path: Path) -> None:
+    good, log = good_state
+    (landing / "shop_orders" / "link.csv").symlink_to(
+        other_tenant(tmp_path) / "shop_orders" / "theirs.csv")
+    with pytest.raises(LandingLoadError) as caught:
+        load_landing(landing, con)
+    message = str(caught.value)
+    assert "shop_orders/link.csv" in message and "outside the landing folder" in message
+    assert "secret900" not in message
+    assert good_rows_unchanged(con, good) and rows(con, LOG_STATE) == log
+    assert rows(con, "select count(*) from raw.shop_orders where email like 'secret%'") == [(0,)]
+
+
+def test_a_folder_symlink_out_of_the_landing_folder_is_refused(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "shop_orders").symlink_to(other_tenant(tmp_path) / "shop_orders",
+                                         target_is_directory=True)
+    put(landing / "consents.csv", CONSENTS_HEADER + "\nemail,a@b.io,analytics,granted,"
+        "2025-03-04T10:11:12Z,web,c1\n")
+    with pytest.raises(LandingLoadError) as caught:
+        load_landing(landing, con)
+    assert "shop_orders/theirs.csv" in str(caught.value)
+    assert "outside the landing folder" in str(caught.value)
+    assert rows(con, "select count(*) from raw.shop_orders") == [(0,)]
+    assert rows(con, "select count(*) from raw.consents") == [(1,)]  # the rest still loads
+
+
+def test_a_symlink_to_a_system_file_fails_without_showing_its_content(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    secret = put(tmp_path / "elsewhere" / "passwd", "root:x:0:0:root:/root:/bin/bash\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "shop_orders.csv").symlink_to(secret)
+    with pytest.raises(LandingLoadError) as caught:
+        load_landing(landing, con)
+    assert "shop_orders.csv" in str(caught.value) and "root" not in str(caught.value)
+
+
+def test_a_symlink_inside_the_landing_folder_still_loads(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    put(landing / "_exports" / "orders-latest.csv", orders_text(order_line(1)))
+    (landing / "shop_orders.csv").symlink_to(landing / "_exports" / "orders-latest.csv")
+    assert load_landing(landing, con).rows_loaded == 1
+
+
+@pytest.mark.parametrize("name", ["*.csv", "?.csv", "[ab].csv", "{a,b}.csv"])
+def test_file_names_are_read_literally_never_as_glob_patterns(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path, name: str) -> None:
+    landing = tmp_path / "landing"
+    put(landing / "shop_orders" / "a.csv", orders_text(order_line(1)))
+    put(landing / "shop_orders" / "b.csv", orders_text(order_line(2)))
+    put(landing / "shop_orders" / name, orders_text(order_line(3), order_line(4)))
+    report = load_landing(landing, con)
+    assert report.rows_loaded == 4
+    assert rows(con, "select _source_file, order_id from raw.shop_orders order by 2") == [
+        ("shop_orders/a.csv", "o-1"), ("shop_orders/b.csv", "o-2"),
+        (f"shop_orders/{name}", "o-3"), (f"shop_orders/{name}", "o-4")]
+
+
+def test_a_parquet_file_named_like_a_glob_is_read_literally(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    csv_file = put(tmp_path / "orders.csv", orders_text(order_line(7)))
+    for name in ("x.parquet", "*.parquet"):
+        (landing / "shop_orders").mkdir(parents=True, exist_ok=True)
+        con.execute(f"copy (select * from read_csv('{csv_file}', all_varchar = true)) "
+                    f"to '{landing / 'shop_orders' / name.replace('*', 'tmp')}' (format parquet)")
+    (landing / "shop_orders" / "tmp.parquet").rename(landing / "shop_orders" / "*.parquet")
+    assert load_landing(landing, con).rows_loaded == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Limits: columns per file, bytes per value, NUL bytes
+
+
+def test_a_file_wider_than_the_column_limit_fails_fast_and_changes_nothing(
+        con: duckdb.DuckDBPyConnection, landing: Path, good_state) -> None:
+    good, log = good_state
+    columns_before = schema_of(con, "shop_orders")
+    extra = [f"extra_{n}" for n in range(10_000)]
+    header = ORDERS_HEADER + "," + ",".join(extra)
+    line = order_line(3) + "," * len(extra)
+    put(landing / "shop_orders" / "wide.csv", "\n".join([header] + [line] * 200) + "\n")
+    with pytest.raises(LandingLoadError) as caught:
+        load_landing(landing, con)
+    message = str(caught.value)
+    assert "shop_orders/wide.csv" in message and "10,008 columns" in message
+    assert "limit of 256" in message and "CDP_LANDING_MAX_COLUMNS" in message
+    assert schema_of(con, "shop_orders") == columns_before
+    assert good_rows_unchanged(con, good) and rows(con, LOG_STATE) == log
+
+
+def test_the_column_limit_is_configurable(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    landing = tmp_path / "landing"
+    put(landing / "shop_orders.csv", orders_text(order_line(1)))
+    monkeypatch.setenv("CDP_LANDING_MAX_COLUMNS", "7")
+    with pytest.raises(LandingLoadError, match="8 columns, more than the limit of 7"):
+        load_landing(landing, con)
+    monkeypatch.setenv("CDP_LANDING_MAX_COLUMNS", "8")
+    assert load_landing(landing, con).rows_loaded == 1
+
+
+def test_a_value_over_the_field_limit_is_rejected_with_file_line_and_column(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDP_LANDING_MAX_FIELD_BYTES", "100")
+    landing = tmp_path / "landing"
+    long_name = "x" * 101
+    put(landing / "shop_orders.csv", orders_text(
+        order_line(1), f"o-2,c-2,{'a' * 80}@example.com,,2025-03-04T10:11:12Z,1,EUR,{long_name}",
+        order_line(3)))
+    report = load_landing(landing, con)
+    assert report.rows_loaded == 2 and report.rows_rejected == 1
+    assert rows(con, "select _source_file, _source_line, column_name, raw_value, reason "
+                     "from raw._load_rejects") == [
+        ("shop_orders.csv", 3, "status", long_name, "value of 101 bytes, longer than the limit "
+         "of 100 bytes per value (CDP_LANDING_MAX_FIELD_BYTES)")]
+
+
+def test_nul_bytes_in_values_are_rejected_with_file_line_and_column(
+        con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    put(landing / "shop_orders.csv", orders_text(order_line(1)).encode()
+        + b"o-2,c-2,ev\x00il@example.com,,2025-03-04T10:11:12Z,1,EUR,paid\n"
+        + b"o-3,c-3,x@example.com,,2025-03-04T10:11:12Z,1\x00,EUR,paid\n")
+    report = load_landing(landing, con)
+    assert report.rows_loaded == 1 and report.rows_rejected == 2
+    found = rows(con, "select _source_line, column_name, raw_value, reason "
+                      "from raw._load_rejects order by 1")
+    assert found[0] == (3, "email", "ev\\0il@example.com",
+                        "contains a NUL byte (character 3); NUL is not allowed in text values, "
+                        "shown here as \\0")
+    assert found[1][:2] == (4, "total_amount")  # a typed value with NUL does not parse
+    assert rows(con, "select count(*) from raw.shop_orders where contains(email, chr(0))"
+                ) == [(0,)]

@@ -324,3 +324,62 @@ def test_a_failing_batch_falls_back_to_one_request_at_a_time(
                        ).fetchone()[0] == ["c2", "c3"]
     assert con.execute("select count(*) from raw.segment_identifies where id = 'i2'"
                        ).fetchone()[0] == 1
+
+
+HOSTILE_REQUEST_IDS = ("../traversal_poc", "/tmp/abs_traversal_poc", "..", ".hidden",
+                       "a/../../b", "nul\x00byte", "x" * 300)
+
+
+def test_access_exports_stay_in_the_export_folder_and_are_private(
+        small_warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    con = small_warehouse
+    con.execute("insert into raw.privacy_requests select unnest(?::varchar[]), 'email', "
+                "'cy@x.io', 'access', '2026-02-01', 'b.csv', 1", [list(HOSTILE_REQUEST_IDS)])
+    report = privacy.execute_privacy_requests(con)
+    outcomes = {o.request_id: o for o in report.outcomes}
+    exports = tmp_path / "exports"
+    for request_id in HOSTILE_REQUEST_IDS + ("r6",):
+        outcome = outcomes[request_id]
+        assert outcome.status == "finished", request_id
+        path = outcome.export_path
+        assert path is not None and path.parent == exports, (request_id, path)
+        assert path.stat().st_mode & 0o777 == 0o600, request_id
+        assert json.loads(path.read_text())["request_id"] == request_id
+    assert outcomes["r6"].export_path == exports / "r6.json"  # a plain id keeps its name
+    assert exports.stat().st_mode & 0o777 == 0o700
+    assert len(list(exports.iterdir())) == len(HOSTILE_REQUEST_IDS) + 1
+    assert not (tmp_path / "traversal_poc.json").exists()
+    assert not Path("/tmp/abs_traversal_poc.json").exists()
+
+
+def test_export_file_names_are_never_paths() -> None:
+    for request_id in HOSTILE_REQUEST_IDS:
+        name = privacy.export_file_name(request_id)
+        assert "/" not in name and not name.startswith(".") and ".." not in name
+    assert privacy.export_file_name("dsr-2026.04_x") == "dsr-2026.04_x.json"
+
+
+def test_the_privacy_asset_compacts_the_warehouse_once_after_an_erasure(
+        small_warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    small_warehouse.close()  # the asset must be the only one with the file open
+    path = tmp_path / "small.duckdb"
+    resources = {"warehouse": WarehouseResource(path=str(path))}
+
+    def compactions() -> int:
+        with duckdb.connect(str(path)) as con:
+            return con.execute(f"select count(*) from {privacy.LOG} "
+                               f"where target = '{privacy.COMPACTION_TARGET}'").fetchone()[0]
+
+    first = dg.materialize([privacy.privacy_requests_executed], resources=resources)
+    metadata = first.asset_materializations_for_node("privacy__privacy_requests_executed")[0] \
+        .metadata
+    assert metadata["compaction"].value == "done"
+    assert compactions() == 1
+    data = path.read_bytes()
+    assert b"ann@x.io" not in data.lower() and b"bob@x.io" not in data.lower()
+    assert b"cy@x.io" in data  # live data is still there, uncompressed at this size
+    # nothing erased since: the next run does not compact again
+    second = dg.materialize([privacy.privacy_requests_executed], resources=resources)
+    assert "compaction" not in second.asset_materializations_for_node(
+        "privacy__privacy_requests_executed")[0].metadata
+    assert compactions() == 1

@@ -46,7 +46,9 @@ def test_over_merge_guard_passes_normal_profiles_and_fails_a_hub(warehouse: Path
     with duckdb.connect(str(warehouse)) as con:
         result = quality.over_merge_guard(con)
     assert not result.passed
-    assert result.metadata["largest_profiles"].value[0]["identifier_count"] == 1200
+    assert result.metadata["largest_identifier_counts"].value[0] == 1200
+    assert result.metadata["profiles_over_limit"].value == 1
+    assert "cus_0" not in str(result.metadata)  # no customer id reaches Dagster's event log
 
 
 def test_profile_count_change_is_blocking_against_previous_run(warehouse: Path) -> None:

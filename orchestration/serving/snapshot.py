@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.privacy import last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy import salt as privacy_salt
 from orchestration.record_ids import clear_record_id_sources, sql_string_list
@@ -300,6 +301,9 @@ def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = N
         publish_private(built, version)
     _point_symlink(target, version)
     _remove_old_versions(target)
+    erased_at = last_erasure_at(warehouse)
+    if erased_at is not None:  # earlier versions may still hold a person erased since
+        remove_versions_before(target, erased_at)
     return SnapshotReport(
         path=target, customers=counts["profiles"], identities=counts["identity_lookup"],
         erased_customers=counts["erased_customers"],
@@ -334,11 +338,41 @@ def _point_symlink(target: Path, version: Path) -> None:
     os.replace(link, target)
 
 
-def _remove_old_versions(target: Path) -> None:
+def _previous_versions(target: Path) -> list[Path]:
+    """Snapshot files beside `target` other than the one it points at, oldest first."""
     current = target.resolve().name
     versions = sorted(p for p in target.parent.glob(f".{target.name}.*")
                       if ".link." not in p.name and not p.name.endswith(".wal"))
-    old = [p for p in versions if p.name != current]
+    return [p for p in versions if p.name != current]
+
+
+def _remove_version(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def _remove_old_versions(target: Path) -> None:
+    old = _previous_versions(target)
     for path in old[: max(0, len(old) - KEEP_PREVIOUS)]:
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".wal").unlink(missing_ok=True)
+        _remove_version(path)
+
+
+def _built_at(target: Path, version: Path) -> dt.datetime:
+    """When a version was built (UTC, naive), from the stamp in its name, else its mtime."""
+    stamp = version.name[len(target.name) + 2:].split(".", 1)[0]
+    try:
+        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
+    except ValueError:
+        return dt.datetime.fromtimestamp(version.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+
+
+def remove_versions_before(target: Path, moment: dt.datetime) -> list[Path]:
+    """Remove the previous snapshot versions built before `moment` (UTC, naive): after an
+    erasure they may hold the person in clear. The current version is never removed; the
+    serving asset, downstream of the privacy asset, replaces it. Returns what was removed."""
+    if not target.is_symlink():
+        return []
+    removed = [p for p in _previous_versions(target) if _built_at(target, p) < moment]
+    for path in removed:
+        _remove_version(path)
+    return removed
