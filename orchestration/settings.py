@@ -58,7 +58,7 @@ def load_settings() -> Settings:
 
 # --- Salts --------------------------------------------------------------------------------------
 # Both defaults are public (they are in this repository): fine for generated sample data, never
-# for real people. docs/security-pii.md.
+# for real people. docs/security.md.
 PII_SALT_ENV = "CDP_PII_SALT"          # hashed PII and record ids in the BI publication
 PRIVACY_SALT_ENV = "CDP_PRIVACY_SALT"  # suppression-list hashes (orchestration/privacy.py, dbt)
 PII_SALT_DEFAULT = "open-cdp-bi"
@@ -86,7 +86,7 @@ def default_salt_warning(landing_dir: Path, environ: dict[str, str] | None = Non
     return (f"SECURITY WARNING: {' and '.join(unset)} not set: hashes of personal data use a "
             f"public default salt, so anyone can reverse them by hashing guesses. {landing_dir} "
             f"is not sample data (no {SAMPLE_MARKER}/ folder). Set a long random value for each, "
-            "kept outside the repository (docs/security-pii.md).")
+            "kept outside the repository (docs/security.md).")
 
 
 # --- File permissions ---------------------------------------------------------------------------

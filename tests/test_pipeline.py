@@ -175,7 +175,7 @@ def test_materialize_whole_graph_with_dbt_tests_as_asset_checks(cdp_env: dict[st
 
 
 def test_publication_holds_no_crm_or_loyalty_id_in_clear(built: dict[str, str]) -> None:
-    """Record ids that are identifiers (docs/security-pii.md) are hashed on the real sample run."""
+    """Record ids that are identifiers (docs/security.md) are hashed on the real sample run."""
     con = duckdb.connect(built["CDP_WAREHOUSE"], read_only=True)
     try:
         ids = [r[0] for r in con.execute(

@@ -56,7 +56,7 @@ def test_failed_publication_keeps_the_previous_file(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".bi.duckdb.*.tmp"))
 
 
-# --- record ids that embed identifiers, file permissions, salts (docs/security-pii.md) ---------
+# --- record ids that embed identifiers, file permissions, salts (docs/security.md) ---------
 
 EVENTS_SQL = """
 create schema main_marts;
