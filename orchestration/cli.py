@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +98,9 @@ def _has_dagster_home() -> bool:
 
 
 def summarise(warehouse: Path) -> str:
-    """A short text report of what the warehouse holds and how to look at it."""
+    """A short text report: latest KPIs, segment sizes, what each sync sent, every table's rows."""
+    from orchestration.overview import overview
+
     if not warehouse.exists():
         return f"no warehouse at {warehouse} yet: run `make run`"
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -107,7 +110,7 @@ def summarise(warehouse: Path) -> str:
             "where table_schema not in ('information_schema', 'pg_catalog') "
             "order by table_schema, table_name"
         ).fetchall()
-        lines = [f"Warehouse {warehouse}"]
+        lines = [f"Warehouse {warehouse}", "", *overview(con), "Tables:"]
         current_schema = None
         for schema, table in tables:
             if schema != current_schema:
@@ -142,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_argument("--customers", type=int, default=2000)
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--out", type=Path, default=None)
+    generate.add_argument("--end-date", type=dt.date.fromisoformat, default=None,
+                          help="last day of the simulated window (YYYY-MM-DD; default: the "
+                               "generator's)")
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -153,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         from orchestration.generate import generate as generate_data
 
         out = args.out or load_settings().landing_dir
-        counts = generate_data(customers=args.customers, seed=args.seed, out=out)
+        window = {"end_date": args.end_date} if args.end_date else {}
+        counts = generate_data(customers=args.customers, seed=args.seed, out=out, **window)
         print(f"wrote sample data for {args.customers:,} customers to {out}: "
               + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
         return 0

@@ -106,19 +106,30 @@ def test_failing_predictions_keep_the_last_good_table_and_the_rest_of_the_run_go
 
 
 def test_nothing_to_fit_warns_keeps_the_table_and_exits_zero(
-    rerun_env: Path, monkeypatch: pytest.MonkeyPatch
+    rerun_env: Path, sample_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As of a day before any purchase: a warning, not a failure; a failing warning-level GX check
-    (unmatched share, its limit lowered) is listed with its figure."""
+    """The order and POS exports stop (their raw rows purged, no new files): profiles still
+    refresh, predictions have nothing to fit, which warns and keeps the last good table. A
+    failing warning-level GX check (unmatched share, its limit lowered) is listed with its figure."""
+    purchases = ("shop_orders", "shop_order_lines", "pos_transactions")
+    landing = tmp_path / "landing"
+    shutil.copytree(sample_landing, landing,
+                    ignore=lambda _dir, names: [n for n in names if n.split(".")[0] in purchases])
+    with duckdb.connect(str(rerun_env)) as con:
+        for table in purchases:
+            con.execute(f"delete from raw.{table}")
     before = predictions_state(rerun_env)
-    monkeypatch.setenv("CDP_AS_OF", "2000-01-01")
-    monkeypatch.setenv("CDP_QUALITY_PROFILE_COUNT_CHANGE", "1")  # an as-of run has fewer profiles
+    monkeypatch.setenv("CDP_LANDING_DIR", str(landing))
+    monkeypatch.setenv("CDP_QUALITY_PROFILE_COUNT_CHANGE", "1")  # buyers-only profiles go
     monkeypatch.setenv("CDP_QUALITY_MAX_UNMATCHED_SHARE", "0.001")
     report = cli.execute_with_report(dg.DagsterInstance.ephemeral())
 
     assert report.exit_code == 0, report.render()
+    assert not report.by_status("failed") and not report.by_status("not run")
+    assert {"customers", "segment_memberships", "activation/customers_to_files"} \
+        <= report.materialised
     warnings = {c.label: c.figure for c in report.warning_checks}
-    assert "no purchases before 2000-01-02" in warnings[PREDICTIONS_CHECK]
+    assert "no purchases before" in warnings[PREDICTIONS_CHECK]
     assert predictions_state(rerun_env) == before
     assert str(before[1]) in warnings[PREDICTIONS_CHECK]  # names the predictions it kept
     unmatched = warnings["customer_source_records gx_unmatched_share"]
