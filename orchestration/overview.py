@@ -1,4 +1,4 @@
-"""What the warehouse says after a run, at a glance: latest KPIs, segment sizes, what each sync sent."""
+"""What the warehouse says after a run: latest KPIs, segment sizes, what each sync sent."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from orchestration.ltv.bgnbd import fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
 from orchestration.ltv.gamma_gamma import fit_gamma_gamma
 from orchestration.ltv.summary import rfm_summary
+from orchestration.run_report import first_line
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -341,11 +342,6 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
     yield dg.AssetCheckResult(asset_key=KEYS["customer_predictions"], check_name=REFRESH_CHECK,
                               passed=True, metadata={"as_of_at": dg.MetadataValue.text(
                                   str(as_of_at))})
-
-
-def first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "(no message)"
 
 
 def _has_tabulate() -> bool:

@@ -110,7 +110,7 @@ def test_nothing_to_fit_warns_keeps_the_table_and_exits_zero(
 ) -> None:
     """The order and POS exports stop (their raw rows purged, no new files): profiles still
     refresh, predictions have nothing to fit, which warns and keeps the last good table. A
-    failing warning-level GX check (unmatched share, its limit lowered) is listed with its figure."""
+    failing warning-level GX check (unmatched share, limit lowered) is listed with its figure."""
     purchases = ("shop_orders", "shop_order_lines", "pos_transactions")
     landing = tmp_path / "landing"
     shutil.copytree(sample_landing, landing,
