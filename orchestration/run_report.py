@@ -74,8 +74,10 @@ def error_text(error: Any) -> str:
     """First line of a Dagster error and of its cause (the cause usually names file and field)."""
     if error is None:
         return "(no error recorded)"
-    text = first_line(error.message)
     cause = error.cause
+    if cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error, cause = cause, cause.cause  # "Error occurred while executing op": say what
+    text = first_line(error.message)
     if cause is not None and first_line(cause.message) not in text:
         text += f"; cause: {first_line(cause.message)}"
     return text
