@@ -72,7 +72,7 @@ def prediction_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     if not _exists(con, PREDICTIONS):
         return []
     count, as_of = con.execute(f"select count(*), max(as_of_at) from {PREDICTIONS}").fetchone()
-    return [f"Predictions: {count:,} customers, as of {as_of}"]
+    return [f"Predictions: {count:,} customers, fitted on data before {as_of}"]
 
 
 def overview(con: duckdb.DuckDBPyConnection) -> list[str]:

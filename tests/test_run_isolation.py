@@ -176,3 +176,25 @@ def test_bad_configuration_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert cli.main(["run"]) == 2
     monkeypatch.delenv("CDP_AS_OF")
     assert cli.main(["run"]) == 2  # no landing folder
+
+
+def test_summary_shows_kpis_segment_sizes_and_what_each_sync_sent(baseline: Path) -> None:
+    warehouse = baseline / "warehouse.duckdb"
+    text = cli.summarise(warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        segments = con.execute("select segment_name, member_count from main_marts.segments"
+                               ).fetchall()
+        syncs = con.execute("select sync_name, rows_sent, rows_acknowledged "
+                            "from activation.activation_sync_runs").fetchall()
+        kpi_date, profiles = con.execute(
+            "select kpi_date, cast(kpi_value as integer) from main_marts.cdp_kpis "
+            "where kpi_name = 'profiles' order by kpi_date desc limit 1").fetchone()
+    assert f"KPIs on {kpi_date}:" in text
+    assert re.search(rf"\n  profiles +{profiles:,}\n", text)
+    assert segments and syncs
+    for name, members in segments:
+        assert re.search(rf"\n  {name} +{members:,}\n", text), name
+    for name, sent, acknowledged in syncs:
+        assert re.search(rf"\n  {name} +success: sent {sent:,} .*acknowledged {acknowledged:,}",
+                         text), name
+    assert text.index("Syncs (last run):") < text.index("Tables:")
