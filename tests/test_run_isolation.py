@@ -198,3 +198,34 @@ def test_summary_shows_kpis_segment_sizes_and_what_each_sync_sent(baseline: Path
         assert re.search(rf"\n  {name} +success: sent {sent:,} .*acknowledged {acknowledged:,}",
                          text), name
     assert text.index("Syncs (last run):") < text.index("Tables:")
+
+
+def test_first_run_with_nothing_to_fit_leaves_an_empty_table_the_dbt_source_can_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No previous predictions and no purchases: an empty table with the source's columns, so
+    int_customer_predictions builds (on nothing) instead of failing on a missing relation."""
+    from orchestration.warehouse import WarehouseResource
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema main_intermediate")
+        con.execute("create table main_intermediate.int_transactions_attributed (customer_id "
+                    "varchar, transacted_at timestamp, amount decimal(18, 2), channel varchar)")
+    monkeypatch.setenv("CDP_AS_OF", "2026-10-31")
+    result = dg.materialize(predictions.PREDICTION_ASSETS,
+                            resources={"warehouse": WarehouseResource(path=str(warehouse))})
+    assert result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == predictions.REFRESH_CHECK and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert "no previous predictions" in check.description
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        columns = [c for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = "
+            "'predictions' and table_name = 'customer_predictions' order by ordinal_position"
+        ).fetchall()]
+        assert con.execute("select count(*) from predictions.customer_predictions"
+                           ).fetchone()[0] == 0
+    assert columns == predictions.source_columns()
+    assert {"customer_id", "as_of_at", "predicted_clv_365d", "churn_risk"} <= set(columns)
