@@ -70,17 +70,30 @@ def check_figure(metadata: Mapping[str, Any], description: str | None) -> str:
     return first_line(description) if description else "(no figure recorded)"
 
 
+def error_lines(error: Any, limit: int = 6) -> list[str]:
+    """The message of a Dagster error (no traceback), its class without the module path."""
+    lines = [line.rstrip() for line in (error.message or "").splitlines() if line.strip()]
+    if not lines:
+        return ["(no message)"]
+    head, _, rest = lines[0].partition(": ")
+    if rest and head.endswith(error.cls_name):
+        lines[0] = f"{error.cls_name}: {rest}"
+    return lines[:limit] + ([f"... ({len(lines) - limit} more lines in the run log)"]
+                            if len(lines) > limit else [])
+
+
 def error_text(error: Any) -> str:
-    """First line of a Dagster error and of its cause (the cause usually names file and field)."""
+    """What went wrong, from a step failure: the user's error (and its cause), never Dagster's
+    wrapper; continuation lines (e.g. the loader's list of files and columns) are kept."""
     if error is None:
         return "(no error recorded)"
     cause = error.cause
     if cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
         error, cause = cause, cause.cause  # "Error occurred while executing op": say what
-    text = first_line(error.message)
-    if cause is not None and first_line(cause.message) not in text:
-        text += f"; cause: {first_line(cause.message)}"
-    return text
+    lines = error_lines(error)
+    if cause is not None:
+        lines.append("cause: " + " / ".join(error_lines(cause, limit=2)))
+    return "\n             ".join(lines)
 
 
 @dataclass
