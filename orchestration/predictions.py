@@ -185,7 +185,6 @@ def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits
         raise
 
 
-
 def count_purchases(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> int:
     """Purchases the models could learn from: those before the as-of bound."""
     return con.execute(f"select count(*) from {TRANSACTIONS} where transacted_at < $as_of",
