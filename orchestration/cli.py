@@ -84,7 +84,9 @@ def execute_with_report(instance: Any, verbose: bool = False) -> RunReport:
                 quiet.enter_context(contextlib.redirect_stderr(log_file))
             result = job.execute_in_process(
                 instance=instance, raise_on_error=False,
-                run_config={"loggers": {name: {} for name in loggers}})
+                run_config={"loggers": {name: ({"config": {"log_level": "DEBUG"}}
+                                               if name == "console" else {})
+                                        for name in loggers}})
     report = tracker.report(result.run_id, dependencies)
     print(report.render(), file=sys.stdout if report.exit_code == 0 else sys.stderr)
     return report
