@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 SAMPLE_CUSTOMERS ?= 5000
 SAMPLE_SEED ?= 42
+# Last day of the sample data: the generator writes up to it and `make demo` computes as of it, so
+# the first KPIs and segments describe the data rather than the weeks after it ended.
+SAMPLE_END_DATE ?= 2026-10-31
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CDP_LANDING_DIR ?= $(CURDIR)/data/landing
@@ -29,7 +32,8 @@ parse: install
 
 sample-data: install
 	@if [ -z "$$(ls -A $(CDP_LANDING_DIR) 2>/dev/null)" ]; then \
-		$(BIN)/cdp generate --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) --out $(CDP_LANDING_DIR); \
+		$(BIN)/cdp generate --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) \
+			--end-date $(SAMPLE_END_DATE) --out $(CDP_LANDING_DIR); \
 	else echo "landing folder $(CDP_LANDING_DIR) already has data: keeping it"; fi
 
 run: install parse $(DAGSTER_HOME)/dagster.yaml
@@ -38,7 +42,9 @@ run: install parse $(DAGSTER_HOME)/dagster.yaml
 summary: install
 	$(BIN)/cdp summary
 
-demo: sample-data run
+# The demo runs as of the sample's last day (CDP_AS_OF overrides it), then prints the summary.
+demo: install parse $(DAGSTER_HOME)/dagster.yaml sample-data
+	CDP_AS_OF=$${CDP_AS_OF:-$(SAMPLE_END_DATE)} $(BIN)/cdp run
 	@$(BIN)/cdp summary
 
 ui: install parse $(DAGSTER_HOME)/dagster.yaml

@@ -3,55 +3,97 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from orchestration.settings import default_salt_warning, load_settings
 
+if TYPE_CHECKING:
+    from orchestration.run_report import RunReport
+
 JOB_NAME = "cdp_full_pipeline"
 
 
-def first_line(text: str | None) -> str:
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return "(no message)"
+def run_pipeline(verbose: bool = False) -> int:
+    """Execute the full-pipeline job in-process on the configured Dagster instance.
 
-
-def run_pipeline() -> int:
-    """Execute the full-pipeline job in-process on the configured Dagster instance."""
+    Prints a progress line per step and a summary (orchestration/run_report.py); every Dagster
+    message and library output goes to the run log (`run_log_path()`), or to the terminal too
+    with `verbose`. Exit codes: 0 ok (warnings allowed), 1 a step or ERROR check failed,
+    2 usage or configuration error (docs/operations.md)."""
     import dagster as dg
 
-    from orchestration.definitions import defs
     from orchestration.recovery import guard_run
+    from orchestration.run_report import EXIT_USAGE
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     settings.export_env()
     if not settings.landing_dir.is_dir():
         print(f"error: landing folder {settings.landing_dir} does not exist (set CDP_LANDING_DIR)",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if salt_warning := default_salt_warning(settings.landing_dir):
         print(salt_warning, file=sys.stderr)
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     guard_run(instance)  # fail runs whose process is gone, free their slots; bound SIGTERM
+    return execute_with_report(instance, verbose).exit_code
+
+
+def run_log_path() -> Path:
+    """Where `cdp run` writes every Dagster message: CDP_RUN_LOG, default logs/cdp-run.log."""
+    import os
+
+    from orchestration.settings import PROJECT_DIR
+
+    path = Path(os.environ.get("CDP_RUN_LOG") or "logs/cdp-run.log").expanduser()
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def execute_with_report(instance: Any, verbose: bool = False) -> RunReport:
+    """Run the job with the progress and file loggers; print and return the summary."""
+    import contextlib
+
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.run_report import (RunTracker, file_logger, progress_logger,
+                                          step_dependencies)
+
     job = defs.resolve_job_def(JOB_NAME)
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
-    if result.success:
-        print(f"pipeline succeeded (run {result.run_id})")
-        return 0
-    print(f"pipeline FAILED (run {result.run_id})", file=sys.stderr)
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            cause = error.cause if error and error.cause else error
-            print(f"  step {event.step_key}: {first_line(error.message if error else None)}",
-                  file=sys.stderr)
-            if cause is not error and cause is not None:
-                print(f"    cause: {first_line(cause.message)}", file=sys.stderr)
-    return 1
+    dependencies = step_dependencies(job)
+    tracker = RunTracker(total_steps=len(dependencies), out=sys.stdout)
+    log_path = run_log_path()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")  # the log of the latest run
+    loggers = {"cdp_progress": progress_logger(tracker), "cdp_file": file_logger(str(log_path))}
+    if verbose:
+        loggers["console"] = dg.colored_console_logger
+    job = job.with_logger_defs(loggers)
+    print(f"cdp run: {len(dependencies)} steps; Dagster log: {log_path}"
+          + ("" if verbose else " (--verbose shows it here)"), flush=True)
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        # dbt's own output, library progress bars and warnings (GX) go to the log; the tracker
+        # keeps the terminal's stdout for its progress lines
+        with contextlib.ExitStack() as quiet:
+            if not verbose:
+                quiet.enter_context(contextlib.redirect_stdout(log_file))
+                quiet.enter_context(contextlib.redirect_stderr(log_file))
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False,
+                run_config={"loggers": {name: ({"config": {"log_level": "DEBUG"}}
+                                               if name == "console" else {})
+                                        for name in loggers}})
+    report = tracker.report(result.run_id, dependencies)
+    print(report.render(), file=sys.stdout if report.exit_code == 0 else sys.stderr)
+    return report
 
 
 def _has_dagster_home() -> bool:
@@ -62,7 +104,9 @@ def _has_dagster_home() -> bool:
 
 
 def summarise(warehouse: Path) -> str:
-    """A short text report of what the warehouse holds and how to look at it."""
+    """A short text report: latest KPIs, segment sizes, what each sync sent, every table's rows."""
+    from orchestration.overview import overview
+
     if not warehouse.exists():
         return f"no warehouse at {warehouse} yet: run `make run`"
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -72,7 +116,7 @@ def summarise(warehouse: Path) -> str:
             "where table_schema not in ('information_schema', 'pg_catalog') "
             "order by table_schema, table_name"
         ).fetchall()
-        lines = [f"Warehouse {warehouse}"]
+        lines = [f"Warehouse {warehouse}", "", *overview(con), "Tables:"]
         current_schema = None
         for schema, table in tables:
             if schema != current_schema:
@@ -98,16 +142,22 @@ def summarise(warehouse: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cdp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the whole pipeline on CDP_LANDING_DIR; non-zero on failure")
+    run = commands.add_parser("run", help="run the whole pipeline on CDP_LANDING_DIR; exit 0 ok "
+                              "(warnings allowed), 1 a step or error check failed, 2 usage/config")
+    run.add_argument("--verbose", action="store_true",
+                     help="also print every Dagster message (DEBUG) and library output")
     commands.add_parser("summary", help="print what the warehouse holds")
     generate = commands.add_parser("generate", help="write sample landing data")
     generate.add_argument("--customers", type=int, default=2000)
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--out", type=Path, default=None)
+    generate.add_argument("--end-date", type=dt.date.fromisoformat, default=None,
+                          help="last day of the simulated window (YYYY-MM-DD; default: the "
+                               "generator's)")
     args = parser.parse_args(argv)
 
     if args.command == "run":
-        return run_pipeline()
+        return run_pipeline(verbose=args.verbose)
     if args.command == "summary":
         print(summarise(load_settings().warehouse))
         return 0
@@ -115,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         from orchestration.generate import generate as generate_data
 
         out = args.out or load_settings().landing_dir
-        counts = generate_data(customers=args.customers, seed=args.seed, out=out)
+        window = {"end_date": args.end_date} if args.end_date else {}
+        counts = generate_data(customers=args.customers, seed=args.seed, out=out, **window)
         print(f"wrote sample data for {args.customers:,} customers to {out}: "
               + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
         return 0

@@ -14,6 +14,7 @@ dbt reads them back through the source `predictions` (models/intermediate/featur
 
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass
 
@@ -23,10 +24,12 @@ import numpy as np
 import pandas as pd
 
 from orchestration import churn
+from orchestration.dbt_assets import PROJECT, ensure_manifest
 from orchestration.ltv.bgnbd import BgNbdFit, fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
 from orchestration.ltv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
 from orchestration.ltv.summary import rfm_summary
+from orchestration.run_report import first_line
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -38,6 +41,7 @@ KEYS = {
     name: dg.AssetKey([SCHEMA, name])
     for name in ("customer_predictions", "ltv_model_fits", "churn_model_evaluation")
 }
+REFRESH_CHECK = "predictions_refreshed"
 
 
 class PredictionsConfig(dg.Config):
@@ -207,6 +211,75 @@ def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits
         raise
 
 
+def count_purchases(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> int:
+    """Purchases the models could learn from: those before the as-of bound."""
+    return con.execute(f"select count(*) from {TRANSACTIONS} where transacted_at < $as_of",
+                       {"as_of": as_of_at}).fetchone()[0]
+
+
+def source_columns(table: str = "customer_predictions") -> list[str]:
+    """The columns dbt's source `predictions.<table>` declares (one home: its YAML)."""
+    manifest = json.loads(ensure_manifest(PROJECT).read_text())
+    for node in manifest["sources"].values():
+        if node["source_name"] == SCHEMA and node["name"] == table:
+            return list(node["columns"])
+    raise KeyError(f"dbt source {SCHEMA}.{table} is not declared")
+
+
+def _placeholder_type(column: str) -> str:
+    if column.endswith("_at"):
+        return "timestamp"
+    if column.endswith("_id") or column.endswith("_version"):
+        return "varchar"
+    return "double"
+
+
+def keep_previous_predictions(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Leave the last good predictions in place; the as-of they were computed for (None: none yet).
+
+    With no previous table, an empty one with the source's declared columns is created, so the
+    dbt models that read it still build (on no predictions) instead of failing."""
+    con.execute(f"create schema if not exists {SCHEMA}")
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                         "and table_name = 'customer_predictions'", [SCHEMA]).fetchone()[0]
+    if not exists:
+        columns = ", ".join(f"{c} {_placeholder_type(c)}" for c in source_columns())
+        con.execute(f"create table {SCHEMA}.customer_predictions ({columns})")
+        return None
+    previous = con.execute(f"select max(as_of_at) from {SCHEMA}.customer_predictions").fetchone()[0]
+    return None if previous is None else str(previous)
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """Why this run could not refresh the predictions, and how bad that is."""
+
+    reason: str
+    severity: dg.AssetCheckSeverity
+
+
+def degraded_results(degraded: Degraded, as_of_at: dt.datetime, kept_as_of: str | None):
+    """A materialisation per key saying nothing was refreshed, and the failing refresh check.
+
+    The materialisations let the dbt models downstream run in the same run (on the kept table);
+    the check, not the step, carries the failure: ERROR makes `cdp run` exit 1, WARN exits 0."""
+    kept = f"kept the predictions as of {kept_as_of}" if kept_as_of else \
+        "no previous predictions: an empty table stands in"
+    metadata = {
+        "refreshed": dg.MetadataValue.bool(False),
+        "degraded": dg.MetadataValue.text(degraded.reason),
+        "requested_as_of_at": dg.MetadataValue.text(str(as_of_at)),
+        "kept_as_of_at": dg.MetadataValue.text(kept_as_of or ""),
+    }
+    for key in KEYS.values():
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    yield dg.AssetCheckResult(
+        asset_key=KEYS["customer_predictions"], check_name=REFRESH_CHECK, passed=False,
+        severity=degraded.severity, description=f"not refreshed: {degraded.reason}; {kept}",
+        metadata={"figure": dg.MetadataValue.text(f"{degraded.reason}; {kept}"),
+                  "kept_as_of_at": dg.MetadataValue.text(kept_as_of or "")})
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -223,17 +296,41 @@ def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits
             owners=["team:analytics"], kinds={"python", "duckdb"},
             description="Out-of-time churn model evaluation per run: AUC, Brier, lift, calibration."),
     ],
+    check_specs=[dg.AssetCheckSpec(
+        REFRESH_CHECK, asset=KEYS["customer_predictions"],
+        description="The predictions were refitted in this run. Fails (ERROR) when the fit "
+                    "raised, warns when there was nothing to fit (no purchases before the as-of "
+                    "date); either way the previous table stays and downstream models use it.")],
     pool=WAREHOUSE_POOL,
     name="customer_predictions",
 )
 def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsConfig,
                          warehouse: WarehouseResource):
-    """Fit LTV and churn models on purchases up to the as-of date and write predictions back."""
+    """Fit LTV and churn models on purchases up to the as-of date and write predictions back.
+
+    A fit that raises, or data with nothing to fit, does not fail the step: the previous tables
+    stay, the check `predictions_refreshed` fails, and everything downstream runs on the last
+    good predictions (docs/operations.md)."""
     as_of_at = as_of_bound(load_settings().as_of)
     with warehouse.connect() as con:
-        predictions, fits, evaluation_table, evaluation, timings = build_predictions(
-            con, as_of_at, config)
-        write_tables(con, predictions, fits, evaluation_table)
+        degraded = None
+        try:
+            if count_purchases(con, as_of_at) == 0:
+                degraded = Degraded(f"no purchases before {as_of_at} in {TRANSACTIONS}: "
+                                    "nothing to fit", dg.AssetCheckSeverity.WARN)
+            else:
+                predictions, fits, evaluation_table, evaluation, timings = build_predictions(
+                    con, as_of_at, config)
+                write_tables(con, predictions, fits, evaluation_table)
+        except Exception as error:  # noqa: BLE001 - any fit failure degrades, never stops the run
+            context.log.exception("predictions not refreshed")
+            degraded = Degraded(f"{type(error).__name__}: {first_line(str(error))}",
+                                dg.AssetCheckSeverity.ERROR)
+        if degraded is not None:
+            kept_as_of = keep_previous_predictions(con)
+            context.log.warning(f"predictions not refreshed: {degraded.reason}")
+            yield from degraded_results(degraded, as_of_at, kept_as_of)
+            return
     context.log.info(f"predictions for {len(predictions)} customers as of {as_of_at}: "
                      f"churn AUC {evaluation.auc:.3f}, top-decile lift {evaluation.top_decile_lift:.2f}")
     params = {f"{r.model}.{r.parameter}": dg.MetadataValue.float(float(r.value))
@@ -267,6 +364,9 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
         "calibration": dg.MetadataValue.md(evaluation.calibration.to_markdown(index=False)
                                            if _has_tabulate() else evaluation.calibration.to_string()),
     })
+    yield dg.AssetCheckResult(asset_key=KEYS["customer_predictions"], check_name=REFRESH_CHECK,
+                              passed=True, metadata={"as_of_at": dg.MetadataValue.text(
+                                  str(as_of_at))})
 
 
 def _has_tabulate() -> bool:

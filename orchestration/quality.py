@@ -101,16 +101,29 @@ def _summary(results: list[Any]) -> dict[str, Any]:
 
 
 def check_result(results: list[Any], extra: dict[str, Any], description: str,
-                 severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
-                 ) -> dg.AssetCheckResult:
+                 severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+                 figure: str | None = None) -> dg.AssetCheckResult:
+    """The check's verdict; `figure` is the one line `cdp run` prints for it (what was measured
+    against which limit, e.g. "pos_transactions 50.3 % unmatched > 50 %")."""
     passed = all(r.success for r in results)
+    figures = {"figure": dg.MetadataValue.text(figure)} if figure else {}
     return dg.AssetCheckResult(
         passed=passed,
         severity=severity,
         description=description if passed else f"FAILED: {description}",
-        metadata={**{k: v for k, v in extra.items()},
+        metadata={**{k: v for k, v in extra.items()}, **figures,
                   "expectations": dg.MetadataValue.json(_summary(results))},
     )
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.1f} %"
+
+
+def valid_share(result: Any) -> float | None:
+    """Share of present values that met a `mostly` expectation (GX reports the unexpected %)."""
+    unexpected = result.result.get("unexpected_percent")
+    return None if unexpected is None else 1 - float(unexpected) / 100
 
 
 def _missing(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -135,6 +148,7 @@ def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     # Figures only: metadata lives in Dagster's event log, which an erasure cannot reach, so it
     # never names a customer (docs/security.md); the query below finds them in the warehouse.
     counts = [int(n) for n in frame["identifier_count"]]
+    largest = max(counts, default=0)
     return check_result(
         results,
         {"max_identifiers_allowed": cap, "sampled": False,
@@ -144,7 +158,9 @@ def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
              "`select customer_id, identifier_count from main_marts.customers "
              "order by identifier_count desc limit 5`")},
         f"no profile above {cap} identifiers (over-merge guard; the largest 1000 profiles are "
-        "validated, which is exact for a maximum)")
+        "validated, which is exact for a maximum)",
+        figure=f"largest profile holds {largest} identifiers "
+               f"{'≤' if largest <= cap else '>'} {cap}")
 
 
 def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
@@ -172,7 +188,10 @@ def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckRe
         results,
         {"profiles": int(count), "previous_profiles": None if previous is None else
          int(previous[0]), "allowed_change": change, "sampled": False},
-        f"profile count within {change:.0%} of the previous accepted run")
+        f"profile count within {change:.0%} of the previous accepted run",
+        figure=f"{count:,} profiles (first run)" if previous is None else
+        f"{count:,} profiles vs {int(previous[0]):,} in the previous accepted run "
+        f"(allowed ±{change:.0%})")
 
 
 def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
@@ -188,8 +207,13 @@ def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         gx.expectations.ExpectColumnValuesToMatchRegex(
             column="primary_phone", regex=PHONE_PATTERN, mostly=phone_rate),
     ])
+    shares = [valid_share(r) for r in results]
+    figure = ", ".join(
+        f"{label} {'n/a' if share is None else percent(share)} valid (min {percent(minimum)})"
+        for label, share, minimum in (("emails", shares[0], email_rate),
+                                      ("phones", shares[1], phone_rate)))
     return check_result(results, meta, f"≥{email_rate:.0%} of emails and ≥{phone_rate:.0%} of "
-                        "phones valid (E.164)", dg.AssetCheckSeverity.WARN)
+                        "phones valid (E.164)", dg.AssetCheckSeverity.WARN, figure=figure)
 
 
 def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
@@ -213,10 +237,17 @@ def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     frame = pd.DataFrame(rows)
     results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
         column="unmatched_share", min_value=0, max_value=limit)])
+    over = [r for r in rows if r["unmatched_share"] > limit]
+    worst = max(rows, key=lambda r: r["unmatched_share"], default=None)
+    figure = "; ".join(f"{r['source']} {percent(r['unmatched_share'])} unmatched > "
+                       f"{percent(limit)}" for r in over) if over else (
+        "no identity source staged" if worst is None else
+        f"highest: {worst['source']} {percent(worst['unmatched_share'])} unmatched "
+        f"≤ {percent(limit)}")
     return check_result(results, {"unmatched_share": dg.MetadataValue.json(
         {r["source"]: round(r["unmatched_share"], 4) for r in rows}), "sampled": False},
         f"no source has more than {limit:.0%} of its records unmatched",
-        dg.AssetCheckSeverity.WARN)
+        dg.AssetCheckSeverity.WARN, figure=figure)
 
 
 def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
@@ -230,10 +261,13 @@ def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         "from raw._load_log group by source order by source").df()
     results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
         column="hours_behind", min_value=0, max_value=hours)])
+    late = [r for r in frame.itertuples() if r.hours_behind > hours]
+    figure = "; ".join(f"{r.source} {r.hours_behind:.1f} h behind the newest load > {hours:g} h"
+                       for r in late) or f"every source within {hours:g} h of the newest load"
     return check_result(results, {"hours_behind_newest_load": dg.MetadataValue.json(
         {r.source: float(r.hours_behind) for r in frame.itertuples()}), "sampled": False},
         f"every source delivered within {hours:g} h of the newest delivery",
-        dg.AssetCheckSeverity.WARN)
+        dg.AssetCheckSeverity.WARN, figure=figure)
 
 
 def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
@@ -248,8 +282,12 @@ def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         gx.expectations.ExpectColumnMedianToBeBetween(column="predicted_clv_365d", min_value=0,
                                                       max_value=median_max),
     ])
+    clv = frame["predicted_clv_365d"]
+    figure = (f"median 365-day CLV {clv.median():,.2f} (max {median_max:g}), "
+              f"{percent(clv.isna().mean()) if len(clv) else 'n/a'} missing (max 10.0 %), "
+              f"{int((clv < 0).sum())} negative") if len(clv) else "no predictions"
     return check_result(results, meta, "predicted CLV non-negative, ≥90% present, median "
-                        f"≤ {median_max:g}", dg.AssetCheckSeverity.WARN)
+                        f"≤ {median_max:g}", dg.AssetCheckSeverity.WARN, figure=figure)
 
 
 # --------------------------------------------------------------------------------------------
