@@ -1110,8 +1110,34 @@ def execute_privacy_requests(con: duckdb.DuckDBPyConnection,
             f"and s.request_id in (select request_id from {REQUESTS}) "
             f"and not starts_with(privacy_requests.identifier_value, '{HASH_PREFIX}')", [salt()])
     finished = refresh_destination_removals(con)
+    _forget_erased_phone_spellings(con)
     con.execute("select 1").fetchall()  # leave no unfetched result on the caller's connection
     return PrivacyRunReport(outcomes, late, finished)
+
+
+def _forget_erased_phone_spellings(con: duckdb.DuckDBPyConnection) -> None:
+    """The phone lookup keeps raw spellings: the ones no raw row holds any more (erased) leave."""
+    from orchestration.phones import refresh_phone_numbers
+
+    if _relation_exists(con, "raw", "_phone_numbers"):
+        refresh_phone_numbers(con)
+
+
+def purge_late_rows_at_load(con: duckdb.DuckDBPyConnection,
+                            project_file: Path | None = None) -> int:
+    """At load: late rows of erased people, in any spelling, purged before anything reads them.
+
+    Matching uses dbt's own normalisation: the staging views (already built over raw) give each
+    new raw row's normalised identifiers (mailbox, E.164 phone from raw._phone_numbers), and
+    `purge_suppressed` compares them with the suppression list. Before the first dbt run there
+    are no staging views and nothing was erased yet: nothing to do."""
+    if not _relation_exists(con, SCHEMA, "suppression_list") or not _relation_exists(
+            con, "main_staging", "stg_privacy__requests"):
+        return 0
+    late = purge_suppressed(con, identified_sources(project_file))
+    if late:
+        _forget_erased_phone_spellings(con)
+    return sum(t.rows_affected for t in late if t.target.startswith("raw."))
 
 
 def find_traces(con: duckdb.DuckDBPyConnection, values: Iterable[str],
