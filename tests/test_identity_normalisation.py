@@ -115,7 +115,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 def test_gmail_dot_and_plus_spellings_are_one_customer(built: Built) -> None:
-    rosa = (built.customers_of("crm_contacts", "c-rosa") | built.customers_of("shop_orders", "o-rosa")
+    rosa = (built.customers_of("crm_contacts", "c-rosa")
+            | built.customers_of("shop_orders", "o-rosa")
             | built.customers_of("segment_identifies", "i-rosa")
             | built.customers_of("loyalty_members", "LY-ROSA-1"))
     assert len(rosa) == 1
