@@ -26,6 +26,8 @@ from orchestration.settings import PROJECT_DIR
 
 PHONE_NUMBERS = "raw._phone_numbers"
 REQUIREMENTS = ("valid", "possible")
+# Typed by people who will not give a number; a possible length does not make them real.
+_SEQUENCES = frozenset({"123456789", "1234567890", "0123456789", "987654321", "9876543210"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ def normalise_phone(raw: str, country: str | None, rules: PhoneRules) -> PhoneRe
         number = phonenumbers.parse(raw, region_of(country, rules))
     except phonenumbers.NumberParseException as error:
         return PhoneResult(None, False, f"not a phone number ({error})")
+    national = str(number.national_number)
+    if len(set(national)) == 1 or national in _SEQUENCES:
+        return PhoneResult(None, False, "placeholder (one repeated digit or a digit sequence)")
     if rules.require == "valid":
         ok = phonenumbers.is_valid_number(number)
     else:

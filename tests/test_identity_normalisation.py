@@ -57,8 +57,10 @@ LANDING: dict[str, list[dict[str, str]]] = {
          "solved_at": "2026-02-04T11:00:00Z", "csat": "5"},
     ],
 }
-# What dbt builds for these tests: staging and everything the identity marts need.
+# What dbt builds for these tests: staging and everything the identity marts need (seeds too).
 SELECT = ["path:models/staging", "+customer_identities", "+customer_source_records"]
+BUILD = ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
+         "--select"]
 
 
 def write_landing(folder: Path, files: dict[str, list[dict[str, str]]], name: str) -> None:
@@ -109,8 +111,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         report = load_landing(landing, con)
     env = {**os.environ, "CDP_WAREHOUSE": str(warehouse), "CDP_DBT_TARGET": "duckdb"}
     env.pop("CDP_AS_OF", None)
-    dbt(env, root, "seed")
-    dbt(env, root, "run", "--select", *SELECT)
+    dbt(env, root, *BUILD, *SELECT)
     return Built(warehouse, report)
 
 
@@ -166,8 +167,10 @@ def test_an_impossible_number_is_null_and_counted(built: Built) -> None:
 
 
 def test_phone_rules_come_from_dbt_vars_and_use_the_record_country() -> None:
-    rules = phones.phone_rules()
-    assert rules.default_region == "US"  # var default_phone_country_code: "1"
+    configured = phones.phone_rules()
+    assert configured.default_region == "US"  # var default_phone_country_code: "1"
+    rules = phones.PhoneRules(configured.default_region, configured.country_aliases, "valid",
+                              configured.columns)
     assert phones.region_of(" United Kingdom ", rules) == "GB"  # var country_aliases
     assert phones.region_of("kr", rules) == "KR"
     assert phones.region_of("Atlantis", rules) == "US"
@@ -177,6 +180,8 @@ def test_phone_rules_come_from_dbt_vars_and_use_the_record_country() -> None:
                                  rules.columns)
     assert phones.normalise_phone("(299) 555-0134", None, rules).is_valid is False
     assert phones.normalise_phone("(299) 555-0134", None, possible).phone_e164 == "+12995550134"
+    for placeholder in ("0000000000", "(111) 111-1111", "1234567890"):
+        assert phones.normalise_phone(placeholder, None, possible).phone_e164 is None
 
 
 def test_the_lookup_parses_only_new_pairs_and_forgets_pairs_raw_no_longer_holds(

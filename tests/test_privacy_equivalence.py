@@ -21,7 +21,7 @@ from orchestration.ingestion import load_landing
 from orchestration.publication import publish, published_tables
 from orchestration.serving.snapshot import build_snapshot
 from orchestration.warehouse import WarehouseResource
-from tests.test_identity_normalisation import LANDING, dbt, write_landing
+from tests.test_identity_normalisation import BUILD, LANDING, dbt, write_landing
 
 SYNC = "customers_to_files"
 # The marts the sync, the publication and the serving snapshot read, and all they need.
@@ -92,8 +92,7 @@ def test_an_erasure_in_one_spelling_leaves_no_trace_of_any_spelling_even_after_l
     # Run 1: the people are built and synced; then the requests arrive and execute.
     with duckdb.connect(str(warehouse)) as con:
         load_landing(landing, con)
-    dbt(env, tmp_path, "seed")
-    dbt(env, tmp_path, "run", "--select", *SELECT)
+    dbt(env, tmp_path, *BUILD, *SELECT)
     with duckdb.connect(str(warehouse)) as con:
         assert run_sync(con, config, SYNC).ok
         assert privacy.find_traces(con, {"rosak.han983@gmail.com", "010-2222-3333"})
@@ -122,7 +121,7 @@ def test_an_erasure_in_one_spelling_leaves_no_trace_of_any_spelling_even_after_l
                            "where order_id = 'o-late-min'").fetchall() in ([], [(None, None)])
 
     # Run 2: rebuild, privacy (confirms nothing is left), sync sends the removal, privacy again.
-    dbt(env, tmp_path, "run", "--select", *SELECT)
+    dbt(env, tmp_path, *BUILD, *SELECT)
     with duckdb.connect(str(warehouse)) as con:
         privacy.execute_privacy_requests(con)
         sync = run_sync(con, config, SYNC)
