@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import duckdb
 import numpy as np
@@ -26,6 +26,9 @@ from orchestration.landing_contract import (
     LandingLimits,
     LandingSource,
 )
+
+if TYPE_CHECKING:
+    from orchestration.phones import PhoneReport
 
 RAW_SCHEMA = "raw"
 LOAD_LOG = f"{RAW_SCHEMA}._load_log"
@@ -134,6 +137,8 @@ class LoadReport:
     landing_dir: Path
     sources: dict[str, SourceReport] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    phones: PhoneReport | None = None  # numbers parsed for staging, invalid ones counted
+    late_rows_purged: int = 0  # rows of erased people found by their normalised identifiers
 
     @property
     def rows_loaded(self) -> int:
@@ -163,6 +168,10 @@ class LoadReport:
             for report in self.sources.values()
             if report.files_loaded or report.files_skipped or report.files_empty or report.error
         ]
+        if self.phones is not None:
+            lines.append(f"  {self.phones.summary()}")
+        if self.late_rows_purged:
+            lines.append(f"  {self.late_rows_purged:,} late row(s) of erased people purged")
         lines += [f"  warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
 
@@ -334,6 +343,13 @@ def load_landing(
         except LandingError as error:
             report.sources[source.name] = SourceReport(source=source.name, error=str(error))
             errors.append(error)
+    # Phone numbers parsed by libphonenumber for staging, then late rows of erased people
+    # (matched by the staging views' normalised identifiers) purged before anything reads them.
+    from orchestration.phones import refresh_phone_numbers
+    from orchestration.privacy import purge_late_rows_at_load
+
+    report.phones = refresh_phone_numbers(con)
+    report.late_rows_purged = purge_late_rows_at_load(con)
     if errors:
         raise LandingLoadError(errors, report)
     return report

@@ -1147,32 +1147,67 @@ def execute_privacy_requests(con: duckdb.DuckDBPyConnection,
                 "raw.privacy_requests", "hash_identifier", int(rehashed))])
     forget_erased_payloads(con, salt())  # the sync state keeps keys only for them
     finished = refresh_destination_removals(con)
+    _forget_erased_phone_spellings(con)
     con.execute("select 1").fetchall()  # leave no unfetched result on the caller's connection
     return PrivacyRunReport(outcomes, late, finished)
+
+
+def _forget_erased_phone_spellings(con: duckdb.DuckDBPyConnection) -> None:
+    """The phone lookup keeps raw spellings: the ones no raw row holds any more (erased) leave."""
+    from orchestration.phones import refresh_phone_numbers
+
+    if _relation_exists(con, "raw", "_phone_numbers"):
+        refresh_phone_numbers(con)
+
+
+def purge_late_rows_at_load(con: duckdb.DuckDBPyConnection,
+                            project_file: Path | None = None) -> int:
+    """At load: late rows of erased people, in any spelling, purged before anything reads them.
+
+    Matching uses dbt's own normalisation: the staging views (already built over raw) give each
+    new raw row's normalised identifiers (mailbox, E.164 phone from raw._phone_numbers), and
+    `purge_suppressed` compares them with the suppression list. Before the first dbt run there
+    are no staging views and nothing was erased yet: nothing to do."""
+    if not _relation_exists(con, SCHEMA, "suppression_list") or not _relation_exists(
+            con, "main_staging", "stg_privacy__requests"):
+        return 0
+    late = purge_suppressed(con, identified_sources(project_file))
+    if late:
+        _forget_erased_phone_spellings(con)
+    return sum(t.rows_affected for t in late if t.target.startswith("raw."))
 
 
 def find_traces(con: duckdb.DuckDBPyConnection, values: Iterable[str],
                 skip: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
     """Rows of any table or view, in any column cast to text, holding one of `values`:
     `{"schema.table.column": rows}`. Case-insensitive; values with letters (emails, ids) match
-    inside longer text (JSON payloads), all-digit values (phones) only whole. For auditing."""
-    _load_values(con, {v.strip().lower() for v in values})
-    columns = con.execute(
-        "select table_schema, table_name, column_name from information_schema.columns "
-        "where table_catalog = current_database() "
-        "and table_schema not in ('information_schema', 'pg_catalog') order by all").fetchall()
+    inside longer text (JSON payloads), all-digit values (phones) only whole. For auditing.
+    One query per relation (a view is computed once, not once per column)."""
+    wanted = sorted({v.strip().lower() for v in values if v and v.strip()})
+    if not wanted:
+        return {}
+    literals = ", ".join("'" + v.replace("'", "''") + "'" for v in wanted)
+    inside = [v for v in wanted if any(ch.isalpha() for ch in v)]
+    relations: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_catalog = current_database() "
+            "and table_schema not in ('information_schema', 'pg_catalog') order by all"
+    ).fetchall():
+        if (schema, table) not in skip:
+            relations.setdefault((schema, table), []).append(column)
     found: dict[str, int] = {}
-    for schema, table, column in columns:
-        if (schema, table) in skip:
-            continue
-        text = f"lower(cast(scanned.{_q(column)} as varchar))"
-        count = con.execute(
-            f"select count(*) from {_q(schema)}.{_q(table)} as scanned where exists (select 1 "
-            f"from _privacy_values as pv where trim({text}) = pv.value "
-            f"or (regexp_matches(pv.value, '[a-z]') and contains({text}, pv.value)))"
-        ).fetchone()[0]
-        if count:
-            found[f"{schema}.{table}.{column}"] = count
+    for (schema, table), columns in relations.items():
+        counts = []
+        for column in columns:
+            text = f"lower(cast({_q(column)} as varchar))"
+            match = " or ".join([f"trim({text}) in ({literals})"] + [
+                f"contains({text}, '{v.replace(chr(39), chr(39) * 2)}')" for v in inside])
+            counts.append(f"count(*) filter (where {match})")
+        row = con.execute(f"select {', '.join(counts)} from {_q(schema)}.{_q(table)}"
+                          ).fetchone()
+        found |= {f"{schema}.{table}.{column}": count
+                  for column, count in zip(columns, row) if count}
     return found
 
 

@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from orchestration.landing_contract import SOURCES
+from orchestration.phones import ensure_phone_numbers_table
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 
 TYPES = {"text": "varchar", "timestamp": "timestamptz", "number": "double", "integer": "bigint"}
@@ -45,6 +46,7 @@ def empty_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         columns = ", ".join(f'"{c}" {TYPES[source.column_type(c)]}' for c in source.known_columns)
         con.execute(f"create table raw.{source.name} ({columns}, _loaded_at timestamptz, "
                     "_source_file varchar, _source_line bigint)")
+    ensure_phone_numbers_table(con)  # the loader's phone lookup, read by staging
     con.execute(PREDICTIONS_DDL)
 
 
@@ -79,5 +81,6 @@ def test_every_dbt_unit_test_passes(
                  "membership_history_entries_exits_and_reentries",
                  "journey_stage_rules_and_their_boundaries",
                  "orders_normalise_email_phone_currency",
+                 "emails_one_mailbox_one_identifier",
                  "consent_decisions_from_consents_and_email_withdrawals"):
         assert name in output, name

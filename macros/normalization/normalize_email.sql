@@ -1,17 +1,61 @@
-{#- Email: trimmed, lowercased, NULL when not a syntactically valid address or a known placeholder. -#}
+{#- Email: the mailbox a spelling reaches, NULL when not a valid address or a known placeholder.
+    Display-name (`Ana Kim <ana@x.com>`) and `mailto:` forms are parsed, whitespace and trailing
+    dots removed, everything lowercased (unicode domains included); then the provider rules of
+    var `email_normalisation`: domain aliases (googlemail.com -> gmail.com), `+tag` removed for
+    providers that document plus addressing, dots removed where the provider ignores them. -#}
 {% macro normalize_email(expr) -%}
-    {%- set cleaned = 'lower(trim(' ~ expr ~ '))' -%}
+    {%- set address = email_address(expr) -%}
+    {%- set rules = var('email_normalisation') -%}
+    {%- set domain_written = "split_part(" ~ address ~ ", '@', 2)" -%}
+    {%- set domain -%}
+        {%- if rules.domain_aliases -%}
+        case {{ domain_written }}
+            {%- for alias, canonical in rules.domain_aliases.items() %}
+            when '{{ alias | lower }}' then '{{ canonical | lower }}'
+            {%- endfor %}
+            else {{ domain_written }}
+        end
+        {%- else -%}
+        {{ domain_written }}
+        {%- endif -%}
+    {%- endset -%}
+    {%- set local_written = "split_part(" ~ address ~ ", '@', 1)" -%}
+    {%- set local_untagged -%}
+        case
+            when {{ domain }} in ({{ sql_string_list(rules.subaddress_domains or ['']) }})
+                then split_part({{ local_written }}, '+', 1)
+            else {{ local_written }}
+        end
+    {%- endset -%}
+    {%- set local -%}
+        case
+            when {{ domain }} in ({{ sql_string_list(rules.dots_ignored_domains or ['']) }})
+                then replace({{ local_untagged }}, '.', '')
+            else {{ local_untagged }}
+        end
+    {%- endset -%}
+    {%- set mailbox = "(" ~ local ~ ") || '@' || (" ~ domain ~ ")" -%}
     case
-        when {{ cleaned }} is null then null
-        when not {{ regex_matches(cleaned, "^[a-z0-9._%+''-]+@[a-z0-9-]+([.][a-z0-9-]+)*[.][a-z]{2,}$") }}
+        when {{ address }} is null then null
+        when not {{ regex_matches(address, "^[a-z0-9._%+''-]+@([^@. ]+[.])+[^@. ]{2,}$") }}
             then null
-        when {{ cleaned }} in ({{ sql_string_list(var('placeholder_emails')) }}) then null
-        when split_part({{ cleaned }}, '@', 1) in ({{ sql_string_list(var('placeholder_email_local_parts')) }})
+        when ({{ local }}) = '' then null
+        when {{ mailbox }} in ({{ sql_string_list(var('placeholder_emails')) }}) then null
+        when ({{ local }}) in ({{ sql_string_list(var('placeholder_email_local_parts')) }})
             then null
-        when split_part({{ cleaned }}, '@', 2) in ({{ sql_string_list(var('placeholder_email_domains')) }})
+        when ({{ domain }}) in ({{ sql_string_list(var('placeholder_email_domains')) }})
             then null
-        else {{ cleaned }}
+        else {{ mailbox }}
     end
+{%- endmacro %}
+
+
+{#- The address as written, parsed out of display-name and mailto: forms: trimmed, lowercased,
+    trailing dots removed, before any provider rule (kept as `email_original` in staging). -#}
+{% macro email_address(expr) -%}
+    {%- set inside_brackets = "split_part(split_part(" ~ expr ~ ", '<', -1), '>', 1)" -%}
+    {%- set without_mailto = "split_part(replace(lower(trim(" ~ inside_brackets ~ ")), 'mailto:', ''), '?', 1)" -%}
+    nullif({{ regex_replace_all('trim(' ~ without_mailto ~ ')', '[.]+$', '') }}, '')
 {%- endmacro %}
 
 

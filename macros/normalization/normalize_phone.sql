@@ -1,25 +1,22 @@
-{#- Phone: E.164 text ('+14155550134'), NULL when too short/long or an obvious placeholder. -#}
-{% macro normalize_phone(expr, default_country_code=none) -%}
-    {%- set country = default_country_code or var('default_phone_country_code') -%}
-    {%- set digits = regex_replace_all(expr, '[^0-9]', '') -%}
-    {%- set has_plus = "(trim(" ~ expr ~ ") like '+%')" -%}
-    {%- set e164 -%}
-        case
-            when {{ has_plus }} then '+' || {{ digits }}
-            when {{ digits }} like '00%' then '+' || substr({{ digits }}, 3)
-            when {{ digits }} like '0%' then '+{{ country }}' || substr({{ digits }}, 2)
-            {%- if country | string == '1' %}
-            when length({{ digits }}) = 11 and {{ digits }} like '1%' then '+' || {{ digits }}
-            {%- endif %}
-            else '+{{ country }}' || {{ digits }}
-        end
-    {%- endset -%}
-    case
-        when {{ expr }} is null or length({{ digits }}) < 7 then null
-        when replace({{ digits }}, substr({{ digits }}, 1, 1), '') = '' then null
-        when {{ digits }} in ('123456789', '1234567890', '12345678901', '0123456789', '987654321')
-            then null
-        when length({{ e164 }}) not between 9 and 16 then null
-        else {{ e164 }}
-    end
+{#- Phone: E.164 text ('+14155550134') from the lookup raw._phone_numbers, which
+    orchestration/phones.py fills with libphonenumber (record's own country, else var
+    `default_phone_country_code`; var `phone_numbers.require`). SQL cannot parse numbering plans
+    portably, so staging joins the lookup in a CTE (`phone_lookup`, adding `phone_e164`) and reads
+    the result (`normalize_phone`): NULL for a number the library rejects or never saw. -#}
+{% macro phone_lookup(phone_expr, country_expr=none, alias='phone_numbers', type_expr=none) -%}
+    left join {{ source('phone', '_phone_numbers') }} as {{ alias }}
+        on {{ alias }}.phone_raw = cast({{ phone_expr }} as {{ dbt.type_string() }})
+        and {{ alias }}.country_raw =
+        {%- if country_expr %} coalesce(cast({{ country_expr }} as {{ dbt.type_string() }}), '')
+        {%- else %} ''
+        {%- endif %}
+        {%- if type_expr %}
+        and lower(trim({{ type_expr }})) = 'phone'
+        {%- endif %}
+{%- endmacro %}
+
+
+{% macro normalize_phone(e164_column='phone_e164') -%}
+    {#- The lookup's E.164 column, joined by phone_lookup (the name says what the column holds). -#}
+    {{ e164_column }}
 {%- endmacro %}

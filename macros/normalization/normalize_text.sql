@@ -68,11 +68,12 @@
 {%- endmacro %}
 
 
-{% macro normalize_identifier_by_type(type_expr, value_expr) -%}
-    {#- Normalise a value according to the identifier type named beside it (consents, requests). -#}
+{% macro normalize_identifier_by_type(type_expr, value_expr, e164_column='phone_e164') -%}
+    {#- Normalise a value according to the identifier type named beside it (consents, requests);
+        phones are the lookup's `e164_column` (macro phone_lookup with type_expr). -#}
     case lower(trim({{ type_expr }}))
         when 'email' then {{ normalize_email(value_expr) }}
-        when 'phone' then {{ normalize_phone(value_expr) }}
+        when 'phone' then {{ normalize_phone(e164_column) }}
         else {{ normalize_identifier(value_expr) }}
     end
 {%- endmacro %}

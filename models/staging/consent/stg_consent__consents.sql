@@ -13,6 +13,14 @@ deduplicated as (
     {{ deduplicate('source', 'resolved_consent_id', '_loaded_at desc, _source_file, _source_line') }}
 ),
 
+with_phones as (
+    select
+        deduplicated.*,
+        phone_numbers.phone_e164
+    from deduplicated
+    {{ phone_lookup('deduplicated.identifier_value', type_expr='deduplicated.identifier_type') }}
+),
+
 final as (
     select
         cast(resolved_consent_id as {{ dbt.type_string() }}) as consent_id,
@@ -23,7 +31,7 @@ final as (
         {{ to_utc('occurred_at') }} as occurred_at,
         {{ normalize_code('source') }} as consent_source,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from deduplicated
+    from with_phones
     where {{ as_of_filter(to_utc('occurred_at')) }}
 )
 

@@ -8,11 +8,20 @@ latest_version as (
     {{ deduplicate('source', 'contact_id', 'updated_at desc, _loaded_at desc, _source_file, _source_line') }}
 ),
 
+with_phones as (
+    select
+        latest_version.*,
+        phone_numbers.phone_e164
+    from latest_version
+    {{ phone_lookup('latest_version.phone', 'latest_version.country') }}
+),
+
 final as (
     select
         cast(contact_id as {{ dbt.type_string() }}) as contact_id,
         {{ normalize_email('email') }} as email,
-        {{ normalize_phone('phone') }} as phone,
+        {{ email_address('email') }} as email_original,
+        {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
         {{ normalize_name('city') }} as city,
@@ -20,7 +29,7 @@ final as (
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from latest_version
+    from with_phones
     where contact_id is not null
 )
 

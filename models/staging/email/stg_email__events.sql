@@ -11,6 +11,7 @@ final as (
     select
         cast(event_id as {{ dbt.type_string() }}) as email_event_id,
         {{ normalize_email('email') }} as email,
+        {{ email_address('email') }} as email_original,
         {{ normalize_identifier('campaign_id') }} as campaign_id,
         {{ normalize_code('event_type') }} as event_type,
         {{ to_utc('occurred_at') }} as occurred_at,

@@ -7,6 +7,14 @@ deduplicated as (
     {{ deduplicate('source', 'request_id', '_loaded_at desc, _source_file, _source_line') }}
 ),
 
+with_phones as (
+    select
+        deduplicated.*,
+        phone_numbers.phone_e164
+    from deduplicated
+    {{ phone_lookup('deduplicated.identifier_value', type_expr='deduplicated.identifier_type') }}
+),
+
 final as (
     select
         cast(request_id as {{ dbt.type_string() }}) as request_id,
@@ -15,7 +23,7 @@ final as (
         {{ normalize_code('request_type') }} as request_type,
         {{ to_utc('received_at') }} as received_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from deduplicated
+    from with_phones
     where
         request_id is not null
         and {{ as_of_filter(to_utc('received_at')) }}

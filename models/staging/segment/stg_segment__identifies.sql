@@ -7,19 +7,28 @@ deduplicated as (
     {{ deduplicate('source', 'id', '_loaded_at desc, _source_file, _source_line') }}
 ),
 
+with_phones as (
+    select
+        deduplicated.*,
+        phone_numbers.phone_e164
+    from deduplicated
+    {{ phone_lookup('deduplicated.phone') }}
+),
+
 final as (
     select
         cast(id as {{ dbt.type_string() }}) as identify_id,
         {{ normalize_identifier('anonymous_id') }} as anonymous_id,
         {{ normalize_identifier('user_id') }} as user_id,
         {{ normalize_email('email') }} as email,
-        {{ normalize_phone('phone') }} as phone,
+        {{ email_address('email') }} as email_original,
+        {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
         {{ to_utc(adapter.quote('timestamp')) }} as occurred_at,
         {{ to_utc('received_at') }} as received_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from deduplicated
+    from with_phones
     where
         id is not null
         and {{ as_of_filter(to_utc(adapter.quote('timestamp'))) }}

@@ -1,0 +1,199 @@
+"""Phone numbers to E.164 with libphonenumber: the raw-side lookup `raw._phone_numbers` for staging.
+
+Parsing a phone number needs the record's country and Google's numbering plan metadata; neither
+is something SQL can do portably (DuckDB, PostgreSQL, Spark). So the loader keeps a lookup table
+in the raw schema, one row per distinct (raw phone text, raw country text) pair found in the raw
+tables listed in dbt var `phone_numbers.sources`, with the E.164 form when the `phonenumbers`
+library says the number is valid (var `phone_numbers.require`: `valid` or `possible`). Raw
+replication copies it like any raw table, and the staging models join it (macro `phone_lookup`).
+Only pairs not seen before are parsed; pairs no raw row holds any more (erased, replaced) leave.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import phonenumbers
+import yaml
+
+from orchestration.settings import PROJECT_DIR
+
+PHONE_NUMBERS = "raw._phone_numbers"
+REQUIREMENTS = ("valid", "possible")
+# Typed by people who will not give a number; a possible length does not make them real.
+_SEQUENCES = frozenset({"123456789", "1234567890", "0123456789", "987654321", "9876543210"})
+
+
+@dataclass(frozen=True)
+class PhoneColumn:
+    """A raw column holding phone numbers, and where its record's country is (if anywhere)."""
+
+    source: str
+    phone: str
+    country: str | None = None
+    # rows whose `type_column` says 'phone' (consents, privacy requests); None: every row
+    type_column: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoneRules:
+    """dbt vars: default calling code, country aliases, validity requirement, phone columns."""
+
+    default_region: str
+    country_aliases: Mapping[str, str]
+    require: str
+    columns: tuple[PhoneColumn, ...]
+
+
+@dataclass(frozen=True)
+class PhoneResult:
+    phone_e164: str | None
+    is_valid: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class PhoneReport:
+    """What a refresh did: pairs parsed now, pairs dropped, and invalid numbers in raw."""
+
+    parsed: int
+    removed: int
+    invalid_values: int
+    invalid_rows: int
+
+    def summary(self) -> str:
+        return (f"phone numbers: {self.parsed:,} new value(s) parsed, {self.invalid_values:,} "
+                f"value(s) in {self.invalid_rows:,} raw row(s) not valid phone numbers (NULL in "
+                f"staging, see {PHONE_NUMBERS} where not is_valid)")
+
+
+def _project_vars(project_file: Path | None = None) -> dict[str, Any]:
+    return yaml.safe_load((project_file or PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+
+
+@cache
+def phone_rules(project_file: Path | None = None) -> PhoneRules:
+    """The rules from dbt_project.yml vars (one home: staging and this module read the same)."""
+    project = _project_vars(project_file)
+    config = project["phone_numbers"]
+    calling_code = int(str(project["default_phone_country_code"]).lstrip("+"))
+    region = phonenumbers.region_code_for_country_code(calling_code)
+    if region == phonenumbers.UNKNOWN_REGION:
+        raise ValueError(f"dbt var default_phone_country_code: {calling_code} is no country "
+                         "calling code")
+    require = config.get("require", "valid")
+    if require not in REQUIREMENTS:
+        raise ValueError(f"dbt var phone_numbers.require: {require!r} is not one of "
+                         f"{', '.join(REQUIREMENTS)}")
+    columns = tuple(
+        PhoneColumn(source, spec["phone"], spec.get("country"), spec.get("type_column"))
+        for source, specs in config["sources"].items() for spec in specs)
+    aliases = {alias.strip().upper(): code for alias, code in project["country_aliases"].items()}
+    return PhoneRules(region, aliases, require, columns)
+
+
+def region_of(country: str | None, rules: PhoneRules) -> str:
+    """ISO region for a record's raw country text (aliases as normalize_country), else default."""
+    cleaned = (country or "").strip().upper()
+    cleaned = rules.country_aliases.get(cleaned, cleaned)
+    if cleaned in phonenumbers.SUPPORTED_REGIONS:
+        return cleaned
+    return rules.default_region
+
+
+def normalise_phone(raw: str, country: str | None, rules: PhoneRules) -> PhoneResult:
+    """E.164 of `raw` parsed in the record's region; None with the reason when not acceptable."""
+    try:
+        number = phonenumbers.parse(raw, region_of(country, rules))
+    except phonenumbers.NumberParseException as error:
+        return PhoneResult(None, False, f"not a phone number ({error})")
+    national = str(number.national_number)
+    if len(set(national)) == 1 or national in _SEQUENCES:
+        return PhoneResult(None, False, "placeholder (one repeated digit or a digit sequence)")
+    if rules.require == "valid":
+        ok = phonenumbers.is_valid_number(number)
+    else:
+        ok = phonenumbers.is_possible_number(number)
+    if not ok:
+        return PhoneResult(None, False, f"not a {rules.require} number")
+    return PhoneResult(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                       True, None)
+
+
+def ensure_phone_numbers_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists raw")
+    con.execute(f"""
+        create table if not exists {PHONE_NUMBERS} (
+            phone_raw varchar,
+            country_raw varchar,
+            region varchar,
+            phone_e164 varchar,
+            is_valid boolean,
+            reason varchar,
+            parsed_at timestamptz
+        )""")
+
+
+def _present_columns(con: duckdb.DuckDBPyConnection,
+                     columns: Iterable[PhoneColumn]) -> list[PhoneColumn]:
+    found = {(t, c) for t, c in con.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'raw' and table_catalog = current_database()").fetchall()}
+    return [c for c in columns if (c.source, c.phone) in found
+            and (c.country is None or (c.source, c.country) in found)
+            and (c.type_column is None or (c.source, c.type_column) in found)]
+
+
+def _pairs_sql(columns: Iterable[PhoneColumn]) -> str:
+    """Every raw (phone text, country text or '') pair, one select per phone column."""
+    selects = []
+    for column in columns:
+        country = f'coalesce(cast("{column.country}" as varchar), \'\')' if column.country \
+            else "''"
+        where = f'"{column.phone}" is not null'
+        if column.type_column:
+            where += f" and lower(trim(\"{column.type_column}\")) = 'phone'"
+        selects.append(f'select cast("{column.phone}" as varchar) as phone_raw, {country} as '
+                       f'country_raw from raw."{column.source}" where {where}')
+    return "\nunion all\n".join(selects) or \
+        "select null::varchar as phone_raw, null::varchar as country_raw where false"
+
+
+def refresh_phone_numbers(con: duckdb.DuckDBPyConnection,
+                          rules: PhoneRules | None = None) -> PhoneReport:
+    """Parse the raw pairs not in the lookup yet; drop pairs no raw row holds any more."""
+    rules = rules or phone_rules()
+    ensure_phone_numbers_table(con)
+    columns = _present_columns(con, rules.columns)
+    con.execute(f"create or replace temp table _phone_pairs as "
+                f"select phone_raw, country_raw, count(*) as raw_rows from ({_pairs_sql(columns)}) "
+                "group by all")
+    removed = con.execute(
+        f"delete from {PHONE_NUMBERS} as p where not exists (select 1 from _phone_pairs as r "
+        "where r.phone_raw = p.phone_raw and r.country_raw = p.country_raw)").fetchone()[0]
+    new = con.execute(
+        f"select phone_raw, country_raw from _phone_pairs as r where not exists (select 1 "
+        f"from {PHONE_NUMBERS} as p where p.phone_raw = r.phone_raw "
+        "and p.country_raw = r.country_raw)").fetchall()
+    if new:
+        results = [normalise_phone(raw, country, rules) for raw, country in new]
+        con.execute(
+            f"insert into {PHONE_NUMBERS} select unnest(?::varchar[]), unnest(?::varchar[]), "
+            "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::boolean[]), "
+            "unnest(?::varchar[]), ?",
+            [[raw for raw, _ in new], [country for _, country in new],
+             [region_of(country, rules) for _, country in new],
+             [r.phone_e164 for r in results], [r.is_valid for r in results],
+             [r.reason for r in results], dt.datetime.now(dt.UTC)])
+    invalid_values, invalid_rows = con.execute(
+        f"select count(*), coalesce(sum(r.raw_rows), 0) from _phone_pairs as r "
+        f"inner join {PHONE_NUMBERS} as p on p.phone_raw = r.phone_raw "
+        "and p.country_raw = r.country_raw where not p.is_valid").fetchone()
+    con.execute("drop table _phone_pairs")
+    return PhoneReport(len(new), removed, int(invalid_values), int(invalid_rows))
