@@ -26,7 +26,7 @@ class Phenomena:
     """Rate of each phenomenon (0 = off)."""
 
     household_phones: float = 0.0  # share of people in a household sharing one landline
-    family_devices: float = 0.0  # share of households whose members share one tablet
+    family_devices: float = 0.0  # share of people in a household sharing one family tablet
     recycled_phones: float = 0.0  # share of people whose mobile number belonged to someone before
     shared_mailboxes: float = 0.0  # share of people sharing their mailbox with a partner
     guest_placeholders: float = 0.0  # share of guest orders (and a third as many CRM rows) written
@@ -44,7 +44,7 @@ class Phenomena:
 
 
 NONE = Phenomena()
-ALL_ON = Phenomena(household_phones=0.15, family_devices=0.3, recycled_phones=0.03,
+ALL_ON = Phenomena(household_phones=0.15, family_devices=0.05, recycled_phones=0.03,
                    shared_mailboxes=0.04, guest_placeholders=0.3, account_migrations=0.08,
                    international=0.1, gmail_spellings=0.3, display_names=0.3, typos=0.02,
                    nicknames=0.1)
@@ -198,19 +198,26 @@ class World:
         person.devices = [f"anon-{rng.getrandbits(48):012x}" for _ in range(rng.randint(1, 3))]
         return person
 
-    def share_households(self) -> None:
-        """Households of 2-4 people: one landline each member uses, maybe one family tablet."""
-        members = [p for p in self.people if self.rng.random() < self.rates.household_phones]
+    def households(self, rate: float) -> list[list[Person]]:
+        """Groups of 2-4 people drawn from a share `rate` of everyone."""
+        members = [p for p in self.people if self.rng.random() < rate]
+        groups = []
         while len(members) >= 2:
             size = min(len(members), self.rng.randint(2, 4))
-            household, members = members[:size], members[size:]
+            groups.append(members[:size])
+            members = members[size:]
+        return groups
+
+    def share_households(self) -> None:
+        """Households sharing one landline; households sharing one family tablet."""
+        for household in self.households(self.rates.household_phones):
             landline = self.valid_phone("US")
             for person in household:
                 person.phones.append(PhoneUse(landline))
-            if self.rng.random() < self.rates.family_devices:
-                tablet = f"anon-family-{self.rng.getrandbits(40):010x}"
-                for person in household:
-                    person.devices.append(tablet)
+        for household in self.households(self.rates.family_devices):
+            tablet = f"anon-family-{self.rng.getrandbits(40):010x}"
+            for person in household:
+                person.devices.append(tablet)
 
     def share_mailboxes(self) -> None:
         """Couples: the second partner uses the first one's mailbox everywhere."""
