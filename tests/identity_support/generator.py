@@ -44,8 +44,8 @@ class Phenomena:
 
 
 NONE = Phenomena()
-ALL_ON = Phenomena(household_phones=0.15, family_devices=0.05, recycled_phones=0.03,
-                   shared_mailboxes=0.04, guest_placeholders=0.3, account_migrations=0.08,
+ALL_ON = Phenomena(household_phones=0.08, family_devices=0.04, recycled_phones=0.02,
+                   shared_mailboxes=0.02, guest_placeholders=0.3, account_migrations=0.08,
                    international=0.1, gmail_spellings=0.3, display_names=0.3, typos=0.02,
                    nicknames=0.1)
 PHENOMENA: tuple[str, ...] = tuple(f.name for f in fields(Phenomena))
@@ -198,23 +198,23 @@ class World:
         person.devices = [f"anon-{rng.getrandbits(48):012x}" for _ in range(rng.randint(1, 3))]
         return person
 
-    def households(self, rate: float) -> list[list[Person]]:
-        """Groups of 2-4 people drawn from a share `rate` of everyone."""
+    def households(self, rate: float, largest: int) -> list[list[Person]]:
+        """Groups of 2 to `largest` people drawn from a share `rate` of everyone."""
         members = [p for p in self.people if self.rng.random() < rate]
         groups = []
         while len(members) >= 2:
-            size = min(len(members), self.rng.randint(2, 4))
+            size = min(len(members), self.rng.randint(2, largest))
             groups.append(members[:size])
             members = members[size:]
         return groups
 
     def share_households(self) -> None:
-        """Households sharing one landline; households sharing one family tablet."""
-        for household in self.households(self.rates.household_phones):
+        """Households of 2-4 sharing one landline; of 2-3 sharing one family tablet."""
+        for household in self.households(self.rates.household_phones, largest=4):
             landline = self.valid_phone("US")
             for person in household:
                 person.phones.append(PhoneUse(landline))
-        for household in self.households(self.rates.family_devices):
+        for household in self.households(self.rates.family_devices, largest=3):
             tablet = f"anon-family-{self.rng.getrandbits(40):010x}"
             for person in household:
                 person.devices.append(tablet)
@@ -334,7 +334,9 @@ class Landing:
         for device in person.devices:
             for _ in range(self.rng.randint(1, 2)):
                 at = self.at()
-                user_id = person.user_id_at(at) if self.rng.random() < 0.5 else None
+                # on the family tablet every member with an account signs in to their own
+                signed_in = device.startswith("anon-family-") or self.rng.random() < 0.5
+                user_id = person.user_id_at(at) if signed_in else None
                 row = {"id": self.next_id("pg-"), "anonymous_id": device,
                        "user_id": user_id or "", "timestamp": stamp(at), "url": "https://shop/x",
                        "path": "/x", "referrer": "", "title": "X"}
