@@ -66,7 +66,12 @@ by_type as (
 
 ranked as (
     select
-        by_type.*,
+        node_id,
+        neighbour_type,
+        cut_links,
+        kept_links,
+        migration_links,
+        linked,
         row_number() over (
             partition by node_id
             order by cut_links desc, migration_links desc, neighbour_type asc

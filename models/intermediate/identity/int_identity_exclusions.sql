@@ -11,6 +11,7 @@
 {%- set settings = var('identity') %}
 {%- set conflict_types = settings.get('conflict_types') or [] %}
 {%- set identifier_conflict_types = conflict_types | reject('equalto', 'name') | list %}
+{%- set conflict_type_list = "'" ~ (identifier_conflict_types | join("', '")) ~ "'" %}
 
 with nodes as (
     select * from {{ ref('int_identity_nodes') }}
@@ -35,6 +36,11 @@ observed as (
 
 record_names as (
     select * from {{ ref('int_identity_record_names') }}
+),
+
+blocklisted as (
+    select node_id from nodes
+    where is_blocklisted
 ),
 
 degree_hubs as (
@@ -71,9 +77,9 @@ conflicted_evidence as (
         on conflicted_ends.node_id = edges.node_a or conflicted_ends.node_id = edges.node_b
     inner join nodes as neighbours
         on
-            neighbours.node_id
-            = case when edges.node_a = conflicted_ends.node_id then edges.node_b else edges.node_a end
-            and neighbours.identifier_type = conflicted_ends.conflict_type
+            case when conflicted_ends.node_id = edges.node_a then edges.node_b else edges.node_a end
+            = neighbours.node_id
+            and conflicted_ends.conflict_type = neighbours.identifier_type
     group by conflicted_ends.node_id, conflicted_ends.conflict_type
 ),
 
@@ -104,8 +110,8 @@ weak_to_strong as (
     inner join nodes as node_b on edges.node_b = node_b.node_id
     inner join strong_profiles
         on
-            strong_profiles.node_id
-            = case when node_a.is_strong then edges.node_a else edges.node_b end
+            case when node_a.is_strong then edges.node_a else edges.node_b end
+            = strong_profiles.node_id
     where
         ((node_a.is_strong and not node_b.is_strong) or (node_b.is_strong and not node_a.is_strong))
         and coalesce(edges.drop_reason, '') not in ('junk', 'hub')
@@ -154,9 +160,7 @@ profile_evidence as (
     from strong_profiles
     inner join candidate_profiles
         on strong_profiles.strong_component_id = candidate_profiles.strong_component_id
-    where strong_profiles.identifier_type in (
-        {{- "'" ~ (identifier_conflict_types | join("', '")) ~ "'" -}}
-    )
+    where strong_profiles.identifier_type in ({{ conflict_type_list }})
     {%- if 'name' in conflict_types %}
         union
         select distinct
@@ -191,8 +195,8 @@ pair_evidence as (
     from profile_pairs
     inner join profile_evidence
         on
-            profile_evidence.strong_component_id = profile_pairs.profile_a
-            or profile_evidence.strong_component_id = profile_pairs.profile_b
+            profile_pairs.profile_a = profile_evidence.strong_component_id
+            or profile_pairs.profile_b = profile_evidence.strong_component_id
     group by
         profile_pairs.node_id,
         profile_pairs.profile_a,
@@ -222,21 +226,23 @@ conflicting_weak as (
     group by node_id
 ),
 
+evidence_values as (
+    select distinct
+        node_id,
+        evidence_type,
+        evidence_value
+    from pair_evidence
+),
+
 conflict_examples as (
     select
         conflicting_weak.node_id,
-        {{ sorted_listagg('pair_evidence.evidence_value', "', '") }} as evidence_examples
+        {{ sorted_listagg('evidence_values.evidence_value', "', '") }} as evidence_examples
     from conflicting_weak
-    inner join (
-        select distinct
-            node_id,
-            evidence_type,
-            evidence_value
-        from pair_evidence
-    ) as pair_evidence
+    inner join evidence_values
         on
-            conflicting_weak.node_id = pair_evidence.node_id
-            and conflicting_weak.evidence_type = pair_evidence.evidence_type
+            conflicting_weak.node_id = evidence_values.node_id
+            and conflicting_weak.evidence_type = evidence_values.evidence_type
     group by conflicting_weak.node_id
 ),
 
@@ -289,7 +295,7 @@ excluded as (
         cast(evidence_count as {{ dbt.type_bigint() }}) as evidence_count,
         evidence_examples
     from junk
-    where node_id not in (select nodes.node_id from nodes where nodes.is_blocklisted)
+    where node_id not in (select blocklisted.node_id from blocklisted)
     union all
     select
         node_id,
@@ -302,7 +308,7 @@ excluded as (
     from degree_hubs
     where
         node_id not in (select junk.node_id from junk)
-        and node_id not in (select nodes.node_id from nodes where nodes.is_blocklisted)
+        and node_id not in (select blocklisted.node_id from blocklisted)
     union all
     select
         node_id,

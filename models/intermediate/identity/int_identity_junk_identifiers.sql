@@ -1,6 +1,7 @@
 -- grain: one row per identifier judged junk by the data (node_id), with the evidence
 -- An identifier whose records carry more distinct values of one evidence type (another identifier
--- type, `name` or `last_name`) than var identity.junk_max_distinct allows is junk: a guest-checkout placeholder
+-- type, `name` or `last_name`) than var identity.junk_max_distinct allows is junk: a guest-checkout
+-- placeholder
 -- email behind a hundred orders with a hundred phones, a store's phone, a kiosk device. It is
 -- excluded from merging whether or not it is on a list (the lists stay as a fast path).
 -- evidence_type is the evidence furthest over its threshold; junk_detail lists every one that is.
@@ -98,7 +99,11 @@ over_threshold as (
 
 ranked as (
     select
-        over_threshold.*,
+        identifier_type,
+        identifier_value,
+        evidence_type,
+        max_distinct,
+        evidence_count,
         {{ dbt.concat([
             'cast(evidence_count as ' ~ dbt.type_string() ~ ')', "' distinct '", 'evidence_type',
             "' (max '", 'cast(max_distinct as ' ~ dbt.type_string() ~ ')', "')'",

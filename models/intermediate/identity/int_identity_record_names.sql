@@ -1,6 +1,8 @@
 -- grain: one row per linking source record that carries a person's name (source, source_record_id)
 -- The name a record gives (first and last name attributes of var identity.sources, lowercased,
 -- and the last name alone):
+-- noqa: disable=RF04
+-- (`source` is the column name of every identity model)
 -- evidence for junk detection (one email, many names) and for the shared-identifier rule (two
 -- profiles with different names are different people).
 {%- set named = [] %}
