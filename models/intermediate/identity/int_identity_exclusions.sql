@@ -5,7 +5,8 @@
 -- identifier linked to separate strong profiles that are different people by strong evidence
 -- (they hold different values of a var identity.conflict_types type: user ids, loyalty ids,
 -- names), or to more of them than its type's max_profiles. A weak identifier joining up to
--- max_profiles profiles with no such conflict (two fragments of one person) is not shared: it links.
+-- max_profiles profiles with no such conflict and, with var identity.bridge_requires_common_name,
+-- a name in common (two fragments of one person) is not shared: it links them.
 -- Any identifier linked to more identifiers of an `on_conflict: exclude` type than its
 -- max_per_customer (two user ids behind one mailbox, not an account migration) is shared too.
 {%- set settings = var('identity') %}
@@ -217,6 +218,35 @@ pair_conflicts as (
     having sum(in_a * in_b) = 0 and sum(in_a) > 0 and sum(in_b) > 0
 ),
 
+named_pairs as (
+    -- pairs whose profiles share a name: positive evidence of one person
+    select
+        node_id,
+        profile_a,
+        profile_b
+    from pair_evidence
+    where evidence_type = 'name'
+    group by node_id, profile_a, profile_b
+    having sum(in_a * in_b) > 0
+),
+
+unconfirmed_weak as (
+    -- weak identifiers joining a pair of profiles with no name in common
+    {%- if settings.get('bridge_requires_common_name', true) %}
+        select distinct profile_pairs.node_id
+        from profile_pairs
+        left join named_pairs
+            on
+                profile_pairs.node_id = named_pairs.node_id
+                and profile_pairs.profile_a = named_pairs.profile_a
+                and profile_pairs.profile_b = named_pairs.profile_b
+        where named_pairs.node_id is null
+    {%- else %}
+        select node_id from profile_pairs
+        where 1 = 0
+    {%- endif %}
+),
+
 conflicting_weak as (
     select
         node_id,
@@ -252,6 +282,7 @@ shared_weak as (
         linked_counts.linked_profiles,
         case
             when linked_counts.linked_profiles > linked_counts.max_profiles then 'profiles'
+            when conflicting_weak.node_id is null then 'name'
             else conflicting_weak.evidence_type
         end as evidence_type,
         conflict_examples.evidence_examples,
@@ -261,6 +292,11 @@ shared_weak as (
                     "'links '", 'cast(linked_profiles as ' ~ dbt.type_string() ~ ')',
                     "' separate profiles (max '",
                     'cast(max_profiles as ' ~ dbt.type_string() ~ ')', "')'",
+                ]) }}
+            when conflicting_weak.node_id is null
+                then {{ dbt.concat([
+                    "'links '", 'cast(linked_profiles as ' ~ dbt.type_string() ~ ')',
+                    "' profiles with no name in common (var identity.bridge_requires_common_name)'",
                 ]) }}
             else {{ dbt.concat([
                 "'links '", 'cast(linked_profiles as ' ~ dbt.type_string() ~ ')',
@@ -274,6 +310,7 @@ shared_weak as (
     where
         linked_counts.linked_profiles > linked_counts.max_profiles
         or conflicting_weak.node_id is not null
+        or linked_counts.node_id in (select unconfirmed_weak.node_id from unconfirmed_weak)
 ),
 
 excluded as (
