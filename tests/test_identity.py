@@ -130,9 +130,11 @@ T0 = "2024-01-01 00:00:00"
 
 def identify(i: str, *, user: str | None = None, anon: str | None = None,
              email: str | None = None, phone: str | None = None,
-             at: str = T0, first_name: str | None = None) -> dict[str, Any]:
+             at: str = T0, first_name: str | None = None,
+             last_name: str | None = None) -> dict[str, Any]:
     return {"identify_id": i, "user_id": user, "anonymous_id": anon, "email": email,
-            "phone": phone, "occurred_at": at, "received_at": at, "first_name": first_name}
+            "phone": phone, "occurred_at": at, "received_at": at, "first_name": first_name,
+            "last_name": last_name}
 
 
 def test_stitches_sources_and_ids_are_stable_across_runs(warehouse: Warehouse) -> None:
@@ -199,7 +201,9 @@ def test_merge_keeps_the_larger_profile_id_and_retired_id_resolves(warehouse: Wa
 
 
 def test_limit_drops_the_weaker_edge_not_the_profile(warehouse: Warehouse) -> None:
-    # one email, two user ids: u1 is seen with it three times, u2 once
+    # one email, two user ids: u1 is seen with it three times, u2 once; user_id conflicts set to
+    # keep the strongest link (the default, on_conflict: exclude, is tested below)
+    warehouse.identity["identifier_types"]["user_id"]["on_conflict"] = "drop_weaker"
     warehouse.insert("stg_segment__identifies",
                      identify("i1", user="u1", email="shared@x.com"),
                      identify("i2", user="u1", email="shared@x.com"),
@@ -687,3 +691,107 @@ def test_tables_built_before_their_watermark_take_the_full_path_once(
                            "where first_name = 'Stale' or timeline_written_at is null") == [(0,)]
     assert warehouse.query("select count(*) from main_marts.customer_events "
                            "where written_at is null") == [(0,)]
+
+
+def exclusions(warehouse: Warehouse) -> dict[str, tuple[Any, ...]]:
+    return {row[0]: row[1:] for row in warehouse.query(
+        "select identity_id, exclusion_reason, is_excluded, evidence_type, evidence_count, "
+        "evidence_examples, exclusion_detail from main_marts.identity_exclusions")}
+
+
+def test_a_junk_email_is_found_by_the_data_without_a_list(warehouse: Warehouse) -> None:
+    # a guest-checkout placeholder on no list: eight orders and three CRM contacts of strangers
+    warehouse.insert("stg_shop__orders", *[
+        {"order_id": f"o{i}", "email": "customer@store.com", "phone": f"+1415555{1000 + i}",
+         "ordered_at": T0} for i in range(8)])
+    warehouse.insert("stg_crm__contacts", *[
+        {"contact_id": f"c{i}", "email": "customer@store.com", "phone": f"+1415555{1000 + i}",
+         "first_name": name, "last_name": "Lee", "updated_at": T0, "created_at": T0}
+        for i, name in enumerate(["Ann", "Bo", "Cy"])])
+    # a real customer: three phones, a nickname, one mailbox; her phones stay hers
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", email="liz@x.com", phone="+12125550101",
+                              first_name="Elizabeth", last_name="Berg"),
+                     identify("i2", user="u1", email="liz@x.com", phone="+12125550102",
+                              first_name="Liz", last_name="Berg"),
+                     identify("i3", user="u1", email="liz@x.com", phone="+12125550103"))
+    warehouse.run()
+    excluded = exclusions(warehouse)
+    reason, is_excluded, evidence_type, count, examples, detail = excluded["email:customer@store.com"]
+    assert (reason, is_excluded, evidence_type, count) == ("junk", True, "phone", 8)
+    assert examples == "+14155551000, +14155551001, +14155551002"
+    assert "8 distinct phone (max 6)" in detail
+    assert len({warehouse.customer_of("crm_contact_id", f"c{i}") for i in range(3)}) == 3
+    assert warehouse.customer_of("email", "customer@store.com") is None
+    assert not [key for key in excluded if "liz" in key or "21255501" in key]
+    liz = warehouse.customer_of("user_id", "u1")
+    assert {warehouse.customer_of("phone", f"+1212555010{i}") for i in (1, 2, 3)} == {liz}
+
+    # the threshold is a var: at 8 distinct phones the placeholder is no longer junk (only the
+    # phone limit cuts its weaker links)
+    warehouse.identity["junk_max_distinct"]["default"]["phone"] = 8
+    warehouse.run()
+    assert exclusions(warehouse)["email:customer@store.com"][:2] == ("conflict", False)
+
+
+def _two_fragments(warehouse: Warehouse, crm_first_name: str) -> None:
+    # one person split in two strong profiles (two spellings of her mailbox that no rule joins),
+    # her own phone on both
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", email="rosa.khan@x.com", phone="+12125550199",
+                              first_name="Rosa", last_name="Khan"),
+                     identify("i2", user="u1", anon="a1"))
+    warehouse.insert("stg_crm__contacts", {
+        "contact_id": "c1", "email": "rosakhan@x.com", "phone": "+12125550199",
+        "first_name": crm_first_name, "last_name": "Khan", "updated_at": T0, "created_at": T0})
+
+
+def test_a_persons_own_phone_is_not_excluded_when_her_fragments_meet(warehouse: Warehouse) -> None:
+    _two_fragments(warehouse, crm_first_name="Rosa")
+    warehouse.run()
+    assert "phone:+12125550199" not in exclusions(warehouse)
+    rosa = warehouse.customer_of("user_id", "u1")
+    assert warehouse.customer_of("phone", "+12125550199") == rosa
+    assert warehouse.customer_of("crm_contact_id", "c1") == rosa
+
+
+def test_a_phone_between_two_different_people_is_shared(warehouse: Warehouse) -> None:
+    _two_fragments(warehouse, crm_first_name="Omar")  # different names: different people
+    warehouse.run()
+    reason, is_excluded, evidence_type, count, examples, _ = exclusions(warehouse)[
+        "phone:+12125550199"]
+    assert (reason, is_excluded, evidence_type, count) == ("shared", True, "name", 2)
+    assert examples == "omar khan, rosa khan"
+    assert warehouse.customer_of("crm_contact_id", "c1") != warehouse.customer_of("user_id", "u1")
+
+
+def test_two_user_ids_on_one_mailbox_conflict_unless_the_account_migrated(
+        warehouse: Warehouse) -> None:
+    # a couple on one mailbox, both accounts in use at the same time: two people
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", email="home@x.com", at="2024-01-01 00:00:00"),
+                     identify("i2", user="u2", email="home@x.com", at="2024-01-02 00:00:00"),
+                     identify("i3", user="u1", email="home@x.com", at="2024-01-03 00:00:00"),
+                     identify("i4", user="u2", anon="a2", at="2024-01-04 00:00:00"))
+    # an account moved to a new user id: the old one is never seen after the new one appears
+    warehouse.insert("stg_segment__identifies",
+                     identify("m1", user="old-7", email="moved@x.com", at="2024-01-01 00:00:00"),
+                     identify("m2", user="old-7", anon="a7", at="2024-01-05 00:00:00"),
+                     identify("m3", user="new-7", email="moved@x.com", at="2024-02-01 00:00:00"),
+                     identify("m4", user="new-7", anon="a8", at="2024-02-03 00:00:00"))
+    warehouse.run()
+    assert warehouse.customer_of("user_id", "u1") != warehouse.customer_of("user_id", "u2")
+    assert warehouse.customer_of("email", "home@x.com") is None
+    excluded = exclusions(warehouse)
+    assert excluded["email:home@x.com"][:5] == ("shared", True, "user_id", 2, "u1, u2")
+    moved = warehouse.customer_of("user_id", "new-7")
+    assert moved == warehouse.customer_of("user_id", "old-7") == warehouse.customer_of(
+        "anonymous_id", "a7")
+    assert excluded["email:moved@x.com"][:5] == (
+        "account_migration", False, "user_id", 2, "new-7, old-7")
+
+    # the rule is configurable: without the migration exception the moved account is a conflict
+    warehouse.identity["account_migrations"] = {"types": []}
+    warehouse.run()
+    assert warehouse.customer_of("user_id", "new-7") != warehouse.customer_of("user_id", "old-7")
+    assert exclusions(warehouse)["email:moved@x.com"][0] == "shared"

@@ -1,0 +1,1 @@
+"""Test support for identity quality: an adversarial landing generator and its oracle."""
