@@ -221,6 +221,9 @@ def test_keys_file_errors_name_file_and_field(tmp_path: Path) -> None:
 def test_normalise_identifier() -> None:
     assert normalise_identifier("email", " A@B.CO ") == "a@b.co"
     assert normalise_identifier("phone", "0044 20 7946 0000") == "+442079460000"
+    # national format in the default country (dbt var default_phone_country_code), as staging
+    assert normalise_identifier("phone", "(415) 555-0132") == "+14155550132"
+    assert normalise_identifier("phone", "+82 10-6725-3994") == "+821067253994"
     assert normalise_identifier("user_id", " U-1 ") == "U-1"
 
 

@@ -25,6 +25,7 @@ import duckdb
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import APIKeyHeader
 
+from orchestration.phones import normalise_phone, phone_rules
 from orchestration.serving.keys import PII_READ, PROFILES_READ, ApiKey, KeyStore
 from orchestration.serving.snapshot import IDENTIFIER_TYPES, snapshot_path
 
@@ -33,11 +34,16 @@ NOT_FOUND = "no profile for this identifier"
 
 
 def normalise_identifier(identifier_type: str, value: str) -> str:
-    """The identifier as customer_identities stores it (emails lowercase, phones E.164)."""
+    """The identifier as customer_identities stores it (emails lowercase, phones E.164 by the
+    same libphonenumber rule as staging, national numbers in the default country)."""
     value = value.strip()
     if identifier_type == "email":
         return value.lower()
     if identifier_type == "phone":
+        # the loader's libphonenumber rule (orchestration/phones.py, dbt vars), default country
+        parsed = normalise_phone(value, None, phone_rules()).phone_e164
+        if parsed is not None:
+            return parsed
         digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
         return "+" + digits[2:] if digits.startswith("00") else digits
     return value
