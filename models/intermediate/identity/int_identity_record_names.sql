@@ -5,6 +5,9 @@
 -- (`source` is the column name of every identity model)
 -- evidence for junk detection (one email, many names) and for the shared-identifier rule (two
 -- profiles with different names are different people).
+-- A view (a table on Spark): a stored copy would keep an erased person's name, which the erasure
+-- finds only through identifier values and customer ids (orchestration/privacy.py scrub_derived).
+{{ config(materialized=shared_view_materialization()) }}
 {%- set named = [] %}
 {%- for source in identity_sources(links=true) %}
     {%- set attributes = source.get('attributes') or {} %}
