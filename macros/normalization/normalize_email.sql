@@ -9,9 +9,11 @@
     {%- set domain_written = "split_part(" ~ address ~ ", '@', 2)" -%}
     {%- set domain -%}
         {%- if rules.domain_aliases -%}
-        case {{ domain_written }}
+        {#- `in`, not `=`: DuckDB 2.0 fails to bind `split_part(col, '@', 2) = 'x'` when the
+            column's statistics say it is all NULL (a shop export without emails) -#}
+        case
             {%- for alias, canonical in rules.domain_aliases.items() %}
-            when '{{ alias | lower }}' then '{{ canonical | lower }}'
+            when {{ domain_written }} in ('{{ alias | lower }}') then '{{ canonical | lower }}'
             {%- endfor %}
             else {{ domain_written }}
         end
@@ -39,7 +41,7 @@
         when {{ address }} is null then null
         when not {{ regex_matches(address, "^[a-z0-9._%+''-]+@([^@. ]+[.])+[^@. ]{2,}$") }}
             then null
-        when ({{ local }}) = '' then null
+        when ({{ local }}) in ('') then null
         when {{ mailbox }} in ({{ sql_string_list(var('placeholder_emails')) }}) then null
         when ({{ local }}) in ({{ sql_string_list(var('placeholder_email_local_parts')) }})
             then null
