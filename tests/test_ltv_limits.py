@@ -333,3 +333,14 @@ def test_fits_and_predictions_agree_with_lifetimes(seed: int) -> None:
         ltv.expected_average_spend(spend_fit, x[repeat], spend[repeat]),
         theirs_spend.conditional_expected_average_profit(pd.Series(x[repeat]), pd.Series(spend[repeat])),
         rtol=1e-3)
+
+
+def test_one_repeat_customer_gives_a_gamma_gamma_limit_not_an_error() -> None:
+    """A tiny shop: the only repeat customer drives p and q to the box edge, where L-BFGS-B stops
+    ABNORMAL with gradient left along the ridge; that is the limiting case (found by the
+    pipeline test on a two-customer shop)."""
+    fit = ltv.fit_gamma_gamma([2, 0], [35.0, 0.0])
+    assert fit.fit_case == "boundary_limit"
+    assert {"p", "q"} <= set(fit.message.split("; ")[-1].replace(",", "").split())
+    spend = ltv.expected_average_spend(fit, [2, 0], [35.0, 0.0])
+    assert np.all(np.isfinite(spend)) and spend[0] == pytest.approx(35.0, rel=1e-3)
