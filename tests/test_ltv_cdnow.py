@@ -14,6 +14,7 @@ import pytest
 from orchestration import ltv
 from orchestration.cli import run_pipeline
 from orchestration.landing_contract import SOURCES
+from shop_landing import pipeline_env, write_shop_landing
 
 pytestmark = pytest.mark.slow
 
@@ -33,38 +34,13 @@ def cdnow_lines() -> pd.DataFrame:
     return frame
 
 
-def write_shop_landing(lines: pd.DataFrame, landing: Path) -> None:
-    """One shop order per transaction line (at noon UTC) with one order line of `cds` CDs."""
-    landing.mkdir(parents=True)
-    pd.DataFrame({
-        "order_id": lines["order_id"],
-        "shop_customer_id": "cdnow-" + lines["customer"].astype(str),
-        "email": "", "phone": "",
-        "ordered_at": lines["day"].dt.strftime("%Y-%m-%dT12:00:00Z"),
-        "total_amount": lines["value"], "currency": "USD", "status": "completed",
-    }).to_csv(landing / "shop_orders.csv", index=False)
-    pd.DataFrame({
-        "order_id": lines["order_id"], "line_id": lines["order_id"] + "-1",
-        "sku": "CD", "product_name": "CD", "category": "music", "quantity": lines["cds"],
-        "unit_price": (lines["value"] / lines["cds"].where(lines["cds"] > 0, 1)).round(4),
-    }).to_csv(landing / "shop_order_lines.csv", index=False)
-
-
 @pytest.fixture(scope="module")
 def cdnow_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """`cdp run` (orchestration.cli.run_pipeline) on CDNOW as of 1997-09-30; the warehouse path."""
     out = tmp_path_factory.mktemp("cdnow")
     lines = cdnow_lines()
     write_shop_landing(lines, out / "landing")
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in {
-            "CDP_LANDING_DIR": out / "landing", "CDP_WAREHOUSE": out / "warehouse.duckdb",
-            "CDP_PUBLICATION": out / "publication.duckdb", "CDP_ACTIVATION_DIR": out / "activation",
-            "CDP_SERVING_SNAPSHOT": out / "serving.duckdb", "CDP_SPARK_WAREHOUSE": out / "spark",
-            "CDP_DBT_TARGET": "duckdb", "CDP_AS_OF": AS_OF.isoformat(),
-        }.items():
-            env.setenv(key, str(value))
-        env.delenv("DAGSTER_HOME", raising=False)
+    with pipeline_env(out, AS_OF):
         assert run_pipeline() == 0
     return out / "warehouse.duckdb", lines
 
