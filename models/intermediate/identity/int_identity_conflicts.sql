@@ -42,7 +42,7 @@ typed as (
         neighbours.identifier_value as neighbour_value,
         directed.drop_reason is null as is_kept,
         coalesce(
-            directed.drop_reason = {{ dbt.concat(["'limit:'", 'neighbour_type']) }}, false
+            directed.drop_reason = {{ dbt.concat(["'limit:'", 'neighbours.identifier_type']) }}, false
         ) as is_cut
     from directed
     inner join nodes as neighbours on directed.neighbour_id = neighbours.node_id
