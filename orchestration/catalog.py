@@ -1,0 +1,139 @@
+"""One home for what dbt defines: relation names from the parsed manifest, rules from the dbt vars.
+
+Python assets never type a schema-qualified table name or copy a dbt var value; they ask the catalog:
+
+    from orchestration.catalog import catalog
+    cat = catalog()
+    cat.relation("customers")                 # 'main_marts.customers' on DuckDB
+    cat.source("privacy", "privacy_requests")  # 'raw.privacy_requests'
+    cat.var("features.cart_event_names")      # the list the dbt features use
+
+Relations are `schema.identifier` (no database part: the same manifest serves a warehouse file under
+any name, and the engines resolve the schema in the connected database). The schema is the one dbt
+builds for the target the manifest was parsed with, so the same code reads `main_marts` on DuckDB and
+the PostgreSQL or Spark schema on those targets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestration.settings import PROJECT_DIR
+
+MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
+PROJECT_FILE = PROJECT_DIR / "dbt_project.yml"
+_MISSING: Any = object()
+# Resource types a Python asset may read or write by name.
+_RELATION_TYPES = ("model", "seed", "snapshot")
+
+
+class CatalogError(KeyError):
+    """A name the dbt project does not define (the message says which and where to look)."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The parsed dbt manifest and the project vars, answering questions by name."""
+
+    manifest: Mapping[str, Any]
+    vars: Mapping[str, Any]
+    _nodes: dict[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    _sources: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for node in self.manifest.get("nodes", {}).values():
+            if node.get("resource_type") in _RELATION_TYPES:
+                self._nodes.setdefault(node["name"], node)
+        for source in self.manifest.get("sources", {}).values():
+            self._sources[(source["source_name"], source["name"])] = source
+
+    # --- relations ---------------------------------------------------------------------------
+    def node(self, name: str) -> Mapping[str, Any]:
+        """The manifest entry of the model, seed or snapshot called `name`."""
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise CatalogError(
+                f"dbt defines no model, seed or snapshot named {name!r} (models/, seeds/, snapshots/; "
+                "after adding one, run `make parse`)") from None
+
+    def relation(self, name: str) -> str:
+        """`schema.identifier` of a model, seed or snapshot, for SQL run by a Python asset."""
+        node = self.node(name)
+        return f"{node['schema']}.{node.get('alias') or node['name']}"
+
+    def schema_of(self, name: str) -> str:
+        return str(self.node(name)["schema"])
+
+    def source_node(self, source_name: str, table: str) -> Mapping[str, Any]:
+        try:
+            return self._sources[(source_name, table)]
+        except KeyError:
+            raise CatalogError(
+                f"dbt declares no source table {source_name}.{table} (models/staging/*/_*__sources.yml)"
+            ) from None
+
+    def source(self, source_name: str, table: str) -> str:
+        """`schema.identifier` of a declared source table (the raw tables the loader writes)."""
+        node = self.source_node(source_name, table)
+        return f"{node['schema']}.{node.get('identifier') or node['name']}"
+
+    def columns(self, name: str) -> dict[str, Mapping[str, Any]]:
+        """Documented columns of a model (name -> YAML entry: description, data_type, meta)."""
+        return dict(self.node(name).get("columns", {}))
+
+    def models_in(self, folder: str) -> list[str]:
+        """Names of the models whose path lies under models/<folder>/."""
+        prefix = folder.rstrip("/") + "/"
+        return sorted(n["name"] for n in self._nodes.values()
+                      if n.get("resource_type") == "model" and n.get("path", "").startswith(prefix))
+
+    # --- rules -------------------------------------------------------------------------------
+    def var(self, dotted: str, default: Any = _MISSING) -> Any:
+        """A dbt var from dbt_project.yml by dotted path (`features.cart_event_names`)."""
+        value: Any = self.vars
+        walked: list[str] = []
+        for part in dotted.split("."):
+            walked.append(part)
+            if not isinstance(value, Mapping) or part not in value:
+                if default is not _MISSING:
+                    return default
+                raise CatalogError(f"dbt_project.yml has no var {'.'.join(walked)!r} (vars: section)")
+            value = value[part]
+        return value
+
+
+def load_catalog(manifest_path: Path | None = None, project_file: Path | None = None) -> Catalog:
+    """A catalog from explicit files (tests use this with a copied project)."""
+    manifest_file = manifest_path or MANIFEST_PATH
+    if not manifest_file.exists():
+        raise FileNotFoundError(
+            f"{manifest_file} does not exist: the dbt project has not been parsed (run `make parse`)")
+    project = yaml.safe_load((project_file or PROJECT_FILE).read_text()) or {}
+    return Catalog(manifest=json.loads(manifest_file.read_text()), vars=project.get("vars") or {})
+
+
+@lru_cache(maxsize=4)
+def _cached(manifest_path: str, manifest_mtime: float, project_file: str, project_mtime: float) -> Catalog:
+    return load_catalog(Path(manifest_path), Path(project_file))
+
+
+def catalog() -> Catalog:
+    """The project's catalog, parsing the project first if no manifest exists; re-read when the
+    manifest or dbt_project.yml changes (a long-running code server sees `make parse`)."""
+    if not MANIFEST_PATH.exists():
+        from orchestration.dbt_assets import PROJECT, ensure_manifest  # parse on first use only
+
+        ensure_manifest(PROJECT)
+    return _cached(str(MANIFEST_PATH), MANIFEST_PATH.stat().st_mtime,
+                   str(PROJECT_FILE), PROJECT_FILE.stat().st_mtime)
