@@ -22,7 +22,7 @@ with
 {% endif %}
 
 source_records as (
-    select * from {{ ref('customer_source_records') }}
+    select * from {{ ref('int_source_records_assigned') }}
     where {{ touched_customers_filter('customer_id') }}
 ),
 

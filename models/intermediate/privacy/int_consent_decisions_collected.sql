@@ -1,7 +1,7 @@
 -- grain: one row per consent decision attached to a customer (decision_id)
 -- Decisions come from the consents source (granted or denied, any purpose, any identifier) and
 -- from email events that withdraw email_marketing for their address (unsubscribe, spam report).
--- Records reach a customer through customer_source_records (the identity graph).
+-- Records reach a customer through int_source_records_assigned (the identity graph).
 with consents as (
     select * from {{ ref('stg_consent__consents') }}
 ),
@@ -11,7 +11,7 @@ email_events as (
 ),
 
 source_records as (
-    select * from {{ ref('customer_source_records') }}
+    select * from {{ ref('int_source_records_assigned') }}
 ),
 
 consent_decisions as (

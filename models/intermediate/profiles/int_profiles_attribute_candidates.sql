@@ -9,7 +9,7 @@ with
 {%- endfor %}
 
 source_records as (
-    select * from {{ ref('customer_source_records') }}
+    select * from {{ ref('int_source_records_assigned') }}
 ),
 
 candidates as (

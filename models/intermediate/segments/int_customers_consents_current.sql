@@ -1,6 +1,12 @@
 -- grain: one row per customer_id and consent purpose (seed consent_purposes)
-with customers as (
-    select * from {{ ref('customers') }}
+with assignments as (
+    select * from {{ ref('int_identity_customer_ids_assigned') }}
+    where is_active
+),
+
+customers as (
+    -- every profile (the customer ids of customers)
+    select distinct customer_id from assignments
 ),
 
 purposes as (
@@ -8,7 +14,7 @@ purposes as (
 ),
 
 source_records as (
-    select * from {{ ref('customer_source_records') }}
+    select * from {{ ref('int_source_records_assigned') }}
 ),
 
 consents as (

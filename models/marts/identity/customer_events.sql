@@ -19,7 +19,7 @@
 }}
 
 with source_records as (
-    select * from {{ ref('customer_source_records') }}
+    select * from {{ ref('int_source_records_assigned') }}
 ),
 
 identifies as (

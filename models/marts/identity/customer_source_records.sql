@@ -1,43 +1,17 @@
 -- grain: one row per staged source record carrying at least one usable identifier
--- A record whose identifiers ended in different profiles (an edge dropped by a rule) belongs to
--- the profile of its strongest identifier.
--- noqa: disable=RF04
--- (`source` and `attribute` are contract column names, kept as the issue names them)
-with observed as (
-    select * from {{ ref('int_identity_identifiers_observed') }}
-),
-
-assignments as (
-    select * from {{ ref('int_identity_customer_ids_assigned') }}
-    where is_active
-),
-
-matched as (
-    select
-        observed.source,
-        observed.source_record_id,
-        observed.identifier_type,
-        assignments.customer_id,
-        {{ identity_type_case('observed.identifier_type', 'priority', '99') }} as type_priority
-    from observed
-    inner join assignments
-        on
-            observed.identifier_type = assignments.identifier_type
-            and observed.identifier_value = assignments.identifier_value
-),
-
-strongest as (
-    {{ deduplicate('matched', 'source, source_record_id', 'type_priority, customer_id') }}
+-- The attribution itself lives in int_source_records_assigned (read by features and consents too).
+with assigned as (
+    select * from {{ ref('int_source_records_assigned') }}
 ),
 
 final as (
     select
-        {{ dbt.concat(['source', "':'", 'source_record_id']) }} as customer_source_record_id,
-        source,
+        customer_source_record_id,
+        source,  -- noqa: RF04
         source_record_id,
         customer_id,
-        identifier_type as matched_identifier_type
-    from strongest
+        matched_identifier_type
+    from assigned
 )
 
 select * from final

@@ -29,7 +29,7 @@ with customers as (
 ),
 
 source_records as (
-    select * from {{ ref('customer_source_records') }}
+    select * from {{ ref('int_source_records_assigned') }}
 ),
 
 features as (
