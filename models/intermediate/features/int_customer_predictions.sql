@@ -1,19 +1,18 @@
 -- grain: one row per customer_id with predictions (customers who purchased before the as-of date)
--- The predictions are written by a Python asset, so this is the one model that reads them from
--- source(): a typed pass-through that every other model uses.
+-- The table every model reads the predictions from (staged by stg_predictions__customer_predictions).
 with predictions as (
-    select * from {{ source('predictions', 'customer_predictions') }}
+    select * from {{ ref('stg_predictions__customer_predictions') }}
 ),
 
 final as (
     select
-        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        cast(as_of_at as timestamp) as as_of_at,
-        cast(p_alive as decimal(10, 4)) as p_alive,
-        cast(expected_purchases_90d as decimal(18, 4)) as expected_purchases_90d,
-        cast(expected_purchases_365d as decimal(18, 4)) as expected_purchases_365d,
-        cast(predicted_clv_365d as decimal(18, 2)) as predicted_clv_365d,
-        cast(churn_risk as decimal(10, 4)) as churn_risk
+        customer_id,
+        as_of_at,
+        p_alive,
+        expected_purchases_90d,
+        expected_purchases_365d,
+        predicted_clv_365d,
+        churn_risk
     from predictions
 )
 

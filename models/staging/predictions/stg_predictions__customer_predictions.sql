@@ -1,0 +1,23 @@
+-- grain: one row per customer_id with predictions (customers who purchased before the as-of date)
+-- The predictions are written by a Python asset (orchestration/predictions.py); this typed
+-- pass-through is the one model reading them from source(). Ephemeral: inlined into
+-- int_customer_predictions, so nothing is built over the table before the asset first writes it.
+{{ config(materialized='ephemeral') }}
+
+with predictions as (
+    select * from {{ source('predictions', 'customer_predictions') }}
+),
+
+final as (
+    select
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(as_of_at as timestamp) as as_of_at,
+        cast(p_alive as decimal(10, 4)) as p_alive,
+        cast(expected_purchases_90d as decimal(18, 4)) as expected_purchases_90d,
+        cast(expected_purchases_365d as decimal(18, 4)) as expected_purchases_365d,
+        cast(predicted_clv_365d as decimal(18, 2)) as predicted_clv_365d,
+        cast(churn_risk as decimal(10, 4)) as churn_risk
+    from predictions
+)
+
+select * from final
