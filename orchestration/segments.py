@@ -30,8 +30,8 @@ from orchestration.settings import PROJECT_DIR
 
 SEGMENTS_DIR = PROJECT_DIR / "segments"
 INPUTS_MODEL = "int_customers_segment_inputs"
-INPUTS_YAML = PROJECT_DIR / "models" / "intermediate" / "segments" / "_segments__models.yml"
-COMPILED_MODEL = PROJECT_DIR / "models" / "intermediate" / "segments" / "int_segment_members_evaluated.sql"
+INPUTS_YAML = PROJECT_DIR / "models" / "marts" / "segments" / "evaluation" / "_evaluation__models.yml"
+COMPILED_MODEL = PROJECT_DIR / "models" / "marts" / "segments" / "evaluation" / "int_segment_members_evaluated.sql"
 DEFINITIONS_MODEL = PROJECT_DIR / "models" / "intermediate" / "segments" / "int_segment_definitions.sql"
 CONSENT_PURPOSES_SEED = PROJECT_DIR / "seeds" / "consent_purposes.csv"
 
