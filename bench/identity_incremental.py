@@ -127,7 +127,8 @@ def main() -> None:
     report["rows_held_back"] = split_landing(full, landing, later, args.percent, args.seed)
     report["rows_loaded_first"] = load(landing, warehouse)
     dbt(warehouse, "seed")  # initial build, not timed
-    dbt(warehouse, "run", "--select", "+path:models/marts/identity", "+customer_features")
+    dbt(warehouse, "run", "--select", "+path:models/marts/identity", "+path:models/marts/customers",
+        "+customer_features")
 
     for source_dir in later.iterdir():
         shutil.move(str(source_dir), str(landing / source_dir.name))

@@ -22,8 +22,10 @@ GROUP_BY_FOLDER = {
     "staging": "staging",
     "identity": "identity",
     "profiles": "profiles",
+    "customers": "profiles",  # marts/customers: the golden profile and its satellites
     "features": "features",
     "segments": "segments",
+    "kpis": "segments",  # marts/kpis: cdp_kpis, beside the KPI report it feeds
     "activation": "activation",
     "privacy": "privacy",
     "quality": "quality",

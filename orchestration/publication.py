@@ -65,12 +65,19 @@ def _record_id_columns(node: dict) -> dict[str, str]:
     return found
 
 
+def is_public_mart(node: dict) -> bool:
+    """A model under models/marts/ with an enforced contract (the marts layer also holds models
+    built on marts that nobody queries, such as the feature summaries: those have none)."""
+    return (node["resource_type"] == "model" and node["path"].startswith("marts/")
+            and bool(node["config"].get("contract", {}).get("enforced")))
+
+
 def published_tables(manifest: dict) -> list[PublishedTable]:
-    """Every model under models/marts/, with the columns its YAML marks `pii: true` and those
+    """Every public mart (is_public_mart), with the columns its YAML marks `pii: true` and those
     marked `embeds_pii` (record ids)."""
     tables = []
     for node in manifest["nodes"].values():
-        if node["resource_type"] != "model" or not node["path"].startswith("marts/"):
+        if not is_public_mart(node):
             continue
         columns = node.get("columns", {})
         tables.append(PublishedTable(
@@ -179,7 +186,7 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
     manifest = json.loads(ensure_manifest(PROJECT).read_text())
     keys = []
     for node in manifest["nodes"].values():
-        if node["resource_type"] == "model" and node["path"].startswith("marts/"):
+        if is_public_mart(node):
             keys.append(TRANSLATOR.get_asset_key(node))
     return keys + [dg.AssetKey([schema, name]) for schema, name in PYTHON_ASSET_TABLES]
 

@@ -74,3 +74,21 @@ def test_the_purchase_rule_has_one_home() -> None:
     readers = sorted(node["name"] for node in models().values()
                      if "excluded_order_statuses" in node.get("raw_code", ""))
     assert readers == ["int_transactions_identified"]
+
+
+def test_marts_layer_models_are_public_marts_or_stay_out_of_the_marts_schema() -> None:
+    """A model in the marts layer without an enforced contract (built on marts, not queried, like
+    the feature summaries) keeps the intermediate schema, so neither BI nor users see it."""
+    wrong = sorted(
+        node["name"] for node in models().values()
+        if layer(node) == "marts" and not node["config"].get("contract", {}).get("enforced")
+        and node["config"].get("schema") != "intermediate")
+    assert not wrong, f"marts without a contract in the marts schema: {wrong}"
+
+
+def test_marts_folders_are_named_for_what_people_query() -> None:
+    folder = {node["name"]: node["fqn"][2] for node in models().values() if layer(node) == "marts"}
+    assert {folder[name] for name in ("customers", "customer_source_records",
+                                      "customer_events")} == {"customers"}
+    assert {folder[name] for name in ("customer_identities", "customer_id_merges",
+                                      "identity_edges")} == {"identity"}

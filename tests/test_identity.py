@@ -27,6 +27,7 @@ SELECT = [
     "path:models/intermediate/identity",
     "path:models/intermediate/profiles",
     "path:models/marts/identity",
+    "path:models/marts/customers",
     # suppressed identifiers feed the graph; consent columns feed customers
     "path:models/intermediate/privacy",
     "path:models/marts/privacy",

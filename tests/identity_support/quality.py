@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DBT = str(ROOT / ".venv" / "bin" / "dbt")
 IDENTITY_SELECT = (
     "path:models/intermediate/identity", "path:models/intermediate/profiles",
-    "path:models/marts/identity", "path:models/intermediate/privacy", "path:models/marts/privacy",
+    "path:models/marts/identity", "path:models/marts/customers", "path:models/intermediate/privacy",
+    "path:models/marts/privacy",
     "consent_purposes",
 )
 

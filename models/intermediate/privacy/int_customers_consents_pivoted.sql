@@ -1,6 +1,6 @@
 -- grain: one row per customer_id: the consent columns for `customers`
--- consent_<purpose> is 'granted' or 'denied' as in customer_consents (int_customers_consents_decided) (the purpose's default when
--- the person never decided); consents_updated_at is the latest decision of any purpose.
+-- consent_<purpose> is 'granted' or 'denied' as in int_customers_consents_decided (the purpose's
+-- default when the person never decided); consents_updated_at is the latest decision of any purpose.
 {%- set purposes = consent_purpose_names() %}
 
 with customer_consents as (

@@ -61,14 +61,14 @@ purchases as (
 
 attributes as (
     select
-        customer_id,
-    {%- for attribute in attributes %}
-        max(case when attribute = '{{ attribute }}' then attribute_value end) as {{ attribute }},
-        max(case when attribute = '{{ attribute }}' then attribute_source end)
-            as {{ attribute }}_source,
-        max(case when attribute = '{{ attribute }}' then attribute_updated_at end)
-            as {{ attribute }}_updated_at{{ ',' if not loop.last }}
-    {%- endfor %}
+        {%- for attribute in attributes %}
+            max(case when attribute = '{{ attribute }}' then attribute_value end) as {{ attribute }},
+            max(case when attribute = '{{ attribute }}' then attribute_source end)
+                as {{ attribute }}_source,
+            max(case when attribute = '{{ attribute }}' then attribute_updated_at end)
+                as {{ attribute }}_updated_at,
+        {%- endfor %}
+        customer_id
     from survived
     group by customer_id
 ),

@@ -67,12 +67,11 @@ identity_summary as (
         customer_id,
         min(first_seen_at) as first_seen_at,
         max(last_seen_at) as last_seen_at,
-        count(*) as identifier_count,
-    {%- for identifier_type in types %}
-        sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end)
-            as {{ identifier_type }}_count{{ ',' if not loop.last }}
-    
-    {%- endfor %}
+        {%- for identifier_type in types %}
+            sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end)
+                as {{ identifier_type }}_count,
+        {%- endfor %}
+        count(*) as identifier_count
     from identities
     where {{ touched_customers_filter('customer_id') }}
     group by customer_id
