@@ -66,10 +66,11 @@ def _record_id_columns(node: dict) -> dict[str, str]:
 
 
 def is_public_mart(node: dict) -> bool:
-    """A model under models/marts/ with an enforced contract (the marts layer also holds models
-    built on marts that nobody queries, such as the feature summaries: those have none)."""
+    """A model under models/marts/ built into the marts schema (the marts layer also holds models
+    built on marts that nobody queries, such as the feature summaries: dbt_project.yml keeps
+    those in the intermediate schema)."""
     return (node["resource_type"] == "model" and node["path"].startswith("marts/")
-            and bool(node["config"].get("contract", {}).get("enforced")))
+            and node.get("config", {}).get("schema") != "intermediate")
 
 
 def published_tables(manifest: dict) -> list[PublishedTable]:

@@ -92,3 +92,14 @@ def test_marts_folders_are_named_for_what_people_query() -> None:
                                       "customer_events")} == {"customers"}
     assert {folder[name] for name in ("customer_identities", "customer_id_merges",
                                       "identity_edges")} == {"identity"}
+
+
+def test_bi_publication_takes_the_public_marts_only() -> None:
+    from orchestration.publication import published_tables
+
+    published = {table.name for table in published_tables(manifest())}
+    public = {node["name"] for node in models().values()
+              if layer(node) == "marts" and node["config"]["contract"]["enforced"]}
+    assert {"customers", "customer_events", "customer_identities", "cdp_kpis"} <= published
+    assert public <= published
+    assert not published & {"int_customers_features_touched", "int_customers_segment_inputs"}
