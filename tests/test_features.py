@@ -75,7 +75,8 @@ def test_every_dbt_unit_test_passes(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert " ERROR=0" in output
-    for name in ("transactions_exclude_cancelled_unlinked_and_future_purchases",
+    for name in ("transactions_exclude_cancelled_and_unlinked_purchases",
+                 "transactions_attributed_stop_before_the_as_of_date",
                  "customer_features_defaults_rates_and_abandoned_carts",
                  "segments_respect_consent_nulls_and_time_windows",
                  "membership_history_entries_exits_and_reentries",
