@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from orchestration.landing_contract import SOURCES, LandingSource
+from orchestration.ingestion.contract import SOURCES, LandingSource
 
 # ---------------------------------------------------------------------------------------------
 # Rates and shapes (documented in docs/sample-data.md; change both together)

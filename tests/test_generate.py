@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration import generate as gen
-from orchestration.landing_contract import SOURCES, SOURCES_BY_NAME, LandingSource
+from orchestration.ingestion.contract import SOURCES, SOURCES_BY_NAME, LandingSource
 
 CUSTOMERS = 400
 SEED = 11
