@@ -12,10 +12,10 @@ from orchestration.ingestion.contract import (
     LandingSource,
 )
 from orchestration.ingestion.discovery import LandingInventory, discover_landing
-from orchestration.ingestion.errors import LandingError, LandingFileError, LandingLoadError
+from orchestration.ingestion.errors import LandingError, LandingFileError
 from orchestration.ingestion.loader import PrivacyAtLoad, load_landing, load_source
 from orchestration.ingestion.readers.csv import NOT_UTF8_REASON
-from orchestration.ingestion.reports import LoadReport, SourceReport
+from orchestration.ingestion.reports import LandingLoadError, LoadReport, SourceReport
 from orchestration.ingestion.schema import ensure_raw_schema
 
 __all__ = [

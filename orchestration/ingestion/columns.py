@@ -1,4 +1,4 @@
-"""Columns and typing: a file's header matched to the contract, and the SQL that types each value."""
+"""Columns and typing: a header matched to the contract, and the SQL that types each value."""
 
 from __future__ import annotations
 

@@ -25,10 +25,10 @@ import duckdb
 from orchestration.ingestion.columns import REJECT_REASONS, Reject, match_columns
 from orchestration.ingestion.contract import SOURCES, LandingLimits, LandingSource
 from orchestration.ingestion.discovery import discover_landing, file_format, relative_path, stem
-from orchestration.ingestion.errors import LandingError, LandingFileError, LandingLoadError
+from orchestration.ingestion.errors import LandingError, LandingFileError
 from orchestration.ingestion.readers.csv import stage_csv
 from orchestration.ingestion.readers.parquet import parquet_header, stage_parquet
-from orchestration.ingestion.reports import LoadReport, SourceReport
+from orchestration.ingestion.reports import LandingLoadError, LoadReport, SourceReport
 from orchestration.ingestion.schema import (
     ensure_raw_schema,
     load_log_table,

@@ -1,11 +1,13 @@
-"""What a load did, per source and for the whole landing folder."""
+"""What a load did, per source and for the whole landing folder; the error that carries it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestration.ingestion.errors import LandingError
 from orchestration.ingestion.schema import load_rejects_table
 
 if TYPE_CHECKING:
@@ -87,3 +89,15 @@ class LoadReport:
             lines.append(f"  {self.late_rows_purged:,} late row(s) of erased people purged")
         lines += [f"  warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
+
+
+class LandingLoadError(LandingError):
+    """One or more sources failed to load; each was rolled back, the others were committed."""
+
+    def __init__(self, errors: Sequence[LandingError], report: LoadReport) -> None:
+        lines = "\n".join(f"  - {error}" for error in errors)
+        super().__init__(
+            f"{len(errors)} landing source(s) failed to load and were left as they were:\n{lines}"
+        )
+        self.errors = list(errors)
+        self.report = report
