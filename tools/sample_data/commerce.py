@@ -10,30 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.sample_data.people import People
-from tools.sample_data.shapes import (
-    BUYER_RATE,
-    CARD_SCANNED_RATE,
-    CODE_CASE_VARIANT_RATE,
-    CURRENCIES,
-    CURRENCY_RATES,
-    CURRENCY_VARIANTS,
-    CURRENCY_VARIANT_RATE,
-    DAY,
-    JUNK_IDS,
-    LOGGED_IN_ORDER_RATE,
-    YEAR,
-)
-from tools.sample_data.values import (
-    amounts,
-    cat,
-    ids,
-    integers,
-    null_where,
-    pick,
-    rank_within,
-    timestamps,
-    uniform_between,
-)
+from tools.sample_data.shapes import (BUYER_RATE, CARD_SCANNED_RATE, CODE_CASE_VARIANT_RATE,
+    CURRENCIES, CURRENCY_RATES, CURRENCY_VARIANTS, CURRENCY_VARIANT_RATE, DAY, JUNK_IDS,
+    LOGGED_IN_ORDER_RATE, YEAR)
+from tools.sample_data.values import (amounts, cat, ids, integers, null_where, pick, rank_within,
+    timestamps, uniform_between)
 from tools.sample_data.world import Batch, Counters, World
 
 

@@ -7,37 +7,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tools.sample_data.people import People
-from tools.sample_data.shapes import (
-    CAMPAIGN_RECEIVE_RATE,
-    CODE_CASE_VARIANT_RATE,
-    CONSENT_CHANGE_RATE,
-    CONSENT_PURPOSES,
-    CONSENT_PURPOSE_RATES,
-    CONSENT_RATE,
-    CONSENT_SOURCES,
-    COOKIE_CONSENT_RATE,
-    COUNTRY_SPELLINGS,
-    CRM_DUPLICATE_RATE,
-    CRM_RATE,
-    DAY,
-    EMAIL_SUBSCRIBER_RATE,
-    PRIVACY_REQUEST_RATE,
-    SUPPORT_CHANNELS,
-    SUPPORT_RATE,
-    SUPPORT_STATUSES,
-    YEAR,
-)
-from tools.sample_data.values import (
-    CITY_NAMES,
-    CITY_OFFSETS,
-    ids,
-    integers,
-    null_where,
-    pick,
-    rank_within,
-    timestamps,
-    uniform_between,
-)
+from tools.sample_data.shapes import (CAMPAIGN_RECEIVE_RATE, CODE_CASE_VARIANT_RATE,
+    CONSENT_CHANGE_RATE, CONSENT_PURPOSES, CONSENT_PURPOSE_RATES, CONSENT_RATE, CONSENT_SOURCES,
+    COOKIE_CONSENT_RATE, COUNTRY_SPELLINGS, CRM_DUPLICATE_RATE, CRM_RATE, DAY,
+    EMAIL_SUBSCRIBER_RATE, PRIVACY_REQUEST_RATE, SUPPORT_CHANNELS, SUPPORT_RATE, SUPPORT_STATUSES,
+    YEAR)
+from tools.sample_data.values import (CITY_NAMES, CITY_OFFSETS, ids, integers, null_where, pick,
+    rank_within, timestamps, uniform_between)
 from tools.sample_data.web import Devices
 from tools.sample_data.world import Batch, Counters, World
 

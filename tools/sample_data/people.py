@@ -8,43 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tools.sample_data.shapes import (
-    ALT_EMAIL_RATE,
-    ANONYMOUS_ONLY_RATE,
-    COUNTRIES,
-    COUNTRY_WEIGHTS,
-    DAY,
-    EMAIL_DOMAINS,
-    EMAIL_DOMAIN_WEIGHTS,
-    EMAIL_PATTERN_WEIGHTS,
-    EMAIL_ROW_WEIGHTS,
-    FIRST_NAMES,
-    HAS_PHONE_RATE,
-    HOUSEHOLD_RATE,
-    LAST_NAMES,
-    LOYALTY_ONLINE_RATE,
-    LOYALTY_STORE_RATE,
-    NAME_ROW_WEIGHTS,
-    PHONE_ROW_WEIGHTS,
-    PHONE_TEMPLATES,
-    REGISTERED_RATE,
-    WORK_DOMAINS,
-)
-from tools.sample_data.values import (
-    CITY_OFFSETS,
-    FIRST_SLUGS,
-    FIRST_SPELLINGS,
-    LAST_SLUGS,
-    LAST_SPELLINGS,
-    cat,
-    ids,
-    integers,
-    null_where,
-    pick,
-    put_digits,
-    render,
-    scramble,
-)
+from tools.sample_data.shapes import (ALT_EMAIL_RATE, ANONYMOUS_ONLY_RATE, COUNTRIES,
+    COUNTRY_WEIGHTS, DAY, EMAIL_DOMAINS, EMAIL_DOMAIN_WEIGHTS, EMAIL_PATTERN_WEIGHTS,
+    EMAIL_ROW_WEIGHTS, FIRST_NAMES, HAS_PHONE_RATE, HOUSEHOLD_RATE, LAST_NAMES,
+    LOYALTY_ONLINE_RATE, LOYALTY_STORE_RATE, NAME_ROW_WEIGHTS, PHONE_ROW_WEIGHTS, PHONE_TEMPLATES,
+    REGISTERED_RATE, WORK_DOMAINS)
+from tools.sample_data.values import (CITY_OFFSETS, FIRST_SLUGS, FIRST_SPELLINGS, LAST_SLUGS,
+    LAST_SPELLINGS, cat, ids, integers, null_where, pick, put_digits, render, scramble)
 from tools.sample_data.world import World
 
 

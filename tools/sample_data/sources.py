@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tools.sample_data.commerce import loyalty_batch, make_orders, pos_batch, shop_batches
-from tools.sample_data.contacts import (
-    consents_batch,
-    crm_batch,
-    email_events_batch,
-    privacy_batch,
-    support_batch,
-)
+from tools.sample_data.contacts import (consents_batch, crm_batch, email_events_batch,
+    privacy_batch, support_batch)
 from tools.sample_data.people import People
 from tools.sample_data.web import identifies_batch, make_devices, pages_batch, tracks_batch
 from tools.sample_data.world import Batch, Counters, World

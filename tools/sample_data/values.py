@@ -8,15 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tools.sample_data.shapes import (
-    CITIES,
-    DAY,
-    FIRST_NAMES,
-    LAST_NAMES,
-    OFFSET_MINUTES,
-    PRIME_MULTIPLIER,
-    TIMESTAMP_FORMAT_WEIGHTS,
-)
+from tools.sample_data.shapes import (CITIES, DAY, FIRST_NAMES, LAST_NAMES, OFFSET_MINUTES,
+    PRIME_MULTIPLIER, TIMESTAMP_FORMAT_WEIGHTS)
 
 
 def strings_from_matrix(mat: np.ndarray, lengths: np.ndarray | None = None) -> pa.StringArray:

@@ -10,30 +10,11 @@ import pyarrow.compute as pc
 
 from tools.sample_data.commerce import Orders
 from tools.sample_data.people import People
-from tools.sample_data.shapes import (
-    BASE_URL,
-    DAY,
-    DEVICE_IDENTIFY_RATE,
-    KIOSK_USER_AGENT,
-    KIOSK_USER_RATE,
-    REFERRERS,
-    REFERRER_WEIGHTS,
-    URL_SUFFIXES,
-    URL_SUFFIX_WEIGHTS,
-    USER_AGENTS,
-    WEB_RATE,
-)
-from tools.sample_data.values import (
-    amounts,
-    cat,
-    integers,
-    null_where,
-    pick,
-    rank_within,
-    timestamps,
-    uniform_between,
-    uuids,
-)
+from tools.sample_data.shapes import (BASE_URL, DAY, DEVICE_IDENTIFY_RATE, KIOSK_USER_AGENT,
+    KIOSK_USER_RATE, REFERRERS, REFERRER_WEIGHTS, URL_SUFFIXES, URL_SUFFIX_WEIGHTS, USER_AGENTS,
+    WEB_RATE)
+from tools.sample_data.values import (amounts, cat, integers, null_where, pick, rank_within,
+    timestamps, uniform_between, uuids)
 from tools.sample_data.world import Batch, Counters, World
 
 

@@ -10,15 +10,8 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pyarrow as pa
 
-from tools.sample_data.shapes import (
-    ADJECTIVES,
-    BLOG_POSTS,
-    CAMPAIGN_EVERY_DAYS,
-    CATEGORIES,
-    CATEGORY_BASE_PRICE,
-    CATEGORY_NOUNS,
-    DAY,
-)
+from tools.sample_data.shapes import (ADJECTIVES, BLOG_POSTS, CAMPAIGN_EVERY_DAYS, CATEGORIES,
+    CATEGORY_BASE_PRICE, CATEGORY_NOUNS, DAY)
 from tools.sample_data.values import cat, ids, integers, uuids
 
 

@@ -12,18 +12,8 @@ import pyarrow.parquet as pq
 
 from orchestration.ingestion.contract import SOURCES, LandingSource
 from tools.sample_data.people import People
-from tools.sample_data.shapes import (
-    BAD_NUMBERS,
-    BAD_TIMESTAMPS,
-    COUNTRIES,
-    DUPLICATE_ROW_RATE,
-    DUPLICATE_SOURCES,
-    FIRST_NAMES,
-    JUNK_COLUMNS,
-    JUNK_CONTACT_RATE,
-    JUNK_NAME_RATE,
-    LAST_NAMES,
-)
+from tools.sample_data.shapes import (BAD_NUMBERS, BAD_TIMESTAMPS, COUNTRIES, DUPLICATE_ROW_RATE,
+    DUPLICATE_SOURCES, FIRST_NAMES, JUNK_COLUMNS, JUNK_CONTACT_RATE, JUNK_NAME_RATE, LAST_NAMES)
 from tools.sample_data.values import CITY_NAMES, null_where, pick, replace_some
 from tools.sample_data.world import Batch, World
 
