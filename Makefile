@@ -32,7 +32,7 @@ parse: install
 
 sample-data: install
 	@if [ -z "$$(ls -A $(CDP_LANDING_DIR) 2>/dev/null)" ]; then \
-		$(BIN)/cdp generate --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) \
+		$(BIN)/python -m tools.sample_data --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) \
 			--end-date $(SAMPLE_END_DATE) --out $(CDP_LANDING_DIR); \
 	else echo "landing folder $(CDP_LANDING_DIR) already has data: keeping it"; fi
 

@@ -37,7 +37,7 @@ def main() -> None:
     import duckdb
 
     from orchestration import privacy
-    from orchestration.generate import generate
+    from tools.sample_data import generate
     from orchestration.ingestion import load_landing
     from orchestration.settings import PROFILES_DIR, PROJECT_DIR
     from orchestration.warehouse import WarehouseResource

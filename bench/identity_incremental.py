@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args()
 
-    from orchestration.generate import generate
+    from tools.sample_data import generate
     work = args.workdir.resolve()
     shutil.rmtree(work, ignore_errors=True)
     full, landing, later = work / "generated", work / "landing", work / "later"

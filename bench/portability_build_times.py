@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlparse
 
 import duckdb
 
-from orchestration.generate import generate
+from tools.sample_data import generate
 from orchestration.ingestion import load_landing
 from orchestration.replication import PREDICTION_PLACEHOLDERS, replicate
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR

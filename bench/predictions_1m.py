@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/predictions_1m.py --customers 1000000
 
-Simulates purchase histories (bench/predictions_data.py), loads them into an in-memory DuckDB as
+Simulates purchase histories (tools/purchase_histories.py), loads them into an in-memory DuckDB as
 `int_transactions_attributed` would be, and times every step of the predictions asset
 (orchestration/predictions.py build_predictions): rfm summary, fits, predictions, churn model
 (features at two cut-offs + scoring), and prints the figures as Markdown for docs/benchmarks.md.
@@ -18,13 +18,11 @@ from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from predictions_data import simulate_transactions  # noqa: E402
 
 from orchestration.predictions import (  # noqa: E402
     TRANSACTIONS, PredictionsConfig, as_of_bound, build_predictions)
+from tools.purchase_histories import simulate_transactions  # noqa: E402
 
 
 def main() -> None:

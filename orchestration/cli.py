@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summarise(load_settings().warehouse))
         return 0
     if args.command == "generate":
-        from orchestration.generate import generate as generate_data
+        from tools.sample_data import generate as generate_data
 
         out = args.out or load_settings().landing_dir
         window = {"end_date": args.end_date} if args.end_date else {}

@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.activation.assets import build_sync_assets, build_sync_schedules
 from orchestration.dbt_assets import cdp_dbt_models, dbt_resource
-from orchestration.ingestion_assets import load_landing_files
+from orchestration.ingestion.assets import load_landing_files
 from orchestration.kpis import KPI_ASSETS
 from orchestration.predictions import PREDICTION_ASSETS
 from orchestration.privacy import PRIVACY_ASSETS

@@ -39,7 +39,7 @@ import duckdb
 import yaml
 
 from orchestration.activation.state import forget_erased_payloads
-from orchestration.landing_contract import SOURCES_BY_NAME
+from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import PROJECT_DIR
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.contract import SOURCES
 from orchestration.replication import ReplicationError, replicate
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource

@@ -32,7 +32,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.ingestion import LandingError, discover_landing
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.contract import SOURCES
 from orchestration.recovery import recover_abandoned_runs
 from orchestration.settings import load_settings
 

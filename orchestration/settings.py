@@ -62,7 +62,7 @@ def load_settings() -> Settings:
 PII_SALT_ENV = "CDP_PII_SALT"          # hashed PII and record ids in the BI publication
 PRIVACY_SALT_ENV = "CDP_PRIVACY_SALT"  # suppression-list hashes (orchestration/privacy.py, dbt)
 PII_SALT_DEFAULT = "open-cdp-bi"
-# What makes a landing folder sample data: orchestration/generate.py writes its ground truth here.
+# What makes a landing folder sample data: tools/sample_data/ writes its ground truth here.
 SAMPLE_MARKER = "_ground_truth"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.generate import generate
+from tools.sample_data import generate
 
 SAMPLE_CUSTOMERS = 300
 

@@ -19,7 +19,7 @@ from orchestration.ingestion import (
     load_landing,
     load_source,
 )
-from orchestration.landing_contract import SOURCES_BY_NAME
+from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 
 ORDERS_HEADER = "order_id,shop_customer_id,email,phone,ordered_at,total_amount,currency,status"

@@ -21,8 +21,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.ingestion_assets import load_landing_files
-from orchestration.landing_contract import SOURCES_BY_NAME
+from orchestration.ingestion.assets import load_landing_files
+from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.privacy import COMPACTION_TARGET, LOG, privacy_requests_executed
 from orchestration.publication import bi_publication
 from orchestration.quality import QUALITY_CHECKS

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.contract import SOURCES
 from orchestration.phones import ensure_phone_numbers_table
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 

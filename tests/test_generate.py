@@ -13,8 +13,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration import generate as gen
-from orchestration.landing_contract import SOURCES, SOURCES_BY_NAME, LandingSource
+from orchestration.ingestion.contract import SOURCES, SOURCES_BY_NAME, LandingSource
+from tools.sample_data import generator as gen
+from tools.sample_data import shapes, values
 
 CUSTOMERS = 400
 SEED = 11
@@ -196,7 +197,7 @@ def test_exact_duplicate_deliveries_exist_and_are_whole_row_copies(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
     duplicated_ids = duplicated_rows = 0
-    for name in sorted(gen.DUPLICATE_SOURCES):
+    for name in sorted(shapes.DUPLICATE_SOURCES):
         record_id = SOURCES_BY_NAME[name].record_id
         total, distinct_ids, distinct_rows = con.execute(f"""
             select
@@ -275,7 +276,7 @@ def test_without_bad_rows_every_typed_value_parses(tmp_path: Path) -> None:
 
 def test_timestamp_spellings_denote_the_same_instant() -> None:
     seconds = np.array([0, 951_782_400, 1_741_083_072, 1_793_577_599] * 200, dtype=np.int64)
-    texts = gen.timestamps(seconds, np.random.default_rng(0)).to_pylist()
+    texts = values.timestamps(seconds, np.random.default_rng(0)).to_pylist()
     assert {len(t) for t in texts} == {20, 24, 25}  # ...Z, ...SS.mmmZ, 'YYYY-MM-DD HH:MM:SS+HH:MM'
     for second, text in zip(seconds, texts):
         parsed = datetime.fromisoformat(text)

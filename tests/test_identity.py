@@ -561,9 +561,9 @@ def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
 @pytest.mark.slow
 def test_quality_against_the_generator_truth(tmp_path: Path) -> None:
     """Generator data scored against its ground truth: precision >= 0.99, <= 2 people a profile."""
-    from bench.identity_quality import score
-    from orchestration.generate import generate
+    from identity_support.quality import score
     from orchestration.ingestion import load_landing
+    from tools.sample_data import generate
 
     landing = tmp_path / "landing"
     generate(customers=3000, seed=21, out=landing)

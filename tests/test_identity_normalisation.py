@@ -15,7 +15,7 @@ import pytest
 
 from orchestration import phones
 from orchestration.ingestion import LoadReport, load_landing
-from orchestration.landing_contract import SOURCES_BY_NAME
+from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 
 ROSA_PHONE = "+821067253994"

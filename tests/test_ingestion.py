@@ -18,7 +18,7 @@ from orchestration.ingestion import (
     load_landing,
     load_source,
 )
-from orchestration.landing_contract import SOURCES, SOURCES_BY_NAME
+from orchestration.ingestion.contract import SOURCES, SOURCES_BY_NAME
 
 ORDERS_HEADER = "order_id,shop_customer_id,email,phone,ordered_at,total_amount,currency,status"
 UTC = dt.timezone.utc

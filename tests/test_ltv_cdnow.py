@@ -13,7 +13,7 @@ import pytest
 
 from orchestration import ltv
 from orchestration.cli import run_pipeline
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.contract import SOURCES
 from shop_landing import pipeline_env, write_shop_landing
 
 pytestmark = pytest.mark.slow

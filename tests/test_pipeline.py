@@ -12,8 +12,8 @@ import duckdb
 import pytest
 
 from orchestration.definitions import defs
-from orchestration.ingestion_assets import load_landing_files
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.assets import load_landing_files
+from orchestration.ingestion.contract import SOURCES
 from orchestration.warehouse import WarehouseResource
 
 STAGING_MODELS = {

@@ -25,7 +25,7 @@ import psycopg2
 import pytest
 
 from orchestration.ingestion import load_landing
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.contract import SOURCES
 from orchestration.replication_assets import build_replication_assets, replicated_key
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 from orchestration.warehouse import WarehouseResource

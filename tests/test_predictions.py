@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 from pathlib import Path
 
 import dagster as dg
@@ -15,18 +14,15 @@ import pytest
 from orchestration import churn
 from orchestration.predictions import KEYS, PREDICTION_ASSETS, PredictionsConfig, as_of_bound
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from tools.purchase_histories import simulate_transactions
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "predictions_data.py"
-_spec = importlib.util.spec_from_file_location("predictions_data", BENCH)
-predictions_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(predictions_data)
 
 AS_OF = dt.date(2024, 12, 31)
 
 
 @pytest.fixture(scope="module")
 def transactions() -> pd.DataFrame:
-    return predictions_data.simulate_transactions(1500, seed=3)
+    return simulate_transactions(1500, seed=3)
 
 
 def test_features_are_point_in_time_and_labels_look_ahead() -> None:

@@ -19,7 +19,8 @@ from orchestration import privacy
 from orchestration.activation.config import load_config
 from orchestration.activation.engine import run_sync
 from orchestration.ingestion import load_landing
-from orchestration.landing_contract import SOURCES_BY_NAME
+from orchestration.ingestion.assets import PRIVACY_AT_LOAD
+from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 from orchestration.warehouse import WarehouseResource
 
@@ -111,7 +112,7 @@ def test_erasure_leaves_no_trace_even_after_late_data(
 
     # Run 1: load, build, the person reaches a destination, then the requests execute.
     with duckdb.connect(str(warehouse)) as con:
-        load_landing(landing, con)
+        load_landing(landing, con, privacy=PRIVACY_AT_LOAD)
     dbt_build(env, tmp_path)
     with duckdb.connect(str(warehouse)) as con:
         assert run_sync(con, config, SYNC).ok
@@ -158,7 +159,7 @@ def test_erasure_leaves_no_trace_even_after_late_data(
     # Run 2: the loader drops the late rows carrying an erased identifier (with the new device
     # on them), then build, privacy, sync (sends the removal).
     with duckdb.connect(str(warehouse)) as con:
-        load_landing(landing, con)
+        load_landing(landing, con, privacy=PRIVACY_AT_LOAD)
         for table, key, value in (("segment_identifies", "id", "late-identify-1"),
                                   ("segment_tracks", "id", "late-track-1"),
                                   ("shop_orders", "order_id", "ORD-LATE-1")):

@@ -18,6 +18,7 @@ from orchestration import privacy
 from orchestration.activation.config import load_config
 from orchestration.activation.engine import run_sync
 from orchestration.ingestion import load_landing
+from orchestration.ingestion.assets import PRIVACY_AT_LOAD
 from orchestration.publication import publish, published_tables
 from orchestration.serving.snapshot import build_snapshot
 from orchestration.warehouse import WarehouseResource
@@ -91,14 +92,15 @@ def test_an_erasure_in_one_spelling_leaves_no_trace_of_any_spelling_even_after_l
 
     # Run 1: the people are built and synced; then the requests arrive and execute.
     with duckdb.connect(str(warehouse)) as con:
-        load_landing(landing, con)
+        load_landing(landing, con, privacy=PRIVACY_AT_LOAD)
     dbt(env, tmp_path, *BUILD, *SELECT)
     with duckdb.connect(str(warehouse)) as con:
         assert run_sync(con, config, SYNC).ok
         assert privacy.find_traces(con, {"rosak.han983@gmail.com", "010-2222-3333"})
     write_landing(landing, REQUESTS, "2026-03")
     with duckdb.connect(str(warehouse)) as con:
-        load_landing(landing, con)  # the staging views read raw: no dbt run needed to see them
+        # the staging views read raw: no dbt run needed to see them
+        load_landing(landing, con, privacy=PRIVACY_AT_LOAD)
     result = dg.materialize([privacy.privacy_requests_executed],
                             resources={"warehouse": WarehouseResource(path=str(warehouse))})
     assert result.success
@@ -113,7 +115,7 @@ def test_an_erasure_in_one_spelling_leaves_no_trace_of_any_spelling_even_after_l
     # Late data in new spellings: purged by the loader itself, before any dbt run.
     write_landing(landing, LATE, "2026-03-late")
     with duckdb.connect(str(warehouse)) as con:
-        report = load_landing(landing, con)
+        report = load_landing(landing, con, privacy=PRIVACY_AT_LOAD)
         assert report.late_rows_purged == 2
         assert con.execute("select count(*) from raw.segment_identifies where id = 'i-late'"
                            ).fetchone()[0] == 0

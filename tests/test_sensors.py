@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.ingestion_assets import load_landing_files
+from orchestration.ingestion.assets import load_landing_files
 from orchestration.sensors import RAW_KEYS, SENSOR_NAME, build_landing_sensor
 from orchestration.warehouse import WarehouseResource
 

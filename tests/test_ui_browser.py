@@ -66,7 +66,7 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    from orchestration.generate import generate
+    from tools.sample_data import generate
 
     root = tmp_path_factory.mktemp("ui")
     home = root / "dagster_home"

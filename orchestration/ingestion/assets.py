@@ -2,10 +2,16 @@
 
 import dagster as dg
 
-from orchestration.ingestion import load_landing
-from orchestration.landing_contract import SOURCES
+from orchestration.ingestion.contract import SOURCES
+from orchestration.ingestion.loader import PrivacyAtLoad, load_landing
+from orchestration.ingestion.schema import raw_table
+from orchestration.privacy import drop_suppressed_rows, purge_late_rows_at_load
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+# Rows of erased people never reach raw: dropped per file, late ones purged after the load.
+PRIVACY_AT_LOAD = PrivacyAtLoad(drop_suppressed_rows=drop_suppressed_rows,
+                                purge_late_rows=purge_late_rows_at_load)
 
 RAW_SPECS = [
     dg.AssetSpec(
@@ -25,9 +31,9 @@ def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     """Load new or changed landing files (CDP_LANDING_DIR) into raw.<source>, with rejects and a load log."""
     settings = load_settings()
     with warehouse.connect() as con:
-        report = load_landing(settings.landing_dir, con)
+        report = load_landing(settings.landing_dir, con, privacy=PRIVACY_AT_LOAD)
         row_counts = {
-            source.name: con.execute(f"select count(*) from raw.{source.name}").fetchone()[0]
+            source.name: con.execute(f"select count(*) from {raw_table(source)}").fetchone()[0]
             for source in SOURCES
         }
     for warning in report.warnings:

@@ -1,0 +1,1 @@
+"""Tooling of the source checkout (sample data), kept out of the runtime package `orchestration`."""
