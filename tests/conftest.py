@@ -65,6 +65,6 @@ def sample_pipeline_run(tmp_path_factory: pytest.TempPathFactory,
     }
     env.pop("CDP_AS_OF", None)
     result = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"],
-                            env=env, capture_output=True, text=True, timeout=900)
+                            env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env
