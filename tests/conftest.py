@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,34 @@ def cdp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_landing: Pat
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("CDP_AS_OF", raising=False)
     return {**os.environ, **env}
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline_run(tmp_path_factory: pytest.TempPathFactory,
+                        sample_landing: Path) -> dict[str, str]:
+    """One whole `cdp run` (a subprocess: the `make run` path) on the sample landing folder.
+
+    Tests that only read its files, or copy them as the start of a run of their own, share it
+    (a whole run costs about two minutes on CI). Its Dagster home (`DAGSTER_HOME` of the result)
+    keeps the run's event log, so a test can read the materialisations and asset checks of the
+    job; the environment of a test's own run should drop `DAGSTER_HOME` and point the output
+    files at its own tmp_path."""
+    out = tmp_path_factory.mktemp("sample_run")
+    home = out / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "CDP_LANDING_DIR": str(sample_landing),
+        "CDP_WAREHOUSE": str(out / "warehouse.duckdb"),
+        "CDP_PUBLICATION": str(out / "publication.duckdb"),
+        "CDP_ACTIVATION_DIR": str(out / "activation"),
+        "CDP_SERVING_SNAPSHOT": str(out / "serving.duckdb"),
+        "CDP_RUN_LOG": str(out / "cdp-run.log"),
+        "CDP_DBT_TARGET": "duckdb",
+        "DAGSTER_HOME": str(home),
+    }
+    env.pop("CDP_AS_OF", None)
+    result = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"],
+                            env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return env

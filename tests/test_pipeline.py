@@ -11,7 +11,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.definitions import defs
 from orchestration.ingestion.assets import load_landing_files
 from orchestration.ingestion.contract import SOURCES
 from orchestration.warehouse import WarehouseResource
@@ -54,24 +53,11 @@ def raw_counts(warehouse: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, sample_landing: Path) -> dict[str, str]:
-    """One full `cdp run` (the `make run` path) on the sample landing folder."""
-    import os
-
-    out = tmp_path_factory.mktemp("built")
-    env = {
-        **os.environ,
-        "CDP_LANDING_DIR": str(sample_landing),
-        "CDP_WAREHOUSE": str(out / "warehouse.duckdb"),
-        "CDP_PUBLICATION": str(out / "publication.duckdb"),
-        "CDP_ACTIVATION_DIR": str(out / "activation"),
-        "CDP_SERVING_SNAPSHOT": str(out / "serving.duckdb"),
-        "CDP_DBT_TARGET": "duckdb",
-    }
-    env.pop("CDP_AS_OF", None)
-    env.pop("DAGSTER_HOME", None)
-    result = run_cli(env, "run")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def built(sample_pipeline_run: dict[str, str]) -> dict[str, str]:
+    """One full `cdp run` (the `make run` path) on the sample landing folder: the session's
+    shared run (tests/conftest.py), whose files the tests here only read or copy."""
+    env = dict(sample_pipeline_run)
+    env.pop("DAGSTER_HOME")  # a test's own run goes on an ephemeral instance
     return env
 
 
@@ -116,7 +102,11 @@ def test_cli_run_fails_loudly_and_keeps_last_good_state(
     shutil.copytree(sample_landing, broken)
     next(broken.glob("shop_orders.*")).unlink()
     (broken / "shop_orders.csv").write_text("order_id,email\no-1,a@b.com\n")
-    env = {**built, "CDP_LANDING_DIR": str(broken), "CDP_WAREHOUSE": str(warehouse)}
+    env = {**built, "CDP_LANDING_DIR": str(broken), "CDP_WAREHOUSE": str(warehouse),
+           "CDP_PUBLICATION": str(tmp_path / "publication.duckdb"),
+           "CDP_ACTIVATION_DIR": str(tmp_path / "activation"),
+           "CDP_SERVING_SNAPSHOT": str(tmp_path / "serving.duckdb"),
+           "CDP_RUN_LOG": str(tmp_path / "cdp-run.log")}
 
     result = run_cli(env, "run")
     assert result.returncode != 0
@@ -134,7 +124,8 @@ def test_open_bi_reader_does_not_block_the_next_run(built: dict[str, str], tmp_p
     shutil.copy(built["CDP_PUBLICATION"], publication)
     env = {**built, "CDP_WAREHOUSE": str(warehouse), "CDP_PUBLICATION": str(publication),
            "CDP_ACTIVATION_DIR": str(tmp_path / "activation"),
-           "CDP_SERVING_SNAPSHOT": str(tmp_path / "serving.duckdb")}
+           "CDP_SERVING_SNAPSHOT": str(tmp_path / "serving.duckdb"),
+           "CDP_RUN_LOG": str(tmp_path / "cdp-run.log")}
     reader = duckdb.connect(str(publication), read_only=True)
     try:
         first_published = reader.execute("select published_at from _publication").fetchone()[0]
@@ -159,15 +150,22 @@ def test_open_bi_reader_does_not_block_the_next_run(built: dict[str, str], tmp_p
         fresh.close()
 
 
-def test_materialize_whole_graph_with_dbt_tests_as_asset_checks(cdp_env: dict[str, str],
-                                                                tmp_path: Path) -> None:
-    job = defs.resolve_job_def("cdp_full_pipeline")
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
-    assert result.success
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+def test_materialize_whole_graph_with_dbt_tests_as_asset_checks(
+        sample_pipeline_run: dict[str, str]) -> None:
+    """The whole `cdp_full_pipeline` job as the shared `cdp run` executed it, read back from the
+    event log of its Dagster instance (one run of the whole graph serves every test here)."""
+    with dg.DagsterInstance.from_config(sample_pipeline_run["DAGSTER_HOME"]) as instance:
+        (run,) = instance.get_runs()
+        events = [entry.dagster_event for entry in instance.all_logs(run.run_id)
+                  if entry.dagster_event is not None]
+    assert run.job_name == "cdp_full_pipeline"
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    materialized = {e.asset_key for e in events
+                    if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION}
     assert dg.AssetKey(["customers"]) in materialized
     assert dg.AssetKey(["raw", "shop_orders"]) in materialized
-    checks = result.get_asset_check_evaluations()
+    checks = [e.event_specific_data for e in events
+              if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
     assert checks, "dbt tests should surface as asset checks"
     failed = [c.check_name for c in checks
               if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -34,16 +33,13 @@ def paths_env(root: Path, landing: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory, sample_landing: Path) -> Iterator[Path]:
-    """One good run of the whole job; each test works on a copy of its warehouse."""
-    root = tmp_path_factory.mktemp("baseline")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in paths_env(root, sample_landing).items():
-            mp.setenv(key, value)
-        mp.delenv("CDP_AS_OF", raising=False)
-        report = cli.execute_with_report(dg.DagsterInstance.ephemeral())
-    assert report.exit_code == 0, report.render()
-    yield root
+def baseline(sample_pipeline_run: dict[str, str]) -> Path:
+    """One good run of the whole job (the session's shared `cdp run`, tests/conftest.py: it
+    asserts exit code 0); each test works on a copy of its warehouse."""
+    root = Path(sample_pipeline_run["CDP_WAREHOUSE"]).parent
+    assert paths_env(root, Path(sample_pipeline_run["CDP_LANDING_DIR"])) == {
+        key: sample_pipeline_run[key] for key in paths_env(root, root)}  # the same files
+    return root
 
 
 @pytest.fixture

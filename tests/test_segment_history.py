@@ -23,8 +23,13 @@ def dbt_run(path: Path, *args: str, model: str = "segment_membership_history",
             succeed: bool = True) -> str:
     env = {**os.environ, "CDP_WAREHOUSE": str(path), "CDP_DBT_TARGET": "duckdb"}
     env.pop("CDP_AS_OF", None)
+    # dbt parses the whole project again whenever the profile (the warehouse path) differs from
+    # the one its partial_parse.msgpack was saved with: a target folder per warehouse file keeps
+    # every run after the first on a partial parse (and leaves the project's target/ alone)
+    artifacts = path.with_name(f"{path.stem}_dbt")
     result = subprocess.run(
-        [DBT, "run", "--profiles-dir", "profiles", "--select", model, *args],
+        [DBT, "run", "--profiles-dir", "profiles", "--select", model, *args,
+         "--target-path", str(artifacts / "target"), "--log-path", str(artifacts / "logs")],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert (result.returncode == 0) == succeed, result.stdout[-4000:]
     return result.stdout
