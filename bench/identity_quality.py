@@ -9,6 +9,12 @@ data (tests/identity_support) also the oracle's deterministic ceiling and recall
         --phenomena all,none,each
     .venv/bin/python -m bench.identity_quality sweep --people 2000 --seed 5 --work /tmp/adv \
         --thresholds 2,3,4,6,8,12
+    .venv/bin/python -m bench.identity_quality mixed --warehouse /tmp/adv/all/warehouse.duckdb \
+        --truth /tmp/adv/all/landing/_ground_truth
+
+`mixed` explains the false merges: for every profile holding several true people, the identifiers
+in it whose records belong to more than one person (what joined them), and the false pairs per
+kind of joining identifier.
 """
 
 from __future__ import annotations
@@ -116,6 +122,67 @@ def sweep(people: int, seed: int, thresholds: list[int], work: Path) -> list[Adv
     return results
 
 
+MIXED_SQL = """
+with truth as (select * from read_parquet(?)),
+records as (
+    select records.customer_id, truth.person_id
+    from main_marts.customer_source_records as records
+    inner join truth using (source, source_record_id)
+),
+cells as (select customer_id, person_id, count(*) as n from records group by all),
+false_pairs as (
+    select first.customer_id, sum(first.n * second.n) as false_pairs,
+           count(distinct first.person_id) + 1 as people
+    from cells as first
+    inner join cells as second
+        on first.customer_id = second.customer_id and first.person_id < second.person_id
+    group by first.customer_id
+),
+several_people as (
+    -- identifiers whose records belong to more than one true person
+    select observed.identifier_type, observed.identifier_value,
+           count(distinct truth.person_id) as people
+    from main_intermediate.int_identity_identifiers_observed as observed
+    inner join truth using (source, source_record_id)
+    group by all
+    having count(distinct truth.person_id) > 1
+)
+select false_pairs.customer_id, max(false_pairs.people) as people,
+       max(false_pairs.false_pairs) as false_pairs,
+       coalesce(string_agg(distinct several_people.identifier_type, '+'
+                           order by several_people.identifier_type), '?') as joined_by,
+       string_agg(several_people.identifier_type || ':' || several_people.identifier_value
+                  || ' (' || several_people.people || ' people)', ', ') as identifiers
+from false_pairs
+left join main_marts.customer_identities as identities using (customer_id)
+left join several_people using (identifier_type, identifier_value)
+group by false_pairs.customer_id
+order by people desc, false_pairs desc
+"""
+
+
+def mixed_profiles(warehouse: Path, truth: Path) -> str:
+    """Profiles holding several true people: false pairs per joining identifier type, and the
+    profiles with more than two people with the identifiers that joined them."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(MIXED_SQL, [str(truth / "truth.parquet")]).fetchall()
+    finally:
+        con.close()
+    by_kind: dict[str, list[int]] = {}
+    for _customer, _people, pairs, joined_by, _identifiers in rows:
+        totals = by_kind.setdefault(joined_by, [0, 0])
+        totals[0] += 1
+        totals[1] += int(pairs)
+    lines = ["| Joined by | Profiles | False pairs |", "|---|---|---|"]
+    lines += [f"| {kind} | {n:,} | {pairs:,} |"
+              for kind, (n, pairs) in sorted(by_kind.items(), key=lambda kv: -kv[1][1])]
+    lines += ["", "Profiles with more than 2 people:"]
+    lines += [f"- {customer}: {people} people, {pairs} false pairs, {identifiers or 'nothing shared'}"
+              for customer, people, pairs, _kind, identifiers in rows if people > 2]
+    return "\n".join(lines)
+
+
 def table(results: list[AdversarialResult]) -> str:
     lines = ["| Phenomena | People | Precision | Recall | Ceiling | Recall / ceiling | "
              "Max people / profile |", "|---|---|---|---|---|---|---|"]
@@ -143,10 +210,14 @@ def main(argv: list[str] | None = None) -> None:
                             [int(t) for t in args.thresholds.split(",")], args.work)
         print(table(results))
         return
+    mixed = bool(args_list) and args_list[0] == "mixed"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", type=Path, required=True)
     parser.add_argument("--truth", type=Path, required=True, help="the _ground_truth folder")
-    args = parser.parse_args(args_list)
+    args = parser.parse_args(args_list[1:] if mixed else args_list)
+    if mixed:
+        print(mixed_profiles(args.warehouse, args.truth))
+        return
     con = duckdb.connect(str(args.warehouse), read_only=True)
     print(json.dumps(asdict(score(con, args.truth / "truth.parquet")), indent=2))
 

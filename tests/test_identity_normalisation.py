@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 from orchestration import phones
 from orchestration.ingestion import LoadReport, load_landing
 from orchestration.ingestion.contract import SOURCES_BY_NAME
+from orchestration.serving.app import normalise_identifier
+from orchestration.serving.mailbox import mailbox, mailbox_rules
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 
 ROSA_PHONE = "+821067253994"
@@ -197,3 +200,25 @@ def test_the_lookup_parses_only_new_pairs_and_forgets_pairs_raw_no_longer_holds(
     assert first is not None and (first.parsed, again.parsed) == (2, 0)
     assert pruned.removed == 1
     assert left == [("010-6725-3994", "KR", ROSA_PHONE)]
+
+
+def test_the_profile_api_finds_every_spelling_staging_wrote(built: Built) -> None:
+    """The API's email lookup applies staging's mailbox rules (dbt var email_normalisation, read
+    through the catalog): each spelling of the landing files, as a caller would type it, finds
+    the identifier the real dbt build stored; a placeholder or invalid address finds none."""
+    stored = {value for (value,) in built.query(
+        "select identifier_value from main_marts.customer_identities "
+        "where identifier_type = 'email'")}
+    spellings = {row[column] for rows in LANDING.values() for row in rows
+                 for column in ("email", "requester_email") if row.get(column)}
+    assert len(spellings) >= 6
+    for spelling in spellings:
+        assert normalise_identifier("email", spelling) in stored, spelling
+    # the rules are the dbt vars, not a copy: another provider list changes the lookup
+    rules = mailbox_rules()
+    assert mailbox("A.B+x@corp.io", rules) == "a.b+x@corp.io"
+    assert mailbox("A.B+x@corp.io", replace(rules, subaddress_domains=frozenset({"corp.io"}),
+                                            dots_ignored_domains=frozenset({"corp.io"}))) == \
+        "ab@corp.io"
+    assert normalise_identifier("email", "Guest+1@gmail.com") not in stored
+    assert mailbox("+promo@gmail.com", rules) is None

@@ -1,10 +1,19 @@
 {#- Email: the mailbox a spelling reaches, NULL when not a valid address or a known placeholder.
     Display-name (`Ana Kim <ana@x.com>`) and `mailto:` forms are parsed, whitespace and trailing
     dots removed, everything lowercased (unicode domains included); then the provider rules of
-    var `email_normalisation`: domain aliases (googlemail.com -> gmail.com), `+tag` removed for
-    providers that document plus addressing, dots removed where the provider ignores them. -#}
+    var `email_normalisation` (macro email_mailbox). For one column of a model, parse once
+    (`email_address` in a CTE, as `email_original`) and apply `email_mailbox` to that column:
+    the address expression is long and the rules read it many times. -#}
 {% macro normalize_email(expr) -%}
-    {%- set address = email_address(expr) -%}
+    {{ email_mailbox(email_address(expr)) }}
+{%- endmacro %}
+
+
+{#- The provider rules of var `email_normalisation` on an address already parsed by
+    `email_address` (a column, ideally: it is read several times): domain aliases
+    (googlemail.com -> gmail.com), `+tag` removed for providers that document plus addressing,
+    dots removed where the provider ignores them; NULL when invalid or a known placeholder. -#}
+{% macro email_mailbox(address) -%}
     {%- set rules = var('email_normalisation') -%}
     {%- set domain_written = "split_part(" ~ address ~ ", '@', 2)" -%}
     {%- set domain -%}
@@ -65,4 +74,14 @@
     {%- for value in values -%}
         '{{ value | replace("'", "''") }}'{% if not loop.last %}, {% endif %}
     {%- endfor -%}
+{%- endmacro %}
+
+
+{#- A CTE body: every column of `relation` and `email_original`, the address of `email_column`
+    parsed once (`email_address`); the model then reads `email_mailbox('email_original')`. -#}
+{% macro select_with_email_address(relation, email_column) -%}
+    select
+        {{ relation }}.*,
+        {{ email_address(relation ~ '.' ~ email_column) }} as email_original
+    from {{ relation }}
 {%- endmacro %}

@@ -16,6 +16,21 @@
 {%- endmacro %}
 
 
+
+{#- A CTE body: every column of `relation` and `phone_e164`, the lookup's E.164 form of
+    `phone_column` (read in the record's `country_column` when the source has one; with
+    `type_column`, only where that column says 'phone'). -#}
+{% macro select_with_phone_e164(relation, phone_column, country_column=none, type_column=none) -%}
+    select
+        {{ relation }}.*,
+        phone_numbers.phone_e164
+    from {{ relation }}
+    {{ phone_lookup(
+        relation ~ '.' ~ phone_column,
+        (relation ~ '.' ~ country_column) if country_column else none,
+        type_expr=(relation ~ '.' ~ type_column) if type_column else none) }}
+{%- endmacro %}
+
 {% macro normalize_phone(e164_column='phone_e164') -%}
     {#- The lookup's E.164 column, joined by phone_lookup (the name says what the column holds). -#}
     {{ e164_column }}

@@ -27,6 +27,7 @@ from fastapi.security import APIKeyHeader
 
 from orchestration.phones import normalise_phone, phone_rules
 from orchestration.serving.keys import PII_READ, PROFILES_READ, ApiKey, KeyStore
+from orchestration.serving.mailbox import mailbox, mailbox_rules
 from orchestration.serving.snapshot import IDENTIFIER_TYPES, snapshot_path
 
 MAX_EVENTS = 50
@@ -34,11 +35,13 @@ NOT_FOUND = "no profile for this identifier"
 
 
 def normalise_identifier(identifier_type: str, value: str) -> str:
-    """The identifier as customer_identities stores it (emails lowercase, phones E.164 by the
-    same libphonenumber rule as staging, national numbers in the default country)."""
+    """The identifier as customer_identities stores it (emails the mailbox by staging's rules,
+    dbt var `email_normalisation`; phones E.164 by the same libphonenumber rule as staging,
+    national numbers in the default country)."""
     value = value.strip()
     if identifier_type == "email":
-        return value.lower()
+        # an invalid address or a placeholder has no identifier: the lowercased value finds none
+        return mailbox(value, mailbox_rules()) or value.lower()
     if identifier_type == "phone":
         # the loader's libphonenumber rule (orchestration/phones.py, dbt vars), default country
         parsed = normalise_phone(value, None, phone_rules()).phone_e164

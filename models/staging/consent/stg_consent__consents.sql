@@ -14,24 +14,26 @@ deduplicated as (
 ),
 
 with_phones as (
-    select
-        deduplicated.*,
-        phone_numbers.phone_e164
-    from deduplicated
-    {{ phone_lookup('deduplicated.identifier_value', type_expr='deduplicated.identifier_type') }}
+    {{ select_with_phone_e164('deduplicated', 'identifier_value', type_column='identifier_type') }}
+),
+
+with_addresses as (
+    {{ select_with_email_address('with_phones', 'identifier_value') }}
 ),
 
 final as (
     select
         cast(resolved_consent_id as {{ dbt.type_string() }}) as consent_id,
         {{ normalize_code('identifier_type') }} as identifier_type,
-        {{ normalize_identifier_by_type('identifier_type', 'identifier_value') }} as identifier_value,
+        {{ normalize_identifier_by_type(
+            'identifier_type', 'identifier_value', address_column='email_original'
+        ) }} as identifier_value,
         {{ normalize_code('purpose') }} as purpose,
         {{ normalize_code('status') }} as consent_status,
         {{ to_utc('occurred_at') }} as occurred_at,
         {{ normalize_code('source') }} as consent_source,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_phones
+    from with_addresses
     where {{ as_of_filter(to_utc('occurred_at')) }}
 )
 

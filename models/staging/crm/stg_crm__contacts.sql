@@ -9,18 +9,18 @@ latest_version as (
 ),
 
 with_phones as (
-    select
-        latest_version.*,
-        phone_numbers.phone_e164
-    from latest_version
-    {{ phone_lookup('latest_version.phone', 'latest_version.country') }}
+    {{ select_with_phone_e164('latest_version', 'phone', 'country') }}
+),
+
+with_addresses as (
+    {{ select_with_email_address('with_phones', 'email') }}
 ),
 
 final as (
     select
         cast(contact_id as {{ dbt.type_string() }}) as contact_id,
-        {{ normalize_email('email') }} as email,
-        {{ email_address('email') }} as email_original,
+        {{ email_mailbox('email_original') }} as email,
+        email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
@@ -29,7 +29,7 @@ final as (
         {{ to_utc('created_at') }} as created_at,
         {{ to_utc('updated_at') }} as updated_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_phones
+    from with_addresses
     where contact_id is not null
 )
 

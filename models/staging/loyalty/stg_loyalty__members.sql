@@ -9,25 +9,25 @@ deduplicated as (
 ),
 
 with_phones as (
-    select
-        deduplicated.*,
-        phone_numbers.phone_e164
-    from deduplicated
-    {{ phone_lookup('deduplicated.phone') }}
+    {{ select_with_phone_e164('deduplicated', 'phone') }}
+),
+
+with_addresses as (
+    {{ select_with_email_address('with_phones', 'email') }}
 ),
 
 final as (
     select
         {{ normalize_identifier('loyalty_id') }} as loyalty_id,
-        {{ normalize_email('email') }} as email,
-        {{ email_address('email') }} as email_original,
+        {{ email_mailbox('email_original') }} as email,
+        email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
         {{ normalize_code('tier') }} as loyalty_tier,
         {{ to_utc('joined_at') }} as joined_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_phones
+    from with_addresses
     where {{ normalize_identifier('loyalty_id') }} is not null
 )
 

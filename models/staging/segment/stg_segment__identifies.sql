@@ -8,11 +8,11 @@ deduplicated as (
 ),
 
 with_phones as (
-    select
-        deduplicated.*,
-        phone_numbers.phone_e164
-    from deduplicated
-    {{ phone_lookup('deduplicated.phone') }}
+    {{ select_with_phone_e164('deduplicated', 'phone') }}
+),
+
+with_addresses as (
+    {{ select_with_email_address('with_phones', 'email') }}
 ),
 
 final as (
@@ -20,15 +20,15 @@ final as (
         cast(id as {{ dbt.type_string() }}) as identify_id,
         {{ normalize_identifier('anonymous_id') }} as anonymous_id,
         {{ normalize_identifier('user_id') }} as user_id,
-        {{ normalize_email('email') }} as email,
-        {{ email_address('email') }} as email_original,
+        {{ email_mailbox('email_original') }} as email,
+        email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,
         {{ normalize_name('last_name') }} as last_name,
         {{ to_utc(adapter.quote('timestamp')) }} as occurred_at,
         {{ to_utc('received_at') }} as received_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_phones
+    from with_addresses
     where
         id is not null
         and {{ as_of_filter(to_utc(adapter.quote('timestamp'))) }}

@@ -8,26 +8,26 @@ deduplicated as (
 ),
 
 with_phones as (
-    select
-        deduplicated.*,
-        phone_numbers.phone_e164
-    from deduplicated
-    {{ phone_lookup('deduplicated.phone') }}
+    {{ select_with_phone_e164('deduplicated', 'phone') }}
+),
+
+with_addresses as (
+    {{ select_with_email_address('with_phones', 'email') }}
 ),
 
 final as (
     select
         cast(order_id as {{ dbt.type_string() }}) as order_id,
         {{ normalize_identifier('shop_customer_id') }} as shop_customer_id,
-        {{ normalize_email('email') }} as email,
-        {{ email_address('email') }} as email_original,
+        {{ email_mailbox('email_original') }} as email,
+        email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ to_utc('ordered_at') }} as ordered_at,
         cast(total_amount as decimal(18, 2)) as total_amount,
         {{ normalize_currency('currency') }} as currency_code,
         {{ normalize_code('status') }} as order_status,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_phones
+    from with_addresses
     where
         order_id is not null
         and {{ as_of_filter(to_utc('ordered_at')) }}

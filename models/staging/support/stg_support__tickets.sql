@@ -8,18 +8,18 @@ deduplicated as (
 ),
 
 with_phones as (
-    select
-        deduplicated.*,
-        phone_numbers.phone_e164
-    from deduplicated
-    {{ phone_lookup('deduplicated.requester_phone') }}
+    {{ select_with_phone_e164('deduplicated', 'requester_phone') }}
+),
+
+with_addresses as (
+    {{ select_with_email_address('with_phones', 'requester_email') }}
 ),
 
 final as (
     select
         cast(ticket_id as {{ dbt.type_string() }}) as ticket_id,
-        {{ normalize_email('requester_email') }} as email,
-        {{ email_address('requester_email') }} as email_original,
+        {{ email_mailbox('email_original') }} as email,
+        email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_code('channel') }} as channel,
         {{ normalize_code('status') }} as ticket_status,
@@ -27,7 +27,7 @@ final as (
         {{ to_utc('solved_at') }} as solved_at,
         case when csat between 1 and 5 then cast(csat as integer) end as csat,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_phones
+    from with_addresses
     where
         ticket_id is not null
         and {{ as_of_filter(to_utc('created_at')) }}
