@@ -32,7 +32,9 @@ from scipy.sparse.csgraph import connected_components
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECT = ["path:models/intermediate/identity", "path:models/intermediate/profiles",
-          "path:models/marts/identity", "path:models/marts/customers"]
+          "path:models/marts/identity", "path:models/marts/customers",
+          # suppressed identifiers feed the graph; consent columns feed customers
+          "path:models/intermediate/privacy", "path:models/marts/privacy", "consent_purposes"]
 GRAPH_MODELS = {"int_identity_identifiers_observed", "int_identity_edges_observed",
                 "int_identity_nodes", "int_identity_edges_ruled",
                 "int_identity_strong_components", "int_identity_exclusions",
