@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.activation.assets import build_sync_assets, build_sync_schedules
 from orchestration import segments
+from orchestration.activation.assets import build_sync_assets, build_sync_schedules
 from orchestration.dbt_assets import cdp_dbt_models, dbt_resource, segment_declarations_valid
 from orchestration.ingestion_assets import load_landing_files
 from orchestration.kpis import KPI_ASSETS
