@@ -27,8 +27,10 @@ $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp orchestration/dagster.yaml $@
 
+# Compile segments/*.yml and parse dbt with the env and --target the pipeline's dbt steps use,
+# so their partial parse of this manifest holds (every `cdp run` prepares the same way first).
 parse: install
-	$(BIN)/dbt parse --profiles-dir profiles --quiet
+	$(BIN)/cdp prepare
 
 sample-data: install
 	@if [ -z "$$(ls -A $(CDP_LANDING_DIR) 2>/dev/null)" ]; then \

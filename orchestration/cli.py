@@ -42,9 +42,30 @@ def run_pipeline(verbose: bool = False) -> int:
         return EXIT_USAGE
     if salt_warning := default_salt_warning(settings.landing_dir):
         print(salt_warning, file=sys.stderr)
+    if (prepared := prepare()) != 0:
+        return prepared
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     guard_run(instance)  # fail runs whose process is gone, free their slots; bound SIGTERM
     return execute_with_report(instance, verbose).exit_code
+
+
+def prepare() -> int:
+    """Compile the segment YAML and parse dbt with the pipeline's env before the definitions
+    load (`make parse` runs this too), so no dbt step of the run parses the project again.
+    Invalid segment YAML is a warning here (its check fails in the run); 2 if dbt cannot parse."""
+    import subprocess
+
+    from orchestration.dbt_project import prepare_project
+
+    try:
+        problem = prepare_project()
+    except subprocess.CalledProcessError:
+        print("error: `dbt parse` failed (its messages are above)", file=sys.stderr)
+        return 2
+    if problem:
+        print(f"warning: segments not recompiled, the last good model stays: {problem}",
+              file=sys.stderr)
+    return 0
 
 
 def run_log_path() -> Path:
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                               "(warnings allowed), 1 a step or error check failed, 2 usage/config")
     run.add_argument("--verbose", action="store_true",
                      help="also print every Dagster message (DEBUG) and library output")
+    commands.add_parser("prepare", help="compile segments/*.yml and parse the dbt project "
+                        "(what `make parse` and every `cdp run` do first)")
     commands.add_parser("summary", help="print what the warehouse holds")
     generate = commands.add_parser("generate", help="write sample landing data")
     generate.add_argument("--customers", type=int, default=2000)
@@ -158,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "run":
         return run_pipeline(verbose=args.verbose)
+    if args.command == "prepare":
+        return prepare()
     if args.command == "summary":
         print(summarise(load_settings().warehouse))
         return 0

@@ -1,21 +1,25 @@
 """dbt models as Dagster assets, with a translator that gives them groups, owners and descriptions."""
 
-import os
 import re
 import shutil
-import subprocess
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
-from dagster_dbt import DbtProject, dbt_assets
+from dagster_dbt import dbt_assets
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
+from orchestration import segments
+from orchestration.dbt_project import (dbt_env_applied, dbt_executable, dbt_project,
+                                       ensure_manifest, manifest_path)
 from orchestration.replication_assets import replicated_key
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR, dbt_target_runs_kept, load_settings
+from orchestration.settings import PROFILES_DIR, dbt_target_runs_kept
 from orchestration.warehouse import WAREHOUSE_POOL
+
+__all__ = ["PROJECT", "TRANSLATOR", "cdp_dbt_models", "dbt_resource", "ensure_manifest",
+           "prune_dbt_targets", "segment_declarations_valid"]
 
 # Folder under models/ (or its first sub-folder) -> Dagster group.
 GROUP_BY_FOLDER = {
@@ -38,40 +42,14 @@ OWNER_BY_GROUP = {
     "segments": "team:marketing-ops",
     "activation": "team:marketing-ops",
     "privacy": "team:privacy",
+    "marts": "team:analytics",
+    "reference": "team:data-engineering",
 }
 # dagster-dbt gives each dbt invocation its own folder under target/, named
 # `<op>-<run id[:7]>-<random[:7]>` (or just the random part): manifest, compiled SQL, logs. One
 # `cdp run` makes three (cdp_dbt_models, _2, _3: the job runs the dbt models in three steps
 # around the Python assets), about 20 MB. Only folders of that shape are ever pruned.
 INVOCATION_FOLDER = re.compile(r"^(?:.+-(?P<run>[0-9a-f]{7})-)?(?P<random>[0-9a-f]{7})$")
-
-
-def dbt_project() -> DbtProject:
-    settings = load_settings()
-    return DbtProject(
-        project_dir=PROJECT_DIR,
-        profiles_dir=PROFILES_DIR,
-        target=settings.dbt_target,
-    )
-
-
-def dbt_executable() -> str:
-    """The dbt installed beside this Python (the virtualenv), so PATH need not include it."""
-    return str(Path(sys.executable).with_name("dbt"))
-
-
-def ensure_manifest(project: DbtProject) -> Path:
-    """Parse the dbt project when no manifest exists yet (outside `dagster dev` nobody else does)."""
-    if not project.manifest_path.exists():
-        load_settings().export_env()
-        subprocess.run(
-            [dbt_executable(), "parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
-             str(PROFILES_DIR), "--target", project.target or "duckdb", "--quiet"],
-            check=True,
-            cwd=PROJECT_DIR,
-            env=os.environ.copy(),
-        )
-    return project.manifest_path
 
 
 def group_for(dbt_resource_props: Mapping[str, Any]) -> str:
@@ -130,7 +108,7 @@ TRANSLATOR = CdpTranslator(target=PROJECT.target or "duckdb",
 
 
 @dbt_assets(
-    manifest=ensure_manifest(PROJECT),
+    manifest=manifest_path(PROJECT),
     project=PROJECT,
     dagster_dbt_translator=TRANSLATOR,
     pool=WAREHOUSE_POOL,
@@ -141,7 +119,9 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     dbt unit tests are development checks (their fixtures carry fixed dates, so an as-of run on
     historical data would fail them): production builds leave them out, tests/test_features.py
     runs every one of them."""
-    load_settings().export_env()
+    problem = segments.compile_for_run()  # a run never builds stale segments
+    if problem:
+        context.log.error(f"segments not recompiled, the last good model is built: {problem}")
     invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
     try:
         yield from invocation.stream()
@@ -171,10 +151,34 @@ def prune_dbt_targets(current: Path, keep_runs: int) -> list[Path]:
     return removed
 
 
+class CdpDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource, each invocation given `dbt_env()` (settings as absolute paths)
+    explicitly instead of relying on variables exported into the process at import."""
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        with dbt_env_applied():
+            return super().cli(args, **kwargs)
+
+
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(
+    return CdpDbtCliResource(
         project_dir=PROJECT,
         dbt_executable=dbt_executable(),
         profiles_dir=str(PROFILES_DIR),
         target=PROJECT.target,
     )
+
+
+SEGMENT_MEMBERS = dg.AssetKey([segments.COMPILED_MODEL.stem])
+
+
+@dg.asset_check(
+    asset=SEGMENT_MEMBERS,
+    name="segment_declarations_valid",
+    description="segments/*.yml is valid and the compiled segment models match it; a failure "
+                "names the file, segment and field (the last good compiled model is built).",
+)
+def segment_declarations_valid() -> dg.AssetCheckResult:
+    problem = segments.declaration_problem()
+    return dg.AssetCheckResult(passed=problem is None, severity=dg.AssetCheckSeverity.ERROR,
+                               description=problem)

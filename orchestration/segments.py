@@ -9,7 +9,8 @@ soon as it is documented there. Errors name the file, the segment and the field.
     python -m orchestration.segments compile   # (re)write the generated dbt model
 
 The compiled model (`models/intermediate/segments/int_segment_members_evaluated.sql`) is checked
-in; a test fails when it is out of date with the YAML.
+in; a test fails when it is out of date with the YAML. Every run compiles it before dbt builds
+(`compile_for_run`), and loading the Dagster definitions validates the YAML and warns.
 """
 
 from __future__ import annotations
@@ -462,6 +463,31 @@ def compile_segments(write: bool = True) -> dict[Path, str]:
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
     return outputs
+
+
+def compile_for_run() -> str | None:
+    """Compile the segment YAML before dbt builds, so a run never uses a stale model. An invalid
+    declaration writes nothing (the last good compiled models stay in place) and is returned
+    as the error naming file, segment and field; None when the models are current."""
+    try:
+        compile_segments(write=True)
+    except SegmentError as exc:
+        return str(exc)
+    return None
+
+
+def declaration_problem() -> str | None:
+    """What is wrong with the segment YAML or the compiled models right now (nothing written):
+    an invalid declaration, or compiled models out of date with the YAML; None when all is well."""
+    try:
+        outputs = compile_segments(write=False)
+    except SegmentError as exc:
+        return str(exc)
+    stale = [p for p, text in outputs.items() if not p.exists() or p.read_text() != text]
+    if stale:
+        return ("compiled segment models out of date with the YAML (the next run compiles them): "
+                + ", ".join(p.name for p in stale))
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

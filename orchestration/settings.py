@@ -19,14 +19,21 @@ class Settings:
     dbt_target: str
     spark_warehouse: Path
 
+    def env(self) -> dict[str, str]:
+        """The CDP_* variables dbt reads, as absolute paths (dbt may run from a copied directory)."""
+        env = {
+            "CDP_LANDING_DIR": str(self.landing_dir),
+            "CDP_WAREHOUSE": str(self.warehouse),
+            "CDP_DBT_TARGET": self.dbt_target,
+            "CDP_SPARK_WAREHOUSE": str(self.spark_warehouse),
+        }
+        if self.as_of is not None:
+            env["CDP_AS_OF"] = self.as_of.isoformat()
+        return env
+
     def export_env(self) -> None:
         """Make dbt (which may run from a copied directory) see the same absolute paths."""
-        os.environ["CDP_LANDING_DIR"] = str(self.landing_dir)
-        os.environ["CDP_WAREHOUSE"] = str(self.warehouse)
-        os.environ["CDP_DBT_TARGET"] = self.dbt_target
-        os.environ["CDP_SPARK_WAREHOUSE"] = str(self.spark_warehouse)
-        if self.as_of is not None:
-            os.environ["CDP_AS_OF"] = self.as_of.isoformat()
+        os.environ.update(self.env())
 
 
 def _absolute(value: str) -> Path:

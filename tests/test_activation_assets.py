@@ -128,3 +128,43 @@ def test_sync_does_not_run_after_a_failed_blocking_upstream_check(tmp_path) -> N
         assert "failing blocking checks ['customer_id_unique']" in str(
             failure.event_specific_data)
     assert not (tmp_path / "out").exists()
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    return failure.step_failure_data.error.message
+
+
+def test_one_invalid_sync_fails_only_its_own_asset(tmp_path) -> None:
+    path = write(tmp_path / "syncs.yml", {"syncs": [
+        sync(schedule="0 6 * * *"), sync(name="typo", mode="sometimes"),
+        sync(name="other", schedule="0 7 * * *")]})
+    built = build_sync_assets(path)
+    keys = {key.to_user_string() for asset in built for key in asset.keys}
+    assert keys == {"activation/to_files", "activation/typo", "activation/other"}
+    assert sorted(s.name for s in build_sync_schedules(path)) == [
+        "activation_other_schedule", "activation_to_files_schedule"]
+    broken = next(a for a in built if dg.AssetKey(["activation", "typo"]) in a.keys)
+    result = dg.materialize([broken], raise_on_error=False)
+    assert not result.success
+    message = failure_message(result)
+    assert "sync typo is not run: its declaration is invalid" in message
+    assert f"{path}: syncs[1] (typo).mode:" in message
+
+
+@pytest.mark.parametrize("text, where", [
+    ("syncs:\n  - name: a\n    fields: [x\n  - name: b\n", "line 4"),  # unclosed list
+    ("syncs:\n  - name: a\n\tsource: x\n", "line 3"),                   # a tab
+    ("- just\n- a list\n", "expected a mapping"),                      # no `syncs:` at all
+])
+def test_an_unreadable_syncs_file_is_one_failing_placeholder(tmp_path, text, where) -> None:
+    path = tmp_path / "syncs.yml"
+    path.write_text(text)
+    built = build_sync_assets(path)
+    assert [key.to_user_string() for asset in built for key in asset.keys] == [
+        "activation/syncs_file_invalid"]
+    assert build_sync_schedules(path) == []
+    result = dg.materialize(built, raise_on_error=False)
+    message = failure_message(result)
+    assert "no sync is run: the sync file is invalid" in message
+    assert str(path) in message and where in message

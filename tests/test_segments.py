@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -98,3 +104,100 @@ def test_compiled_model_gates_on_consent(tmp_path: Path) -> None:
     sql = seg.render_members_model(load(path), COLUMNS)
     assert "consents.purpose = 'email_marketing'" in sql and "consents.is_granted" in sql
     assert "inputs.orders_total >= 1" in sql and sql.rstrip().endswith("select * from final")
+
+
+# --- A run compiles the YAML before dbt builds; a bad YAML fails only the segment check -------
+
+PROJECT_PARTS = ("orchestration", "models", "macros", "seeds", "segments", "activation",
+                 "data-tests", "profiles", "dbt_project.yml")
+
+RUN_IN_COPY = textwrap.dedent("""
+    import json, os, warnings
+    import dagster as dg, duckdb
+    import orchestration
+    from orchestration import definitions
+
+    from orchestration.dbt_assets import cdp_dbt_models, dbt_resource, segment_declarations_valid
+
+    def run():
+        # the code location's own dbt asset and segment check, as a run of them executes them
+        selection = (dg.AssetSelection.assets(dg.AssetKey(["int_segment_definitions"]))
+                     | dg.AssetSelection.checks(segment_declarations_valid))
+        result = dg.materialize([cdp_dbt_models, segment_declarations_valid], selection=selection,
+                                resources={"dbt": dbt_resource()}, raise_on_error=False,
+                                instance=dg.DagsterInstance.ephemeral())
+        checks = [(c.passed, c.description or "") for c in result.get_asset_check_evaluations()
+                  if c.check_name == "segment_declarations_valid"]
+        con = duckdb.connect(os.environ["CDP_WAREHOUSE"], read_only=True)
+        schema = con.execute("select table_schema from information_schema.tables "
+                             "where table_name = 'int_segment_definitions'").fetchone()[0]
+        names = sorted(r[0] for r in con.execute(
+            f"select segment_name from {schema}.int_segment_definitions").fetchall())
+        con.close()
+        return {"success": result.success, "checks": checks, "names": names}
+
+    from orchestration.cli import prepare
+    assert prepare() == 0  # what `cdp run` does first: its parse serves both runs below
+    with open("segments/zz_new.yml", "w") as f:
+        f.write(os.environ["NEW_SEGMENT_YAML"])
+    first = run()
+    with open("segments/zz_broken.yml", "w") as f:
+        f.write("segments:\\n  - name: broken_one\\n    owner: x\\n    description: y\\n"
+                "    condition: {column: no_such_column, op: eq, value: 1}\\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        broken_defs = definitions.build_definitions()
+    warned = [str(w.message) for w in caught if "segment declarations" in str(w.message)]
+    second = run()
+    assert broken_defs.resolve_asset_graph().get_all_asset_keys()  # the code location loads
+    print(json.dumps({"module": orchestration.__file__, "first": first, "second": second,
+                      "warned": warned}))
+""")
+
+
+def project_copy(root: Path) -> Path:
+    """The dbt project and its orchestration package in a temp folder, with the parsed manifest,
+    so a run there writes its compiled segment models there, never into this repository."""
+    copy = root / "project"
+    copy.mkdir()
+    for part in PROJECT_PARTS:
+        source = seg.PROJECT_DIR / part
+        if source.is_dir():
+            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy / part)
+    (copy / "target").mkdir()
+    for artifact in ("manifest.json", "partial_parse.msgpack"):
+        shutil.copy(seg.PROJECT_DIR / "target" / artifact, copy / "target" / artifact)
+    return copy
+
+
+@pytest.mark.slow
+def test_a_run_picks_up_a_new_segment_yaml_and_a_bad_one_fails_only_its_check(
+        tmp_path: Path) -> None:
+    copy = project_copy(tmp_path)
+    new_segment = yaml.safe_dump({"segments": [{
+        "name": "picked_up_in_run", "description": "Added without compiling.",
+        "owner": "team:crm", "condition": {"column": "clv_decile", "op": "eq", "value": 10}}]})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.update({"NEW_SEGMENT_YAML": new_segment,"CDP_WAREHOUSE": str(tmp_path / "warehouse.duckdb"), "CDP_DBT_TARGET": "duckdb",
+                "CDP_LANDING_DIR": str(tmp_path / "landing")})
+    result = subprocess.run([sys.executable, "-c", RUN_IN_COPY], cwd=copy, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith(str(copy))  # the copy ran, not this repository
+
+    first = report["first"]
+    assert first["success"]
+    assert "picked_up_in_run" in first["names"] and "high_value" in first["names"]
+    assert first["checks"] == [[True, ""]]
+    assert "picked_up_in_run" in (copy / seg.COMPILED_MODEL.relative_to(seg.PROJECT_DIR)).read_text()
+
+    second = report["second"]
+    assert second["success"]  # the rest of the run goes on, on the last good compiled model
+    assert second["names"] == first["names"]
+    [(passed, description)] = second["checks"]
+    assert not passed
+    assert "zz_broken.yml: segments[0] (broken_one).condition[no_such_column]" in description
+    assert report["warned"] and "zz_broken.yml" in report["warned"][0]

@@ -8,7 +8,8 @@ import dagster as dg
 import duckdb
 
 from orchestration.activation import state
-from orchestration.activation.config import ActivationConfig, SyncConfig, load_config_by_sync
+from orchestration.activation.config import (INVALID_FILE_NAME, ActivationConfig, SyncConfig,
+                                             load_config_by_sync)
 from orchestration.activation.engine import SyncResult, run_sync
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -128,14 +129,16 @@ def build_sync_check(sync: SyncConfig) -> dg.AssetChecksDefinition:
 
 
 def build_broken_sync_asset(name: str, error: str) -> dg.AssetsDefinition:
-    """The asset of a sync whose declaration is invalid: it fails with the error, naming the
-    file and field, and the rest of the code location loads."""
+    """The asset of a sync whose declaration is invalid (or, under INVALID_FILE_NAME, of a sync
+    file that cannot be read at all): it fails with the error, naming the file and field or
+    line, and the rest of the code location loads."""
+    what = ("no sync is run: the sync file is invalid" if name == INVALID_FILE_NAME
+            else f"sync {name} is not run: its declaration is invalid")
 
     @dg.asset(key=dg.AssetKey(["activation", name]), group_name="activation", owners=[OWNER],
               kinds={"python"}, description=f"Invalid sync declaration: {error}")
     def broken_sync() -> None:
-        raise dg.Failure(description=f"sync {name} is not run: its declaration is invalid\n"
-                                     f"{error}")
+        raise dg.Failure(description=f"{what}\n{error}")
 
     return broken_sync
 

@@ -367,11 +367,19 @@ def load_config(path: str | Path | None = None) -> ActivationConfig:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read activation config: {exc.strerror}") from None
+    return parse_config(_yaml(text, path), str(path))
+
+
+def _yaml(text: str, path: Path) -> Any:
+    """The parsed YAML; a syntax error names the file and the line (and column) it is on."""
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw, str(path))
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{path}"
+        problem = " ".join(str(part) for part in (getattr(exc, "context", None),
+                                                  getattr(exc, "problem", None)) if part)
+        raise ConfigError(f"{where}: not valid YAML: {problem or exc}") from None
 
 
 def _broken_name(entry: Any, index: int) -> str:
@@ -381,19 +389,33 @@ def _broken_name(entry: Any, index: int) -> str:
     return f"invalid_sync_{index}"
 
 
+# The asset standing for a sync file that cannot be read at all (unreadable, a YAML syntax
+# error, an invalid top level): it fails with the file-level error, the rest still loads.
+INVALID_FILE_NAME = "syncs_file_invalid"
+
+
 def load_config_by_sync(path: str | Path | None = None
                         ) -> tuple[ActivationConfig, dict[str, str]]:
-    """Like `load_config`, but a sync whose declaration is invalid is set aside with its error
-    (by sync name) instead of failing the whole file, so it fails only its own asset. An
-    unreadable file or an invalid top level still raises ConfigError."""
+    """Like `load_config`, but never raises: a sync whose declaration is invalid is set aside
+    with its error (by sync name), so it fails only its own asset; a file that cannot be read
+    as a whole (unreadable, YAML syntax error, invalid top level) yields no sync and one error
+    under INVALID_FILE_NAME, naming the file and line."""
     try:
         return load_config(path), {}
-    except ConfigError:
-        pass
+    except ConfigError as exc:
+        file_error = str(exc)
     path = Path(path or os.environ.get("CDP_ACTIVATION_CONFIG") or DEFAULT_CONFIG_PATH)
-    raw = yaml.safe_load(path.read_text())  # readable and YAML: load_config said otherwise
+    try:
+        return _load_each_sync(path)
+    except (ConfigError, OSError, yaml.YAMLError):
+        return ActivationConfig(), {INVALID_FILE_NAME: file_error}
+
+
+def _load_each_sync(path: Path) -> tuple[ActivationConfig, dict[str, str]]:
+    """Validate each sync of a readable file alone; raises on a file-level problem."""
+    raw = _yaml(path.read_text(), path)
     if not isinstance(raw, dict) or not isinstance(raw.get("syncs"), list):
-        return load_config(path), {}  # raises the file-level error
+        raise ConfigError(f"{path}: expected a `syncs:` list")
     top = {k: v for k, v in raw.items() if k != "syncs"}
     parse_config({**top, "syncs": []}, str(path))  # an invalid top level fails the file
     valid: list[Any] = []
