@@ -132,8 +132,8 @@ def catalog() -> Catalog:
     """The project's catalog, parsing the project first if no manifest exists; re-read when the
     manifest or dbt_project.yml changes (a long-running code server sees `make parse`)."""
     if not MANIFEST_PATH.exists():
-        from orchestration.dbt_assets import PROJECT, ensure_manifest  # parse on first use only
+        from orchestration.dbt_project import dbt_project, ensure_manifest  # parse on first use
 
-        ensure_manifest(PROJECT)
+        ensure_manifest(dbt_project())
     return _cached(str(MANIFEST_PATH), MANIFEST_PATH.stat().st_mtime,
                    str(PROJECT_FILE), PROJECT_FILE.stat().st_mtime)
