@@ -18,7 +18,7 @@ from orchestration.definitions import build_definitions, defs
 from orchestration.settings import PROJECT_DIR
 
 EXPECTED_GROUPS = {"ingestion", "staging", "identity", "profiles", "features", "segments",
-                   "activation", "privacy", "publication", "serving", "reference", "marts"}
+                   "activation", "privacy", "publication", "serving", "reference"}
 
 
 def defined_keys(definitions: dg.Definitions) -> set[dg.AssetKey]:
