@@ -1,6 +1,7 @@
 {#- Email: the mailbox a spelling reaches, NULL when not a valid address or a known placeholder.
     Display-name (`Ana Kim <ana@x.com>`) and `mailto:` forms are parsed, whitespace and trailing
-    dots removed, everything lowercased (unicode domains included); then the provider rules of
+    dots removed, everything lowercased (unicode domains included), NULL unless it matches var
+    `email_pattern`; then the provider rules of
     var `email_normalisation`: domain aliases (googlemail.com -> gmail.com), `+tag` removed for
     providers that document plus addressing, dots removed where the provider ignores them. -#}
 {% macro normalize_email(expr) -%}
@@ -39,7 +40,7 @@
     {%- set mailbox = "(" ~ local ~ ") || '@' || (" ~ domain ~ ")" -%}
     case
         when {{ address }} is null then null
-        when not {{ regex_matches(address, "^[a-z0-9._%+''-]+@([^@. ]+[.])+[^@. ]{2,}$") }}
+        when not {{ regex_matches(address, var('email_pattern') | replace("'", "''")) }}
             then null
         when ({{ local }}) in ('') then null
         when {{ mailbox }} in ({{ sql_string_list(var('placeholder_emails')) }}) then null
