@@ -140,6 +140,12 @@ class Catalog:
         raise CatalogError(f"dbt declares no source table named {table!r} "
                            "(models/staging/*/_*__sources.yml)")
 
+    def pii_columns(self, name: str) -> frozenset[str]:
+        """Columns of a model its YAML marks `pii: true` (under `meta:` or `config: meta:`)."""
+        return frozenset(
+            column for column, spec in self.columns(name).items()
+            if {**spec.get("meta", {}), **spec.get("config", {}).get("meta", {})}.get("pii"))
+
     def source_of_table(self, table: str) -> str:
         """`schema.identifier` of the source table called `table` (`shop_orders` -> raw.shop_orders)."""
         for (source_name, name) in self._sources:

@@ -39,10 +39,12 @@ EVENTS_PER_CUSTOMER = 50
 # Earlier snapshot files kept beside the current one, for readers that still have them open.
 KEEP_PREVIOUS = 2
 
-# Columns of `customers` that are personal data at least (the dbt YAML marks them `pii: true`).
-CUSTOMER_PII_COLUMNS: tuple[str, ...] = (
-    "first_name", "last_name", "primary_email", "primary_phone", "city",
-)
+
+def customer_pii_columns() -> frozenset[str]:
+    """Columns of `customers` that are personal data: those its dbt YAML marks `pii: true`."""
+    return catalog().pii_columns("customers")
+
+
 # Event fields holding a source record id -> the field naming its source (the dbt YAML marks
 # them `embeds_pii` on customer_events; the asset passes those). Served only with pii:read when
 # the source's record id is an identifier (a CRM contact id, a loyalty id).
@@ -279,13 +281,13 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
 
 def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = None,
                    relations: Relations | None = None,
-                   customer_pii: Iterable[str] = CUSTOMER_PII_COLUMNS,
+                   customer_pii: Iterable[str] | None = None,
                    event_record_ids: Mapping[str, str] | None = None,
                    clear_sources: Iterable[str] | None = None) -> SnapshotReport:
     """Build a new snapshot file from the warehouse and point `target` (a symlink) at it.
 
     `customer_pii`: columns of `customers` served only with scope pii:read (the asset passes
-    those the dbt YAML marks `pii: true`, plus CUSTOMER_PII_COLUMNS). `event_record_ids`:
+    those the dbt YAML marks `pii: true`; customer_pii_columns() is always added). `event_record_ids`:
     event fields that hold record ids (default EVENT_RECORD_ID_FIELDS; the asset passes the dbt
     `embeds_pii` columns of customer_events); served only with pii:read unless their source is
     one of `clear_sources` (default: dbt var identity.sources, record_ids.py).
@@ -301,7 +303,7 @@ def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = N
     event_fields = EVENT_RECORD_ID_FIELDS if event_record_ids is None else event_record_ids
     clear = frozenset(clear_record_id_sources() if clear_sources is None else clear_sources)
     statements = _build_sql(warehouse, relations or Relations(), missing,
-                            frozenset(customer_pii) | frozenset(CUSTOMER_PII_COLUMNS),
+                            frozenset(customer_pii or ()) | customer_pii_columns(),
                             {k: v for k, v in event_fields.items() if k in EVENT_FIELDS}, clear)
     with private_build_dir(target) as folder:
         built = folder / version.name
