@@ -124,9 +124,15 @@ class Catalog:
         return schemas.pop()
 
     def raw_schema(self) -> str:
-        """The schema the loader writes landing tables to: the one every landing source declares
-        (each staging source YAML); also home of the loader's own tables (`_load_log`)."""
-        return self.source_schema_of_table(self.var("identity.sources")[0]["source"])
+        """The schema the loader writes landing tables to: the one the source YAML of every
+        identity source (var `identity.sources`) declares; also home of the loader's own tables
+        (`_load_log`, `_load_rejects`)."""
+        schemas = {self.source_schema_of_table(entry["source"])
+                   for entry in self.var("identity.sources")}
+        if len(schemas) != 1:
+            raise CatalogError(f"the landing sources declare different schemas {sorted(schemas)} "
+                               "(models/staging/*/_*__sources.yml): the loader writes one")
+        return schemas.pop()
 
     def raw_relation(self, table: str) -> str:
         """`raw_schema().table`, for tables the loader writes besides the sources (`_load_log`)."""
@@ -145,14 +151,6 @@ class Catalog:
         return frozenset(
             column for column, spec in self.columns(name).items()
             if {**spec.get("meta", {}), **spec.get("config", {}).get("meta", {})}.get("pii"))
-
-    def source_of_table(self, table: str) -> str:
-        """`schema.identifier` of the source table called `table` (`shop_orders` -> raw.shop_orders)."""
-        for (source_name, name) in self._sources:
-            if name == table:
-                return self.source(source_name, name)
-        raise CatalogError(f"dbt declares no source table named {table!r} "
-                           "(models/staging/*/_*__sources.yml)")
 
 
 def load_catalog(manifest_path: Path | None = None, project_file: Path | None = None) -> Catalog:

@@ -177,25 +177,22 @@ def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
         return None
     parts = []
     for pending in pending_sources():
-        relation, source, id_column = pending.relation, pending.source, pending.id_column
-        event_type, occurred_at, identifiers = (pending.event_type, pending.occurred_at,
-                                                pending.identifiers)
-        if not relation_exists(con, relation):
+        if not relation_exists(con, pending.relation):
             continue
-        event_id = f"'{source}:' || cast(r.{id_column} as varchar)"
+        event_id = f"'{pending.source}:' || cast(r.{pending.id_column} as varchar)"
         joins = "\n".join(
             f"left join {identities} as i{n} on i{n}.identifier_type = '{kind}' "
             f"and i{n}.identifier_value = {value}"
-            for n, (kind, value) in enumerate(identifiers))
+            for n, (kind, value) in enumerate(pending.identifiers))
         customer = "coalesce(" + ", ".join(f"i{n}.customer_id"
-                                           for n in range(len(identifiers))) + ")"
+                                           for n in range(len(pending.identifiers))) + ")"
         parts.append(f"""
             select {customer} as customer_id, {event_id} as event_id,
-                   {event_type} as event_type,
-                   cast(timezone('UTC', {occurred_at}) as timestamp) as occurred_at
-            from {relation} as r
+                   {pending.event_type} as event_type,
+                   cast(timezone('UTC', {pending.occurred_at}) as timestamp) as occurred_at
+            from {pending.relation} as r
             {joins}
-            where r.{id_column} is not null
+            where r.{pending.id_column} is not null
               and not exists (select 1 from {events} as e where e.event_id = {event_id})""")
     return " union all ".join(parts) if parts else None
 
