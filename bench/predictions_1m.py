@@ -21,7 +21,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestration.predictions import (  # noqa: E402
-    TRANSACTIONS, PredictionsConfig, as_of_bound, build_predictions)
+    PredictionsConfig, as_of_bound, build_predictions, transactions_relation)
 from tools.purchase_histories import simulate_transactions  # noqa: E402
 
 
@@ -36,9 +36,10 @@ def main() -> None:
     simulate_seconds = time.perf_counter() - start
     con = duckdb.connect()
     con.execute("set threads = 2")
-    con.execute("create schema main_intermediate")
+    relation = transactions_relation()
+    con.execute(f"create schema {relation.split('.')[0]}")
     con.register("tx", transactions)
-    con.execute(f"create table {TRANSACTIONS} as select * from tx")
+    con.execute(f"create table {relation} as select * from tx")
     con.unregister("tx")
     del transactions
 
@@ -46,7 +47,7 @@ def main() -> None:
     predictions, fits, _, evaluation, timings = build_predictions(
         con, as_of_bound(dt.date(2024, 12, 31)), PredictionsConfig())
     total = time.perf_counter() - start
-    n_tx = con.execute(f"select count(*) from {TRANSACTIONS}").fetchone()[0]
+    n_tx = con.execute(f"select count(*) from {relation}").fetchone()[0]
 
     print(f"customers {args.customers:,}, transactions {n_tx:,}, predictions {len(predictions):,}; "
           f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")

@@ -112,6 +112,46 @@ class Catalog:
             value = value[part]
         return value
 
+    # --- added for issue 16 (relation lookups of the Python assets) ---------------------------
+    def source_schema(self, source_name: str) -> str:
+        """The schema of a declared dbt source (`predictions`: where the prediction asset writes)."""
+        schemas = {str(node["schema"]) for (name, _), node in self._sources.items()
+                   if name == source_name}
+        if len(schemas) != 1:
+            raise CatalogError(
+                f"dbt declares {'no' if not schemas else 'more than one schema for'} source "
+                f"{source_name!r} (models/**/_*__sources.yml)")
+        return schemas.pop()
+
+    def raw_schema(self) -> str:
+        """The schema the loader writes landing tables to: the one the source YAML of every
+        identity source (var `identity.sources`) declares; also home of the loader's own tables
+        (`_load_log`, `_load_rejects`)."""
+        schemas = {self.source_schema_of_table(entry["source"])
+                   for entry in self.var("identity.sources")}
+        if len(schemas) != 1:
+            raise CatalogError(f"the landing sources declare different schemas {sorted(schemas)} "
+                               "(models/staging/*/_*__sources.yml): the loader writes one")
+        return schemas.pop()
+
+    def raw_relation(self, table: str) -> str:
+        """`raw_schema().table`, for tables the loader writes besides the sources (`_load_log`)."""
+        return f"{self.raw_schema()}.{table}"
+
+    def source_schema_of_table(self, table: str) -> str:
+        """Schema of the source table called `table`, whatever its source is named."""
+        for (_, name), node in self._sources.items():
+            if name == table:
+                return str(node["schema"])
+        raise CatalogError(f"dbt declares no source table named {table!r} "
+                           "(models/staging/*/_*__sources.yml)")
+
+    def pii_columns(self, name: str) -> frozenset[str]:
+        """Columns of a model its YAML marks `pii: true` (under `meta:` or `config: meta:`)."""
+        return frozenset(
+            column for column, spec in self.columns(name).items()
+            if {**spec.get("meta", {}), **spec.get("config", {}).get("meta", {})}.get("pii"))
+
 
 def load_catalog(manifest_path: Path | None = None, project_file: Path | None = None) -> Catalog:
     """A catalog from explicit files (tests use this with a copied project)."""
@@ -126,6 +166,18 @@ def load_catalog(manifest_path: Path | None = None, project_file: Path | None = 
 @lru_cache(maxsize=4)
 def _cached(manifest_path: str, manifest_mtime: float, project_file: str, project_mtime: float) -> Catalog:
     return load_catalog(Path(manifest_path), Path(project_file))
+
+
+@lru_cache(maxsize=4)
+def _project_vars(project_file: str, project_mtime: float) -> Catalog:
+    project = yaml.safe_load(Path(project_file).read_text()) or {}
+    return Catalog(manifest={}, vars=project.get("vars") or {})
+
+
+def dbt_var(dotted: str, default: Any = _MISSING) -> Any:
+    """A dbt var from dbt_project.yml, for code that needs no relation (and so no manifest:
+    the profile API process); re-read when the file changes."""
+    return _project_vars(str(PROJECT_FILE), PROJECT_FILE.stat().st_mtime).var(dotted, default)
 
 
 def catalog() -> Catalog:

@@ -4,8 +4,11 @@ Label: a customer who purchased before the cut-off "churns" when they make no pu
 `horizon_days` after it. The model is trained at an earlier cut-off and evaluated at a later one
 whose label window ends at the as-of date (out of time), then refitted on the later cut-off to
 score every customer at the as-of date. Features mirror the purchase columns of the dbt model
-`customer_features` (docs/features.md) and are computed here at any cut-off, which dbt cannot do
-for past dates in one run.
+`customer_features` (docs/features.md) over the same windows (dbt var `features.windows_days`) and
+purchases (int_transactions_attributed), but are computed here at any cut-off: dbt computes them
+only as of the as-of date, and training needs them at two earlier cut-offs, so these point-in-time
+window features have no dbt twin to read (tests/test_catalog.py checks that both agree at the
+as-of date).
 """
 
 from __future__ import annotations
@@ -19,19 +22,30 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from orchestration.catalog import dbt_var
+
 MODEL_VERSION = "churn-hgb-1"
-WINDOWS_DAYS = (30, 90, 365)
-FEATURE_COLUMNS = (
-    "days_since_last_purchase",
-    "days_since_first_purchase",
-    "orders_total",
-    "revenue_total",
-    *(f"orders_{d}d" for d in WINDOWS_DAYS),
-    *(f"revenue_{d}d" for d in WINDOWS_DAYS),
-    "avg_order_value",
-    "online_order_share",
-    "mean_days_between_orders",
-)
+
+
+def windows_days() -> tuple[int, ...]:
+    """The feature windows of dbt var `features.windows_days` (also customer_features columns)."""
+    return tuple(int(days) for days in dbt_var("features.windows_days"))
+
+
+def feature_columns() -> tuple[str, ...]:
+    """The model's inputs, in order."""
+    windows = windows_days()
+    return (
+        "days_since_last_purchase",
+        "days_since_first_purchase",
+        "orders_total",
+        "revenue_total",
+        *(f"orders_{d}d" for d in windows),
+        *(f"revenue_{d}d" for d in windows),
+        "avg_order_value",
+        "online_order_share",
+        "mean_days_between_orders",
+    )
 
 
 def features_at(
@@ -48,7 +62,7 @@ def features_at(
         f"as orders_{d}d, "
         f"coalesce(sum(amount) filter (where {past} and transacted_at >= $cutoff - interval {d} day), 0) "
         f"as revenue_{d}d"
-        for d in WINDOWS_DAYS
+        for d in windows_days()
     )
     # One pass over the transactions: history before the cut-off, the first purchase after it.
     label = (
@@ -81,7 +95,7 @@ def features_at(
         order by customer_id
     """
     frame = con.execute(sql, {"cutoff": cutoff}).df()
-    for column in FEATURE_COLUMNS:
+    for column in feature_columns():
         frame[column] = frame[column].astype("float64")
     return frame
 
@@ -142,13 +156,13 @@ def _fit(frame: pd.DataFrame, seed: int) -> HistGradientBoostingClassifier | flo
     y = frame["churned"].to_numpy()
     if len(np.unique(y)) < 2:
         return float(y.mean()) if len(y) else 0.5
-    return new_model(seed).fit(frame[list(FEATURE_COLUMNS)].to_numpy(), y)
+    return new_model(seed).fit(frame[list(feature_columns())].to_numpy(), y)
 
 
 def predict(model: HistGradientBoostingClassifier | float, frame: pd.DataFrame) -> np.ndarray:
     if isinstance(model, float):
         return np.full(len(frame), model)
-    return model.predict_proba(frame[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
+    return model.predict_proba(frame[list(feature_columns())].to_numpy())[:, 1]
 
 
 def train_evaluate_score(

@@ -126,6 +126,7 @@ def _has_dagster_home() -> bool:
 
 def summarise(warehouse: Path) -> str:
     """A short text report: latest KPIs, segment sizes, what each sync sent, every table's rows."""
+    from orchestration.catalog import catalog
     from orchestration.overview import overview
 
     if not warehouse.exists():
@@ -145,10 +146,10 @@ def summarise(warehouse: Path) -> str:
                 current_schema = schema
             count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
             lines.append(f"    {table:<40} {count:>12,} rows")
-        rejects = [t for s, t in tables if s == "raw" and t == "_load_rejects"]
-        if rejects:
-            n = con.execute("select count(*) from raw._load_rejects").fetchone()[0]
-            lines.append(f"  {n:,} landing rows were rejected: select * from raw._load_rejects")
+        rejects = catalog().raw_relation("_load_rejects")
+        if tuple(rejects.split(".")) in tables:
+            n = con.execute(f"select count(*) from {rejects}").fetchone()[0]
+            lines.append(f"  {n:,} landing rows were rejected: select * from {rejects}")
     finally:
         con.close()
     lines += [

@@ -9,10 +9,15 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from orchestration.catalog import catalog
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-KPI_TABLE = "main_marts.cdp_kpis"
 KPI_MODEL = dg.AssetKey(["cdp_kpis"])
+
+
+def kpi_table() -> str:
+    """The relation of the dbt model cdp_kpis (looked up at call time, from the manifest)."""
+    return catalog().relation("cdp_kpis")
 
 
 def kpi_trend(history: pd.DataFrame) -> pd.DataFrame:
@@ -42,10 +47,11 @@ def _number(value: object) -> float | None:
     description="Latest CDP KPIs and their trend (from cdp_kpis), plotted in the Dagster UI.",
 )
 def cdp_kpi_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    table = kpi_table()
     with warehouse.connect(read_only=True) as con:
         history = con.execute(
-            f"select kpi_date, kpi_name, cast(kpi_value as double) as kpi_value from {KPI_TABLE} "
-            f"where kpi_date >= (select max(kpi_date) from {KPI_TABLE}) - interval 60 day"
+            f"select kpi_date, kpi_name, cast(kpi_value as double) as kpi_value from {table} "
+            f"where kpi_date >= (select max(kpi_date) from {table}) - interval 60 day"
         ).df()
     if history.empty:
         return dg.MaterializeResult(metadata={"kpis": dg.MetadataValue.int(0)})

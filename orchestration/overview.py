@@ -5,10 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from orchestration.activation.state import RUNS
-from orchestration.kpis import KPI_TABLE
-
-SEGMENTS = "main_marts.segments"
-PREDICTIONS = "predictions.customer_predictions"
+from orchestration.catalog import catalog
 # KPIs shown as a percentage (the others are counts or amounts); names from models/marts/kpis.
 SHARE_KPIS = ("rate", "share", "completeness", "growth")
 
@@ -28,11 +25,12 @@ def format_kpi(name: str, value: float | None) -> str:
 
 
 def kpi_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
-    if not _exists(con, KPI_TABLE):
+    kpis = catalog().relation("cdp_kpis")
+    if not _exists(con, kpis):
         return []
     rows = con.execute(
-        f"select kpi_date, kpi_name, cast(kpi_value as double) from {KPI_TABLE} "
-        f"where kpi_date = (select max(kpi_date) from {KPI_TABLE}) order by kpi_name").fetchall()
+        f"select kpi_date, kpi_name, cast(kpi_value as double) from {kpis} "
+        f"where kpi_date = (select max(kpi_date) from {kpis}) order by kpi_name").fetchall()
     if not rows:
         return []
     return [f"KPIs on {rows[0][0]}:"] + [f"  {name:<32} {format_kpi(name, value):>14}"
@@ -40,9 +38,10 @@ def kpi_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def segment_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
-    if not _exists(con, SEGMENTS):
+    segments = catalog().relation("segments")
+    if not _exists(con, segments):
         return []
-    rows = con.execute(f"select segment_name, member_count from {SEGMENTS} "
+    rows = con.execute(f"select segment_name, member_count from {segments} "
                        "order by member_count desc, segment_name").fetchall()
     return ["Segments (members):"] + [f"  {name:<32} {count or 0:>14,}" for name, count in rows]
 
@@ -69,9 +68,10 @@ def sync_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def prediction_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
-    if not _exists(con, PREDICTIONS):
+    predictions = catalog().source("predictions", "customer_predictions")
+    if not _exists(con, predictions):
         return []
-    count, as_of = con.execute(f"select count(*), max(as_of_at) from {PREDICTIONS}").fetchone()
+    count, as_of = con.execute(f"select count(*), max(as_of_at) from {predictions}").fetchone()
     return [f"Predictions: {count:,} customers, fitted on data before {as_of}"]
 
 

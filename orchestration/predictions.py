@@ -14,7 +14,6 @@ dbt reads them back through the source `predictions` (models/intermediate/featur
 
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration import churn
-from orchestration.dbt_assets import PROJECT, ensure_manifest
+from orchestration.catalog import catalog
 from orchestration.ltv.bgnbd import BgNbdFit, fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
 from orchestration.ltv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
@@ -33,15 +32,27 @@ from orchestration.run_report import first_line
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
+# The dbt source the tables belong to (models/intermediate/features/_predictions__sources.yml),
+# also the prefix of their asset keys; the schema they live in is the one that source declares.
 SCHEMA = "predictions"
-TRANSACTIONS = "main_intermediate.int_transactions_attributed"
 LTV_MODEL_VERSION = "bgnbd-gg-1"
-UPSTREAM = dg.AssetKey(["int_transactions_attributed"])
+TRANSACTIONS_MODEL = "int_transactions_attributed"
+UPSTREAM = dg.AssetKey([TRANSACTIONS_MODEL])
 KEYS = {
     name: dg.AssetKey([SCHEMA, name])
     for name in ("customer_predictions", "ltv_model_fits", "churn_model_evaluation")
 }
 REFRESH_CHECK = "predictions_refreshed"
+
+
+def transactions_relation() -> str:
+    """The purchases the models learn from: dbt's int_transactions_attributed."""
+    return catalog().relation(TRANSACTIONS_MODEL)
+
+
+def predictions_schema() -> str:
+    """The schema dbt reads the prediction tables from (its source `predictions`)."""
+    return catalog().source_schema(SCHEMA)
 
 
 class PredictionsConfig(dg.Config):
@@ -132,14 +143,15 @@ FITS_ADDED_COLUMNS = {"fit_case": "varchar", "fit_message": "varchar"}
 def upgrade_fits_table(con: duckdb.DuckDBPyConnection) -> None:
     """Add the FITS_ADDED_COLUMNS an existing `ltv_model_fits` lacks (no-op for a new warehouse)."""
     for column, sql_type in FITS_ADDED_COLUMNS.items():
-        con.execute(f"alter table if exists {SCHEMA}.ltv_model_fits "
+        con.execute(f"alter table if exists {predictions_schema()}.ltv_model_fits "
                     f"add column if not exists {column} {sql_type}")
 
 
 def read_transactions(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> pd.DataFrame:
     return con.execute(
         f"select customer_id, transacted_at, cast(amount as double) as amount, channel "
-        f"from {TRANSACTIONS} where transacted_at < $as_of order by customer_id, transacted_at",
+        f"from {transactions_relation()} where transacted_at < $as_of "
+        "order by customer_id, transacted_at",
         {"as_of": as_of_at},
     ).df()
 
@@ -150,7 +162,8 @@ def build_predictions(
     """(customer_predictions, ltv_model_fits, churn_model_evaluation, evaluation, timings)."""
     transactions = read_transactions(con, as_of_at)
     if transactions.empty:
-        raise dg.Failure(f"no purchases before {as_of_at} in {TRANSACTIONS}: nothing to fit")
+        raise dg.Failure(f"no purchases before {as_of_at} in {transactions_relation()}: "
+                         "nothing to fit")
     ltv_result = fit_ltv(transactions, as_of_at, config)
     upgrade_fits_table(con)
 
@@ -191,19 +204,20 @@ def build_predictions(
 def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits: pd.DataFrame,
                  evaluation: pd.DataFrame) -> None:
     """Replace customer_predictions; append fits and evaluation (a run for the same as-of replaces its rows)."""
-    con.execute(f"create schema if not exists {SCHEMA}")
+    schema = predictions_schema()
+    con.execute(f"create schema if not exists {schema}")
     con.execute("begin")
     try:
         con.register("new_predictions", predictions)
-        con.execute(f"create or replace table {SCHEMA}.customer_predictions as "
+        con.execute(f"create or replace table {schema}.customer_predictions as "
                     "select * from new_predictions")
         for table, frame in (("ltv_model_fits", fits), ("churn_model_evaluation", evaluation)):
             con.register("new_rows", frame)
-            con.execute(f"create table if not exists {SCHEMA}.{table} as "
+            con.execute(f"create table if not exists {schema}.{table} as "
                         "select * from new_rows where false")
-            con.execute(f"delete from {SCHEMA}.{table} where as_of_at = $as_of",
+            con.execute(f"delete from {schema}.{table} where as_of_at = $as_of",
                         {"as_of": frame["as_of_at"].iloc[0].to_pydatetime()})
-            con.execute(f"insert into {SCHEMA}.{table} by name select * from new_rows")
+            con.execute(f"insert into {schema}.{table} by name select * from new_rows")
             con.unregister("new_rows")
         con.execute("commit")
     except Exception:
@@ -213,17 +227,14 @@ def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits
 
 def count_purchases(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> int:
     """Purchases the models could learn from: those before the as-of bound."""
-    return con.execute(f"select count(*) from {TRANSACTIONS} where transacted_at < $as_of",
+    return con.execute(f"select count(*) from {transactions_relation()} "
+                       "where transacted_at < $as_of",
                        {"as_of": as_of_at}).fetchone()[0]
 
 
 def source_columns(table: str = "customer_predictions") -> list[str]:
     """The columns dbt's source `predictions.<table>` declares (one home: its YAML)."""
-    manifest = json.loads(ensure_manifest(PROJECT).read_text())
-    for node in manifest["sources"].values():
-        if node["source_name"] == SCHEMA and node["name"] == table:
-            return list(node["columns"])
-    raise KeyError(f"dbt source {SCHEMA}.{table} is not declared")
+    return list(catalog().source_node(SCHEMA, table).get("columns", {}))
 
 
 def _placeholder_type(column: str) -> str:
@@ -239,14 +250,15 @@ def keep_previous_predictions(con: duckdb.DuckDBPyConnection) -> str | None:
 
     With no previous table, an empty one with the source's declared columns is created, so the
     dbt models that read it still build (on no predictions) instead of failing."""
-    con.execute(f"create schema if not exists {SCHEMA}")
+    schema = predictions_schema()
+    con.execute(f"create schema if not exists {schema}")
     exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                         "and table_name = 'customer_predictions'", [SCHEMA]).fetchone()[0]
+                         "and table_name = 'customer_predictions'", [schema]).fetchone()[0]
     if not exists:
         columns = ", ".join(f"{c} {_placeholder_type(c)}" for c in source_columns())
-        con.execute(f"create table {SCHEMA}.customer_predictions ({columns})")
+        con.execute(f"create table {schema}.customer_predictions ({columns})")
         return None
-    previous = con.execute(f"select max(as_of_at) from {SCHEMA}.customer_predictions").fetchone()[0]
+    previous = con.execute(f"select max(as_of_at) from {schema}.customer_predictions").fetchone()[0]
     return None if previous is None else str(previous)
 
 
@@ -316,7 +328,7 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
         degraded = None
         try:
             if count_purchases(con, as_of_at) == 0:
-                degraded = Degraded(f"no purchases before {as_of_at} in {TRANSACTIONS}: "
+                degraded = Degraded(f"no purchases before {as_of_at} in {transactions_relation()}: "
                                     "nothing to fit", dg.AssetCheckSeverity.WARN)
             else:
                 predictions, fits, evaluation_table, evaluation, timings = build_predictions(

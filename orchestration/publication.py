@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from orchestration.catalog import Catalog, catalog
 from orchestration.dbt_assets import PROJECT, TRANSLATOR, ensure_manifest
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.record_ids import (
@@ -27,8 +28,10 @@ from orchestration.settings import (
 )
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-# Tables written by Python assets (no dbt YAML): published as they are, they hold no PII.
-PYTHON_ASSET_TABLES = (("predictions", "customer_predictions"), ("predictions", "ltv_model_fits"))
+# Tables written by Python assets (tables of the dbt source `predictions`, no model YAML):
+# published as they are, they hold no PII. The source name is also their asset-key prefix.
+PYTHON_ASSET_SOURCE = "predictions"
+PYTHON_ASSET_TABLES = ("customer_predictions", "ltv_model_fits")
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,10 @@ def published_tables(manifest: dict) -> list[PublishedTable]:
             pii_columns=frozenset(c for c, props in columns.items() if is_pii(props)),
             record_id_columns=_record_id_columns(node),
         ))
-    tables += [PublishedTable(name=name, schema=schema, columns=(), pii_columns=frozenset())
-               for schema, name in PYTHON_ASSET_TABLES]
+    sources = Catalog(manifest=manifest, vars={})
+    tables += [PublishedTable(name=name, columns=(), pii_columns=frozenset(),
+                              schema=str(sources.source_node(PYTHON_ASSET_SOURCE, name)["schema"]))
+               for name in PYTHON_ASSET_TABLES]
     return sorted(tables, key=lambda t: t.name)
 
 
@@ -189,7 +194,7 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
     for node in manifest["nodes"].values():
         if is_public_mart(node):
             keys.append(TRANSLATOR.get_asset_key(node))
-    return keys + [dg.AssetKey([schema, name]) for schema, name in PYTHON_ASSET_TABLES]
+    return keys + [dg.AssetKey([PYTHON_ASSET_SOURCE, name]) for name in PYTHON_ASSET_TABLES]
 
 
 @dg.asset(
@@ -208,8 +213,7 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
     ),
 )
 def bi_publication(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    manifest = json.loads(ensure_manifest(PROJECT).read_text())
-    tables = published_tables(manifest)
+    tables = published_tables(dict(catalog().manifest))
     target = publication_path()
     salt_warning = default_salt_warning(load_settings().landing_dir)
     if salt_warning:

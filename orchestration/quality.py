@@ -17,6 +17,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from orchestration.catalog import catalog
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 
@@ -44,8 +45,13 @@ CUSTOMERS = dg.AssetKey(["customers"])
 SOURCE_RECORDS = dg.AssetKey(["customer_source_records"])
 PREDICTIONS = dg.AssetKey(["predictions", "customer_predictions"])
 HISTORY = "quality.check_history"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"
+# E.164 (ITU-T): phones are parsed by libphonenumber in Python (orchestration/phones.py), not dbt.
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+
+def email_pattern() -> str:
+    """The address pattern dbt's normalize_email accepts (var `email_pattern`): one rule."""
+    return str(catalog().var("email_pattern"))
 
 
 def setting(name: str, default: float) -> float:
@@ -126,7 +132,8 @@ def valid_share(result: Any) -> float | None:
     return None if unexpected is None else 1 - float(unexpected) / 100
 
 
-def _missing(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def _missing(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, table = relation.split(".", 1)
     return con.execute("select count(*) from information_schema.tables where table_schema = ? "
                        "and table_name = ?", [schema, table]).fetchone()[0] == 0
 
@@ -140,8 +147,9 @@ def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     gx = _great_expectations()
 
     cap = max_identifiers_per_profile()
+    customers = catalog().relation("customers")
     frame = con.execute(
-        "select customer_id, identifier_count from main_marts.customers "
+        f"select customer_id, identifier_count from {customers} "
         "order by identifier_count desc limit 1000").df()
     results = validate(frame, [gx.expectations.ExpectColumnMaxToBeBetween(
         column="identifier_count", max_value=cap)])
@@ -155,7 +163,7 @@ def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
          "largest_identifier_counts": dg.MetadataValue.json(counts[:5]),
          "profiles_over_limit": dg.MetadataValue.int(sum(n > cap for n in counts)),
          "find_them": dg.MetadataValue.md(
-             "`select customer_id, identifier_count from main_marts.customers "
+             f"`select customer_id, identifier_count from {customers} "
              "order by identifier_count desc limit 5`")},
         f"no profile above {cap} identifiers (over-merge guard; the largest 1000 profiles are "
         "validated, which is exact for a maximum)",
@@ -173,7 +181,7 @@ def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckRe
                 "recorded_at timestamp default current_timestamp)")
     previous = con.execute(f"select observed from {HISTORY} where check_name = 'profile_count' "
                            "order by recorded_at desc limit 1").fetchone()
-    count = con.execute("select count(*) from main_marts.customers").fetchone()[0]
+    count = con.execute(f"select count(*) from {catalog().relation('customers')}").fetchone()[0]
     frame = pd.DataFrame({"customer_id": range(count)})
     if previous is None:
         bounds = (1, None)
@@ -200,10 +208,10 @@ def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 
     email_rate = setting("CDP_QUALITY_MIN_EMAIL_VALID", 0.98)
     phone_rate = setting("CDP_QUALITY_MIN_PHONE_VALID", 0.95)
-    frame, meta = read_frame(con, "main_marts.customers", "primary_email, primary_phone")
+    frame, meta = read_frame(con, catalog().relation("customers"), "primary_email, primary_phone")
     results = validate(frame, [
         gx.expectations.ExpectColumnValuesToMatchRegex(
-            column="primary_email", regex=EMAIL_PATTERN, mostly=email_rate),
+            column="primary_email", regex=email_pattern(), mostly=email_rate),
         gx.expectations.ExpectColumnValuesToMatchRegex(
             column="primary_phone", regex=PHONE_PATTERN, mostly=phone_rate),
     ])
@@ -220,19 +228,20 @@ def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     """Per identity source, the share of staged records not attached to any profile."""
     gx = _great_expectations()
 
-    from orchestration.privacy import identified_sources
-
     limit = setting("CDP_QUALITY_MAX_UNMATCHED_SHARE", 0.5)
+    cat = catalog()
+    records = cat.relation("customer_source_records")
     rows = []
-    for source in identified_sources():
-        if source.source in ("privacy_requests", "consents") or _missing(
-                con, "main_staging", source.staging_model):
+    # Sources with `links: false` (consents, privacy requests) attach to profiles by lookup and
+    # are expected to hold identifiers no profile has: only linking sources are measured.
+    for source in cat.var("identity.sources"):
+        staging = cat.relation(source["model"])
+        if source.get("links") is False or _missing(con, staging):
             continue
-        staged = con.execute(f"select count(*) from main_staging.{source.staging_model}"
-                             ).fetchone()[0]
-        matched = con.execute("select count(*) from main_marts.customer_source_records "
-                              "where source = ?", [source.source]).fetchone()[0]
-        rows.append({"source": source.source,
+        staged = con.execute(f"select count(*) from {staging}").fetchone()[0]
+        matched = con.execute(f"select count(*) from {records} "
+                              "where source = ?", [source["source"]]).fetchone()[0]
+        rows.append({"source": source["source"],
                      "unmatched_share": 0.0 if staged == 0 else 1 - matched / staged})
     frame = pd.DataFrame(rows)
     results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
@@ -255,10 +264,11 @@ def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     gx = _great_expectations()
 
     hours = setting("CDP_QUALITY_MAX_LOAD_AGE_HOURS", 48)
+    load_log = catalog().raw_relation("_load_log")
     frame = con.execute(
         "select source, date_diff('minute', max(_loaded_at), "
-        "(select max(_loaded_at) from raw._load_log)) / 60.0 as hours_behind "
-        "from raw._load_log group by source order by source").df()
+        f"(select max(_loaded_at) from {load_log})) / 60.0 as hours_behind "
+        f"from {load_log} group by source order by source").df()
     results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
         column="hours_behind", min_value=0, max_value=hours)])
     late = [r for r in frame.itertuples() if r.hours_behind > hours]
@@ -275,7 +285,8 @@ def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
     gx = _great_expectations()
 
     median_max = setting("CDP_QUALITY_MAX_MEDIAN_CLV", 10_000)
-    frame, meta = read_frame(con, "predictions.customer_predictions", "predicted_clv_365d")
+    frame, meta = read_frame(con, catalog().source("predictions", "customer_predictions"),
+                             "predicted_clv_365d")
     results = validate(frame, [
         gx.expectations.ExpectColumnValuesToBeBetween(column="predicted_clv_365d", min_value=0),
         gx.expectations.ExpectColumnValuesToNotBeNull(column="predicted_clv_365d", mostly=0.9),

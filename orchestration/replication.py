@@ -31,12 +31,17 @@ import duckdb
 import jinja2
 import yaml
 
+from orchestration.catalog import catalog
 from orchestration.settings import PROFILES_DIR
 
-RAW_SCHEMA = "raw"
-PREDICTIONS_SCHEMA = "predictions"
-# Every table of these schemas is copied ...
-REPLICATED_SCHEMAS = (RAW_SCHEMA, PREDICTIONS_SCHEMA)
+
+def replicated_schemas() -> tuple[str, str]:
+    """Every table of these schemas is copied: the raw schema of the landing sources and the
+    schema of dbt source `predictions` (both as their source YAML declares) ..."""
+    cat = catalog()
+    return cat.raw_schema(), cat.source_schema("predictions")
+
+
 # ... and these single tables: the privacy suppression list keeps erased people out of the
 # identity graph (macros/privacy/suppression_list.sql), on every engine.
 REPLICATED_TABLES = (("privacy", "suppression_list"),)
@@ -115,8 +120,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         "where table_type = 'BASE TABLE' and table_catalog = current_database() "
         "order by table_schema, table_name",
     ).fetchall()
+    schemas = replicated_schemas()
     return [(schema, table) for schema, table in rows
-            if schema in REPLICATED_SCHEMAS or (schema, table) in REPLICATED_TABLES]
+            if schema in schemas or (schema, table) in REPLICATED_TABLES]
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[_Column]:
@@ -130,13 +136,14 @@ def _quote(identifier: str, quote: str = '"') -> str:
 def _sources(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     """(schema, table, DuckDB relation to read) for every table to copy, placeholders included."""
     present = _tables(con)
-    if not any(schema == RAW_SCHEMA for schema, _ in present):
+    raw_schema, predictions_schema = replicated_schemas()
+    if not any(schema == raw_schema for schema, _ in present):
         raise ReplicationError("DuckDB warehouse has no raw tables: run load_landing_files first")
     sources = [(schema, table, f"{_quote(schema)}.{_quote(table)}") for schema, table in present]
     for table, columns in PREDICTION_PLACEHOLDERS.items():
-        if (PREDICTIONS_SCHEMA, table) not in present:
+        if (predictions_schema, table) not in present:
             con.execute(f"create or replace temp table {_quote('placeholder_' + table)} ({columns})")
-            sources.append((PREDICTIONS_SCHEMA, table, _quote("placeholder_" + table)))
+            sources.append((predictions_schema, table, _quote("placeholder_" + table)))
     return sources
 
 

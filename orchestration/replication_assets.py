@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.catalog import catalog
 from orchestration.ingestion.contract import SOURCES
 from orchestration.replication import ReplicationError, replicate
 from orchestration.settings import load_settings
@@ -44,7 +45,7 @@ def build_replication_assets(target: str) -> list[dg.AssetsDefinition]:
         copies = {copy.name: copy.rows for copy in replicate(warehouse.resolved_path, target)}
         context.log.info(", ".join(f"{name}={rows}" for name, rows in copies.items()))
         for source in SOURCES:
-            name = f"raw.{source.name}"
+            name = catalog().raw_relation(source.name)
             if name not in copies:
                 raise ReplicationError(f"{target}: raw table {name} was not replicated")
             yield dg.MaterializeResult(

@@ -35,6 +35,7 @@ from orchestration.ingestion import LandingError, discover_landing
 from orchestration.ingestion.contract import SOURCES
 from orchestration.recovery import recover_abandoned_runs
 from orchestration.settings import load_settings
+from orchestration.triggers import PENDING_EVENT_SQL
 
 SENSOR_NAME = "landing_files_arrived_run_affected_assets"
 SETTLE_ENV = "CDP_LANDING_SETTLE_SECONDS"
@@ -49,7 +50,8 @@ ACTIVE_RUN_STATUSES = [
 ]
 RAW_KEYS = [dg.AssetKey(["raw", source.name]) for source in SOURCES]
 FAST_PATH_ENV = "CDP_TRIGGER_FAST_PATH"  # "0"/"off" runs only the catch-up run
-FAST_PATH_SOURCES = ("segment_tracks", "shop_orders")
+# The sources the trigger fast path reads (orchestration/triggers.py): one list, there.
+FAST_PATH_SOURCES = tuple(PENDING_EVENT_SQL)
 TRIGGER_KEY = dg.AssetKey(["triggers", "trigger_events"])
 FAST_PATH_PRIORITY = "10"  # dagster/priority: queued fast runs start before queued catch-ups
 

@@ -18,19 +18,27 @@ Triggers, evaluated at `now` (CDP_AS_OF end of day, or the current time):
 
 import datetime as dt
 import os
+from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
 
 from orchestration.activation.engine import relation_exists
+from orchestration.catalog import catalog
+from orchestration.landing_contract import SOURCES_BY_NAME
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 SCHEMA = "triggers"
 TABLE = f"{SCHEMA}.trigger_events"
 LOOKBACK_ENV = "CDP_TRIGGER_LOOKBACK_HOURS"
-CART_EVENTS = ("product added", "product_added", "cart_add", "add_to_cart")
 PURCHASE_EVENTS = ("order completed", "order_completed", "store_purchase")
+
+
+def cart_events() -> tuple[str, ...]:
+    """Event types that mean "added to cart": dbt var `features.cart_event_names`, the list the
+    feature cart_adds_30d counts (customer_events.event_type is the lowercased track name)."""
+    return tuple(str(name).lower() for name in catalog().var("features.cart_event_names"))
 
 
 def trigger_now(as_of: dt.date | None = None) -> dt.datetime:
@@ -44,8 +52,10 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
 
 
-def trigger_events_sql(events_relation: str = "main_marts.customer_events") -> str:
-    """SQL with parameters $now and $lookback_hours, one row per trigger firing."""
+def trigger_events_sql(events_relation: str | None = None) -> str:
+    """SQL with parameters $now and $lookback_hours, one row per trigger firing (by default
+    over dbt's customer_events)."""
+    events_relation = events_relation or catalog().relation("customer_events")
     return f"""
         with events as (
             select customer_id, event_id, event_type, occurred_at
@@ -55,7 +65,7 @@ def trigger_events_sql(events_relation: str = "main_marts.customer_events") -> s
         last_cart as (
             select customer_id, event_id, occurred_at
             from events
-            where event_type in {_in(CART_EVENTS)}
+            where event_type in {_in(cart_events())}
             qualify row_number() over (
                 partition by customer_id order by occurred_at desc, event_id desc) = 1
         ),
@@ -106,19 +116,52 @@ def trigger_events_sql(events_relation: str = "main_marts.customer_events") -> s
     """
 
 
-EVENTS = "main_marts.customer_events"
-IDENTITIES = "main_marts.customer_identities"
+# What the fast path reads of a source's raw row `r` that no dbt var says: its event type and
+# time as models/marts/identity/customer_events.sql and the staging model spell them. The rest
+# (raw table, record id, identifiers and their order) comes from dbt and the landing contract.
+PENDING_EVENT_SQL: dict[str, tuple[str, str]] = {
+    "segment_tracks": ("lower(trim(r.event))", 'r."timestamp"'),
+    "shop_orders": ("'order_' || coalesce(lower(trim(r.status)), 'placed')", "r.ordered_at"),
+}
+# Raw identifier values as staging normalises them, for the types that need no lookup (phone
+# numbers are parsed by libphonenumber into a lookup: they resolve on the next full run).
+_RAW_NORMALISED = {"email": "lower(trim({}))"}
+_NEEDS_LOOKUP = ("phone",)
 
-# Raw rows the fast path reads before identity is rebuilt: (raw table, event_id prefix (the
-# `source` of customer_events), record id column, event type, timestamp, identifiers as
-# (identifier_type, normalised value) in the order they are tried). `r` is the raw row.
-PENDING_SOURCES = (
-    ("raw.segment_tracks", "segment_tracks", "id", "lower(trim(r.event))", 'r."timestamp"',
-     (("user_id", "trim(r.user_id)"), ("anonymous_id", "trim(r.anonymous_id)"))),
-    ("raw.shop_orders", "shop_orders", "order_id",
-     "'order_' || coalesce(lower(trim(r.status)), 'placed')", "r.ordered_at",
-     (("shop_customer_id", "trim(r.shop_customer_id)"), ("email", "lower(trim(r.email))"))),
-)
+
+@dataclass(frozen=True)
+class PendingSource:
+    """A raw table the trigger fast path reads before identity is rebuilt."""
+
+    relation: str  # the raw table (dbt source)
+    source: str  # event_id prefix: the `source` of customer_events
+    id_column: str  # the raw record id (landing contract)
+    event_type: str
+    occurred_at: str
+    identifiers: tuple[tuple[str, str], ...]  # (identifier_type, normalised raw value), tried in order
+
+
+def pending_sources() -> list[PendingSource]:
+    """The PENDING_EVENT_SQL sources, each with the identifiers dbt var `identity.sources` gives
+    it, strongest first (var `identity.identifier_types` priority); columns the raw table (its
+    source YAML) lacks are left out."""
+    cat = catalog()
+    priority = {kind: spec["priority"] for kind, spec in cat.var("identity.identifier_types").items()}
+    entries = {entry["source"]: entry for entry in cat.var("identity.sources")}
+    found = []
+    for source, (event_type, occurred_at) in PENDING_EVENT_SQL.items():
+        node = cat.source_node(SOURCES_BY_NAME[source].dbt_source, source)
+        declared = set(node.get("columns", {}))
+        kinds = sorted(entries[source].get("identifiers", {}), key=lambda kind: priority[kind])
+        identifiers = tuple(
+            (kind, _RAW_NORMALISED.get(kind, "trim({})").format(f"r.{column}"))
+            for kind in kinds
+            if kind not in _NEEDS_LOOKUP
+            and (column := entries[source]["identifiers"][kind]) in declared)
+        found.append(PendingSource(cat.source(node["source_name"], source), source,
+                                   SOURCES_BY_NAME[source].record_id, event_type, occurred_at,
+                                   identifiers))
+    return found
 
 
 def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -128,27 +171,29 @@ def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
     This is the trigger fast path: a micro-batch need not wait for identity, profiles and the
     rest to rebuild before a known customer's abandoned cart fires. Identifiers the map does not
     know yet (a brand-new visitor) resolve on the next full run, and fire then."""
-    if not (relation_exists(con, EVENTS) and relation_exists(con, IDENTITIES)):
+    cat = catalog()
+    events, identities = cat.relation("customer_events"), cat.relation("customer_identities")
+    if not (relation_exists(con, events) and relation_exists(con, identities)):
         return None
     parts = []
-    for relation, source, id_column, event_type, occurred_at, identifiers in PENDING_SOURCES:
-        if not relation_exists(con, relation):
+    for pending in pending_sources():
+        if not relation_exists(con, pending.relation):
             continue
-        event_id = f"'{source}:' || cast(r.{id_column} as varchar)"
+        event_id = f"'{pending.source}:' || cast(r.{pending.id_column} as varchar)"
         joins = "\n".join(
-            f"left join {IDENTITIES} as i{n} on i{n}.identifier_type = '{kind}' "
+            f"left join {identities} as i{n} on i{n}.identifier_type = '{kind}' "
             f"and i{n}.identifier_value = {value}"
-            for n, (kind, value) in enumerate(identifiers))
+            for n, (kind, value) in enumerate(pending.identifiers))
         customer = "coalesce(" + ", ".join(f"i{n}.customer_id"
-                                           for n in range(len(identifiers))) + ")"
+                                           for n in range(len(pending.identifiers))) + ")"
         parts.append(f"""
             select {customer} as customer_id, {event_id} as event_id,
-                   {event_type} as event_type,
-                   cast(timezone('UTC', {occurred_at}) as timestamp) as occurred_at
-            from {relation} as r
+                   {pending.event_type} as event_type,
+                   cast(timezone('UTC', {pending.occurred_at}) as timestamp) as occurred_at
+            from {pending.relation} as r
             {joins}
-            where r.{id_column} is not null
-              and not exists (select 1 from {EVENTS} as e where e.event_id = {event_id})""")
+            where r.{pending.id_column} is not null
+              and not exists (select 1 from {events} as e where e.event_id = {event_id})""")
     return " union all ".join(parts) if parts else None
 
 
@@ -159,8 +204,9 @@ def refresh_trigger_events(con: duckdb.DuckDBPyConnection, now: dt.datetime,
     Reads the unified timeline plus the events loaded since it was built (pending_events_sql)."""
     con.execute(f"create schema if not exists {SCHEMA}")
     pending = pending_events_sql(con)
-    events = EVENTS if pending is None else (
-        f"(select customer_id, event_id, event_type, occurred_at from {EVENTS} "
+    timeline = catalog().relation("customer_events")
+    events = timeline if pending is None else (
+        f"(select customer_id, event_id, event_type, occurred_at from {timeline} "
         f"union all {pending})")
     con.execute(f"create or replace table {TABLE} as {trigger_events_sql(events)}",
                 {"now": now, "lookback_hours": lookback_hours})

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from orchestration import churn
-from orchestration.predictions import KEYS, PREDICTION_ASSETS, PredictionsConfig, as_of_bound
+from orchestration.predictions import (KEYS, PREDICTION_ASSETS, PredictionsConfig, as_of_bound,
+                                       transactions_relation)
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 from tools.purchase_histories import simulate_transactions
 
@@ -72,9 +73,10 @@ def test_materialize_predictions_asset(tmp_path: Path, transactions: pd.DataFram
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("create schema main_intermediate")
+        relation = transactions_relation()
+        con.execute(f"create schema {relation.split('.')[0]}")
         con.register("tx", transactions)
-        con.execute("create table main_intermediate.int_transactions_attributed as "
+        con.execute(f"create table {relation} as "
                     "select *, cast(amount as decimal(18, 2)) as amount_decimal from tx")
     monkeypatch.setenv("CDP_AS_OF", AS_OF.isoformat())
     (asset,) = PREDICTION_ASSETS

@@ -115,3 +115,41 @@ def test_checks_run_in_a_process_whose_main_module_has_no_file() -> None:
                           timeout=300, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "validated False 1" in done.stdout, done.stderr[-2000:]
+
+
+def test_contact_validity_accepts_what_dbt_normalize_email_accepts() -> None:
+    # Addresses the dbt rule (var email_pattern) keeps: a punycode and a unicode top-level domain.
+    # The check used to hold a pattern of its own, under which these were invalid.
+    from orchestration.catalog import catalog
+
+    con = duckdb.connect()
+    customers = catalog().relation("customers")
+    con.execute(f"create schema {customers.split('.')[0]}")
+    con.execute(f"create table {customers} (primary_email varchar, primary_phone varchar)")
+    con.execute(f"insert into {customers} values ('ana@shop.xn--p1ai', '+14155550134'), "
+                "('bo@post.онлайн', null), ('cy@mail.io', null), ('no-at-sign', null)")
+    result = quality.contact_validity(con)
+    emails = result.metadata["expectations"].value["expect_column_values_to_match_regex:primary_email"]
+    assert emails["unexpected_count"] == 1  # only 'no-at-sign'
+    assert "emails 75.0 % valid" in result.metadata["figure"].value
+
+
+def test_unmatched_share_measures_the_linking_identity_sources_only() -> None:
+    from orchestration.catalog import catalog
+
+    cat = catalog()
+    con = duckdb.connect()
+    sources = cat.var("identity.sources")
+    linking = [s for s in sources if s.get("links") is not False]
+    lookup_only = [s for s in sources if s.get("links") is False]
+    assert linking and lookup_only
+    for source in (linking[0], lookup_only[0]):  # one staged record each, neither attached
+        staging = cat.relation(source["model"])
+        con.execute(f"create schema if not exists {staging.split('.')[0]}")
+        con.execute(f"create table {staging} as select 'r1' as record_id")
+    records = cat.relation("customer_source_records")
+    con.execute(f"create schema if not exists {records.split('.')[0]}")
+    con.execute(f"create table {records} (customer_id varchar, source varchar)")
+    result = quality.unmatched_share(con)
+    assert result.metadata["unmatched_share"].value == {linking[0]["source"]: 1.0}
+    assert not result.passed

@@ -12,7 +12,8 @@
 {#- The provider rules of var `email_normalisation` on an address already parsed by
     `email_address` (a column, ideally: it is read several times): domain aliases
     (googlemail.com -> gmail.com), `+tag` removed for providers that document plus addressing,
-    dots removed where the provider ignores them; NULL when invalid or a known placeholder. -#}
+    dots removed where the provider ignores them; NULL unless it matches var `email_pattern` or
+    when a known placeholder. -#}
 {% macro email_mailbox(address) -%}
     {%- set rules = var('email_normalisation') -%}
     {%- set domain_written = "split_part(" ~ address ~ ", '@', 2)" -%}
@@ -48,7 +49,7 @@
     {%- set mailbox = "(" ~ local ~ ") || '@' || (" ~ domain ~ ")" -%}
     case
         when {{ address }} is null then null
-        when not {{ regex_matches(address, "^[a-z0-9._%+''-]+@([^@. ]+[.])+[^@. ]{2,}$") }}
+        when not {{ regex_matches(address, var('email_pattern') | replace("'", "''")) }}
             then null
         when ({{ local }}) in ('') then null
         when {{ mailbox }} in ({{ sql_string_list(var('placeholder_emails')) }}) then null

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestration.catalog import catalog
 from orchestration.declarations import sql_literal, template_problems
 from orchestration.settings import PROJECT_DIR
 
@@ -225,9 +226,16 @@ class SyncConfig(Strict):
 
 
 class ActivationConfig(Strict):
-    consent_relation: Annotated[str, Field(pattern=RELATION)] = "main_marts.customer_consents"
+    # None: the dbt model customer_consents, looked up in the catalog when a sync runs.
+    consent_relation: Annotated[str | None, Field(pattern=RELATION)] = None
     log_retention_days: int = Field(90, ge=1)
     syncs: list[SyncConfig] = []
+
+    def consents(self) -> str:
+        """The relation syncs read consent from: `consent_relation`, else dbt's customer_consents."""
+        if self.consent_relation:
+            return self.consent_relation
+        return catalog().relation("customer_consents")
 
     @model_validator(mode="after")
     def unique_names(self) -> "ActivationConfig":

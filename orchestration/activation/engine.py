@@ -143,7 +143,7 @@ class SyncRun:
             s.consent_status for s in self.sync.fields.values() if s.consent_status})
         if not purposes:
             return
-        relation = self.config.consent_relation
+        relation = self.config.consents()
         if not relation_exists(self.con, relation):
             raise SourceUnavailable(
                 f"sync {self.sync.name} needs consent ({', '.join(purposes)}) but the consent "

@@ -28,7 +28,7 @@ from fastapi.security import APIKeyHeader
 from orchestration.phones import normalise_phone, phone_rules
 from orchestration.serving.keys import PII_READ, PROFILES_READ, ApiKey, KeyStore
 from orchestration.serving.mailbox import mailbox, mailbox_rules
-from orchestration.serving.snapshot import IDENTIFIER_TYPES, snapshot_path
+from orchestration.serving.snapshot import identifier_types, snapshot_path
 
 MAX_EVENTS = 50
 NOT_FOUND = "no profile for this identifier"
@@ -202,9 +202,10 @@ def create_app(snapshot: Path | None = None, keys: KeyStore | None = None,
     def profile(identifier_type: str, identifier_value: str, request: Request,
                 key: Annotated[ApiKey, Depends(caller)],
                 events: Annotated[int, Query(ge=0, le=MAX_EVENTS)] = 20) -> Response:
-        if identifier_type not in IDENTIFIER_TYPES + ("customer_id",):
+        accepted = (*identifier_types(), "customer_id")
+        if identifier_type not in accepted:
             raise HTTPException(422, f"unknown identifier type {identifier_type!r}; one of "
-                                + ", ".join(IDENTIFIER_TYPES + ("customer_id",)))
+                                + ", ".join(accepted))
         value = normalise_identifier(identifier_type, identifier_value)
         found = lookup(reader, identifier_type, value, pii=PII_READ in key.scopes, events=events)
         if found is None:

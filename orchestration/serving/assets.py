@@ -1,10 +1,8 @@
 """The serving snapshot as a Dagster asset, downstream of the marts and predictions it reads."""
 
-import json
-
 import dagster as dg
 
-from orchestration.dbt_assets import PROJECT, ensure_manifest
+from orchestration.catalog import catalog
 from orchestration.publication import published_tables
 from orchestration.settings import default_salt_warning, load_settings
 from orchestration.serving.snapshot import build_snapshot, snapshot_path
@@ -42,8 +40,7 @@ PRIVACY_UPSTREAM = dg.AssetKey(["privacy", "privacy_requests_executed"])
 )
 def serving_snapshot(context: dg.AssetExecutionContext,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
-    manifest = json.loads(ensure_manifest(PROJECT).read_text())
-    tables = {t.name: t for t in published_tables(manifest)}
+    tables = {t.name: t for t in published_tables(dict(catalog().manifest))}
     pii = set(tables["customers"].pii_columns) if "customers" in tables else set()
     events = tables.get("customer_events")
     salt_warning = default_salt_warning(load_settings().landing_dir)

@@ -19,12 +19,13 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from orchestration.catalog import catalog, dbt_var
 from orchestration.privacy import last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy import salt as privacy_salt
@@ -38,10 +39,12 @@ EVENTS_PER_CUSTOMER = 50
 # Earlier snapshot files kept beside the current one, for readers that still have them open.
 KEEP_PREVIOUS = 2
 
-# Columns of `customers` that are personal data at least (the dbt YAML marks them `pii: true`).
-CUSTOMER_PII_COLUMNS: tuple[str, ...] = (
-    "first_name", "last_name", "primary_email", "primary_phone", "city",
-)
+
+def customer_pii_columns() -> frozenset[str]:
+    """Columns of `customers` that are personal data: those its dbt YAML marks `pii: true`."""
+    return catalog().pii_columns("customers")
+
+
 # Event fields holding a source record id -> the field naming its source (the dbt YAML marks
 # them `embeds_pii` on customer_events; the asset passes those). Served only with pii:read when
 # the source's record id is an identifier (a CRM contact id, a loyalty id).
@@ -49,26 +52,34 @@ EVENT_RECORD_ID_FIELDS: Mapping[str, str] = {"event_id": "source"}
 EVENT_FIELDS: tuple[str, ...] = (
     "event_id", "source", "event_type", "channel", "occurred_at", "revenue",
 )
-# Identifier types the API accepts, as in customer_identities.identifier_type.
-IDENTIFIER_TYPES: tuple[str, ...] = (
-    "email", "phone", "user_id", "anonymous_id", "loyalty_id", "shop_customer_id",
-    "crm_contact_id",
-)
+
+
+def identifier_types() -> tuple[str, ...]:
+    """Identifier types the API accepts: those of dbt var `identity.identifier_types`, as in
+    customer_identities.identifier_type (read from dbt_project.yml; no manifest needed)."""
+    return tuple(dbt_var("identity.identifier_types"))
+
+
+def _model(name: str) -> Callable[[], str]:
+    return lambda: catalog().relation(name)
 
 
 @dataclass(frozen=True)
 class Relations:
-    """Where the snapshot reads from in the warehouse (schema-qualified)."""
+    """Where the snapshot reads from in the warehouse (schema-qualified); by default the dbt
+    models' relations from the catalog, looked up when a Relations is made."""
 
-    customers: str = "main_marts.customers"
-    identities: str = "main_marts.customer_identities"
-    merges: str = "main_marts.customer_id_merges"
-    segment_memberships: str = "main_marts.segment_memberships"
-    journey_stages: str = "main_marts.customer_journey_stages"
-    features: str = "main_marts.customer_features"
-    predictions: str = "predictions.customer_predictions"
-    events: str = "main_marts.customer_events"
-    privacy_requests: str = "main_staging.stg_privacy__requests"
+    customers: str = field(default_factory=_model("customers"))
+    identities: str = field(default_factory=_model("customer_identities"))
+    merges: str = field(default_factory=_model("customer_id_merges"))
+    segment_memberships: str = field(default_factory=_model("segment_memberships"))
+    journey_stages: str = field(default_factory=_model("customer_journey_stages"))
+    features: str = field(default_factory=_model("customer_features"))
+    predictions: str = field(
+        default_factory=lambda: catalog().source("predictions", "customer_predictions"))
+    events: str = field(default_factory=_model("customer_events"))
+    privacy_requests: str = field(default_factory=_model("stg_privacy__requests"))
+    # Written by the privacy asset (orchestration/privacy.py), not by dbt.
     suppression_list: str = "privacy.suppression_list"
 
 
@@ -269,14 +280,14 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
 
 
 def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = None,
-                   relations: Relations = Relations(),
-                   customer_pii: Iterable[str] = CUSTOMER_PII_COLUMNS,
+                   relations: Relations | None = None,
+                   customer_pii: Iterable[str] | None = None,
                    event_record_ids: Mapping[str, str] | None = None,
                    clear_sources: Iterable[str] | None = None) -> SnapshotReport:
     """Build a new snapshot file from the warehouse and point `target` (a symlink) at it.
 
     `customer_pii`: columns of `customers` served only with scope pii:read (the asset passes
-    those the dbt YAML marks `pii: true`, plus CUSTOMER_PII_COLUMNS). `event_record_ids`:
+    those the dbt YAML marks `pii: true`; customer_pii_columns() is always added). `event_record_ids`:
     event fields that hold record ids (default EVENT_RECORD_ID_FIELDS; the asset passes the dbt
     `embeds_pii` columns of customer_events); served only with pii:read unless their source is
     one of `clear_sources` (default: dbt var identity.sources, record_ids.py).
@@ -291,8 +302,8 @@ def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = N
     missing: list[str] = []
     event_fields = EVENT_RECORD_ID_FIELDS if event_record_ids is None else event_record_ids
     clear = frozenset(clear_record_id_sources() if clear_sources is None else clear_sources)
-    statements = _build_sql(warehouse, relations, missing,
-                            frozenset(customer_pii) | frozenset(CUSTOMER_PII_COLUMNS),
+    statements = _build_sql(warehouse, relations or Relations(), missing,
+                            frozenset(customer_pii or ()) | customer_pii_columns(),
                             {k: v for k, v in event_fields.items() if k in EVENT_FIELDS}, clear)
     with private_build_dir(target) as folder:
         built = folder / version.name
