@@ -25,7 +25,7 @@ import duckdb
 
 from orchestration.activation.engine import relation_exists
 from orchestration.catalog import catalog
-from orchestration.landing_contract import SOURCES_BY_NAME
+from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 
