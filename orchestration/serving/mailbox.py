@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestration.catalog import catalog
+from orchestration.catalog import dbt_var
 
-# the check of normalize_email: ASCII local part, a domain with a dot and a 2+ character end
-_VALID = re.compile(r"^[a-z0-9._%+'-]+@([^@. ]+[.])+[^@. ]{2,}$")
+
+def _valid_address(address: str) -> bool:
+    """The check of normalize_email: dbt var `email_pattern` (one home for the rule)."""
+    return re.match(dbt_var("email_pattern"), address) is not None
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,10 @@ class MailboxRules:
 
 
 def mailbox_rules() -> MailboxRules:
-    """The project's rules, from dbt_project.yml through the catalog (one home: the dbt vars)."""
-    cat = catalog()
+    """The project's rules, the dbt vars in dbt_project.yml (no manifest needed: the API process)."""
     return MailboxRules.from_vars(
-        cat.var("email_normalisation"), cat.var("placeholder_emails"),
-        cat.var("placeholder_email_local_parts"), cat.var("placeholder_email_domains"))
+        dbt_var("email_normalisation"), dbt_var("placeholder_emails"),
+        dbt_var("placeholder_email_local_parts"), dbt_var("placeholder_email_domains"))
 
 
 def email_address(value: str) -> str | None:
@@ -70,7 +71,7 @@ def mailbox(value: str, rules: MailboxRules) -> str | None:
     """The mailbox staging stores for this spelling (macro normalize_email), None when the
     address is invalid or a placeholder (staging keeps no identifier for it)."""
     address = email_address(value)
-    if address is None or not _VALID.match(address):
+    if address is None or not _valid_address(address):
         return None
     local, domain = address.split("@")[0], address.split("@")[1]
     domain = rules.domain_aliases.get(domain, domain)
