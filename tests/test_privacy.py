@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from orchestration import privacy
+from orchestration.privacy import steps
 from orchestration.activation.config import load_config
 from orchestration.activation.engine import run_sync
 from orchestration.ingestion import load_landing
@@ -66,9 +67,8 @@ def person_values(con: duckdb.DuckDBPyConnection, email: str) -> set[str]:
     cluster = privacy.resolve_cluster(con, "email", email)
     assert cluster.customer_ids, "the person has no profile"
     values = set(cluster.values)
-    privacy._load_values(con, cluster.values)
     for source in privacy.identified_sources():
-        ids = privacy._matching_record_ids(con, source, cluster.customer_ids)
+        ids = privacy.cluster_record_ids(con, source, cluster)
         if not ids or source.source == "privacy_requests":
             continue
         raw_columns = [c for c in SOURCES_BY_NAME[source.source].known_columns
@@ -301,19 +301,16 @@ def test_a_failing_batch_falls_back_to_one_request_at_a_time(
         small_warehouse: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch) -> None:
     con = small_warehouse
 
-    def failing_step(*args: object) -> None:  # after the batch deleted rows: rolled back
-        raise RuntimeError("batch failed")
-
-    scrub = privacy.scrub_derived
+    scrub = steps.scrub_derived
 
     def scrub_failing_for_bob(con_: duckdb.DuckDBPyConnection,
-                              cluster: privacy.Cluster) -> list[privacy.TargetResult]:
-        if "bob@x.io" in cluster.values:
+                              values: str) -> dict[str, list[privacy.TargetResult]]:
+        # after the batch deleted raw rows: a batch holding bob fails and is rolled back
+        if con_.execute(f"select count(*) from {values} where value = 'bob@x.io'").fetchone()[0]:
             raise RuntimeError("cannot scrub bob")
-        return scrub(con_, cluster)
+        return scrub(con_, values)
 
-    monkeypatch.setattr(privacy, "_pending_removals_batch", failing_step)
-    monkeypatch.setattr(privacy, "scrub_derived", scrub_failing_for_bob)
+    monkeypatch.setattr(steps, "scrub_derived", scrub_failing_for_bob)
     privacy.execute_privacy_requests(con)
     statuses = dict(con.execute(f"select request_id, status from {privacy.REQUESTS}").fetchall())
     assert statuses == {"r1": "partial", "r2": "finished", "r3": "failed", "r4": "failed",

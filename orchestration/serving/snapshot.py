@@ -25,9 +25,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.privacy import last_erasure_at
+from orchestration.privacy.audit import last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
-from orchestration.privacy import salt as privacy_salt
+from orchestration.privacy.audit import salt as privacy_salt
 from orchestration.record_ids import clear_record_id_sources, sql_string_list
 from orchestration.settings import PROJECT_DIR
 
