@@ -349,6 +349,36 @@ def test_access_exports_stay_in_the_export_folder_and_are_private(
     assert not Path("/tmp/abs_traversal_poc.json").exists()
 
 
+def test_one_request_is_a_batch_of_one_with_the_same_effects(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(name: str, request_ids: list[str]) -> dict[tuple[str, str], tuple[str, str, int]]:
+        monkeypatch.setenv("CDP_PRIVACY_EXPORT_DIR", str(tmp_path / name / "exports"))
+        (tmp_path / name).mkdir()
+        with duckdb.connect(str(tmp_path / name / "small.duckdb")) as con:
+            con.execute(SMALL_WAREHOUSE_SQL)
+            con.execute("delete from raw.privacy_requests where not list_contains(?, request_id)",
+                        [request_ids])
+            privacy.execute_privacy_requests(con)
+            log = small_log(con)
+            assert con.execute("select list(customer_id order by 1) from main_marts.customers"
+                               ).fetchone()[0] == ["c2", "c3"]
+            return {key: value for key, value in log.items() if key[0] == "r1"}
+
+    alone, together = run("alone", ["r1"]), run("together", ["r1", "r4", "r6"])
+    assert alone == together
+    assert alone["r1", "raw.segment_identifies"] == ("delete", "finished", 1)
+    assert alone["r1", "raw._load_rejects"] == ("delete", "finished", 1)
+
+
+def test_the_loader_checks_the_raw_identifier_columns_dbt_declares() -> None:
+    from orchestration.privacy.sources import raw_identifier_columns
+
+    # same names as staged, and PII columns that staging renames (requester_email -> email)
+    assert raw_identifier_columns("shop_orders") == ("shop_customer_id", "email", "phone")
+    assert raw_identifier_columns("support_tickets") == ("requester_email", "requester_phone")
+    assert raw_identifier_columns("shop_order_lines") == ()
+
+
 def test_export_file_names_are_never_paths() -> None:
     for request_id in HOSTILE_REQUEST_IDS:
         name = privacy.export_file_name(request_id)
