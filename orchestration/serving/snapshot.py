@@ -162,7 +162,7 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
     else:
         statements.append("create table snap.erased_identities (identity_id varchar)")
     # ... and identifiers on the privacy suppression list (erased or suppressed people, stored
-    # as salted hashes by orchestration/privacy.py), in case a profile still holds one.
+    # as salted hashes by orchestration/privacy/), in case a profile still holds one.
     suppressed = ""
     if _exists(con, rel.suppression_list):
         salt = privacy_salt().replace("'", "''")
