@@ -88,6 +88,17 @@ class Catalog:
         node = self.source_node(source_name, table)
         return f"{node['schema']}.{node.get('identifier') or node['name']}"
 
+    def source_schema(self, source_name: str) -> str:
+        """The schema the tables of a declared source live in (`raw` for the landing sources)."""
+        for (name, _), node in self._sources.items():
+            if name == source_name:
+                return str(node["schema"])
+        raise CatalogError(f"dbt declares no source {source_name!r} (models/staging/*/_*__sources.yml)")
+
+    def source_columns(self, source_name: str, table: str) -> dict[str, Mapping[str, Any]]:
+        """Documented columns of a source table (name -> YAML entry: description, meta)."""
+        return dict(self.source_node(source_name, table).get("columns", {}))
+
     def columns(self, name: str) -> dict[str, Mapping[str, Any]]:
         """Documented columns of a model (name -> YAML entry: description, data_type, meta)."""
         return dict(self.node(name).get("columns", {}))

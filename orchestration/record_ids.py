@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestration.privacy import identified_sources
+from orchestration.privacy.sources import identified_sources
 
 
 def column_meta(column: dict) -> dict:

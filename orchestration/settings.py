@@ -67,7 +67,7 @@ def load_settings() -> Settings:
 # Both defaults are public (they are in this repository): fine for generated sample data, never
 # for real people. docs/security.md.
 PII_SALT_ENV = "CDP_PII_SALT"          # hashed PII and record ids in the BI publication
-PRIVACY_SALT_ENV = "CDP_PRIVACY_SALT"  # suppression-list hashes (orchestration/privacy.py, dbt)
+PRIVACY_SALT_ENV = "CDP_PRIVACY_SALT"  # suppression-list hashes (orchestration/privacy/, dbt)
 PII_SALT_DEFAULT = "open-cdp-bi"
 # What makes a landing folder sample data: tools/sample_data/ writes its ground truth here.
 SAMPLE_MARKER = "_ground_truth"

@@ -48,7 +48,7 @@ def erase_in_privacy_log(con, customer_id: str) -> None:
     targets = privacy.pending_destination_removals(con, {customer_id})
     assert {t.target for t in targets} == {f"activation:{n}" for n in
                                            ("hook", "folder", "ads", "retired")}
-    privacy._write_log(con, "req-1", dt.datetime.now(), targets)
+    privacy.write_log(con, "req-1", dt.datetime.now(), targets)
     con.execute("delete from main_marts.customers where customer_id = ?", [customer_id])
 
 

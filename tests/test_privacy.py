@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from orchestration import privacy
+from orchestration.privacy import steps
 from orchestration.activation.config import load_config
 from orchestration.activation.engine import run_sync
 from orchestration.ingestion import load_landing
@@ -67,9 +68,8 @@ def person_values(con: duckdb.DuckDBPyConnection, email: str) -> set[str]:
     cluster = privacy.resolve_cluster(con, "email", email)
     assert cluster.customer_ids, "the person has no profile"
     values = set(cluster.values)
-    privacy._load_values(con, cluster.values)
     for source in privacy.identified_sources():
-        ids = privacy._matching_record_ids(con, source, cluster.customer_ids)
+        ids = privacy.cluster_record_ids(con, source, cluster)
         if not ids or source.source == "privacy_requests":
             continue
         raw_columns = [c for c in SOURCES_BY_NAME[source.source].known_columns
@@ -302,19 +302,16 @@ def test_a_failing_batch_falls_back_to_one_request_at_a_time(
         small_warehouse: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch) -> None:
     con = small_warehouse
 
-    def failing_step(*args: object) -> None:  # after the batch deleted rows: rolled back
-        raise RuntimeError("batch failed")
-
-    scrub = privacy.scrub_derived
+    scrub = steps.scrub_derived
 
     def scrub_failing_for_bob(con_: duckdb.DuckDBPyConnection,
-                              cluster: privacy.Cluster) -> list[privacy.TargetResult]:
-        if "bob@x.io" in cluster.values:
+                              values: str) -> dict[str, list[privacy.TargetResult]]:
+        # after the batch deleted raw rows: a batch holding bob fails and is rolled back
+        if con_.execute(f"select count(*) from {values} where value = 'bob@x.io'").fetchone()[0]:
             raise RuntimeError("cannot scrub bob")
-        return scrub(con_, cluster)
+        return scrub(con_, values)
 
-    monkeypatch.setattr(privacy, "_pending_removals_batch", failing_step)
-    monkeypatch.setattr(privacy, "scrub_derived", scrub_failing_for_bob)
+    monkeypatch.setattr(steps, "scrub_derived", scrub_failing_for_bob)
     privacy.execute_privacy_requests(con)
     statuses = dict(con.execute(f"select request_id, status from {privacy.REQUESTS}").fetchall())
     assert statuses == {"r1": "partial", "r2": "finished", "r3": "failed", "r4": "failed",
@@ -351,6 +348,36 @@ def test_access_exports_stay_in_the_export_folder_and_are_private(
     assert len(list(exports.iterdir())) == len(HOSTILE_REQUEST_IDS) + 1
     assert not (tmp_path / "traversal_poc.json").exists()
     assert not Path("/tmp/abs_traversal_poc.json").exists()
+
+
+def test_one_request_is_a_batch_of_one_with_the_same_effects(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(name: str, request_ids: list[str]) -> dict[tuple[str, str], tuple[str, str, int]]:
+        monkeypatch.setenv("CDP_PRIVACY_EXPORT_DIR", str(tmp_path / name / "exports"))
+        (tmp_path / name).mkdir()
+        with duckdb.connect(str(tmp_path / name / "small.duckdb")) as con:
+            con.execute(SMALL_WAREHOUSE_SQL)
+            con.execute("delete from raw.privacy_requests where not list_contains(?, request_id)",
+                        [request_ids])
+            privacy.execute_privacy_requests(con)
+            log = small_log(con)
+            assert con.execute("select list(customer_id order by 1) from main_marts.customers"
+                               ).fetchone()[0] == ["c2", "c3"]
+            return {key: value for key, value in log.items() if key[0] == "r1"}
+
+    alone, together = run("alone", ["r1"]), run("together", ["r1", "r4", "r6"])
+    assert alone == together
+    assert alone["r1", "raw.segment_identifies"] == ("delete", "finished", 1)
+    assert alone["r1", "raw._load_rejects"] == ("delete", "finished", 1)
+
+
+def test_the_loader_checks_the_raw_identifier_columns_dbt_declares() -> None:
+    from orchestration.privacy.sources import raw_identifier_columns
+
+    # same names as staged, and PII columns that staging renames (requester_email -> email)
+    assert raw_identifier_columns("shop_orders") == ("shop_customer_id", "email", "phone")
+    assert raw_identifier_columns("support_tickets") == ("requester_email", "requester_phone")
+    assert raw_identifier_columns("shop_order_lines") == ()
 
 
 def test_export_file_names_are_never_paths() -> None:

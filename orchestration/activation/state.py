@@ -140,7 +140,7 @@ def last_run(con: duckdb.DuckDBPyConnection, sync: str) -> dict[str, object] | N
     return dict(zip([d[0] for d in rel.description], row))
 
 
-PRIVACY_LOG = "privacy.privacy_request_log"  # written by orchestration/privacy.py
+PRIVACY_LOG = "privacy.privacy_request_log"  # written by orchestration/privacy/
 
 
 def _relation_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:

@@ -19,7 +19,7 @@ UPSTREAM = [
     dg.AssetKey(["stg_privacy__requests"]),
     dg.AssetKey(["predictions", "customer_predictions"]),
 ]
-# Executes erasure and suppression requests (orchestration/privacy.py): the snapshot comes after.
+# Executes erasure and suppression requests (orchestration/privacy/): the snapshot comes after.
 PRIVACY_UPSTREAM = dg.AssetKey(["privacy", "privacy_requests_executed"])
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import duckdb
 
 from orchestration.catalog import catalog, dbt_var
-from orchestration.privacy import last_erasure_at
+from orchestration.privacy.audit import last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
-from orchestration.privacy import salt as privacy_salt
+from orchestration.privacy.audit import salt as privacy_salt
 from orchestration.record_ids import clear_record_id_sources, sql_string_list
 from orchestration.settings import PROJECT_DIR
 
@@ -173,7 +173,7 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
     else:
         statements.append("create table snap.erased_identities (identity_id varchar)")
     # ... and identifiers on the privacy suppression list (erased or suppressed people, stored
-    # as salted hashes by orchestration/privacy.py), in case a profile still holds one.
+    # as salted hashes by orchestration/privacy/), in case a profile still holds one.
     suppressed = ""
     if _exists(con, rel.suppression_list):
         salt = privacy_salt().replace("'", "''")

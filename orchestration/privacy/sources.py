@@ -1,0 +1,103 @@
+"""Where identifiers live: the identity sources of dbt, their staging views and raw tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestration.catalog import Catalog, catalog, load_catalog
+from orchestration.ingestion.contract import SOURCES_BY_NAME
+from orchestration.privacy.audit import SCHEMA, quote
+
+# Raw tables whose rows must stay for accounting: their PII columns are nulled, not deleted.
+NULL_PII_COLUMNS: dict[str, tuple[str, ...]] = {
+    "shop_orders": ("shop_customer_id", "email", "phone"),
+    "pos_transactions": ("loyalty_id",),
+}
+# The source the privacy requests arrive in (never erased as data: its identifiers are hashed).
+REQUEST_SOURCE = ("privacy", "privacy_requests")
+# The loader's table of rejected lines, in the raw schema (orchestration/ingestion.py).
+LOAD_REJECTS_TABLE = "_load_rejects"
+# The phone lookup the loader keeps in the raw schema (orchestration/phones.py).
+PHONE_LOOKUP = ("phone", "_phone_numbers")
+
+
+@dataclass(frozen=True)
+class IdentifiedSource:
+    """A landing source, its staging model and the staged columns that hold identifiers."""
+
+    source: str
+    staging_model: str
+    staging_record_id: str
+    identifier_columns: tuple[str, ...]
+    raw_record_id_sql: str
+    raw_table: str  # schema.table of the raw rows (from the dbt source)
+    staging_relation: str  # schema.view of the staged rows (from the dbt model)
+
+
+def _catalog(project_file: Path | None) -> Catalog:
+    return load_catalog(project_file=project_file) if project_file else catalog()
+
+
+def identified_sources(project_file: Path | None = None) -> list[IdentifiedSource]:
+    """From dbt var `identity.sources` (dbt_project.yml), the manifest and the landing contract."""
+    cat = _catalog(project_file)
+    found = []
+    for entry in cat.var("identity.sources"):
+        name = entry["source"]
+        columns = tuple(entry.get("identifiers", {}).values())
+        if entry.get("identifier_value_column"):
+            columns += (entry["identifier_value_column"],)
+        contract = SOURCES_BY_NAME[name]
+        raw_id = quote(contract.record_id)
+        if name == "consents":  # stg_consent__consents: a hash of file and line when missing
+            raw_id = ("coalesce(consent_id, md5(_source_file || ':' || "
+                      "cast(_source_line as varchar)))")
+        found.append(IdentifiedSource(
+            name, entry["model"], entry["record_id"], tuple(dict.fromkeys(columns)), raw_id,
+            cat.source(contract.dbt_source, name), cat.relation(entry["model"])))
+    return found
+
+
+def raw_schema() -> str:
+    """The schema of the raw landing tables (the dbt sources' schema)."""
+    return catalog().source_schema(REQUEST_SOURCE[0])
+
+
+def request_table() -> str:
+    """The raw table of privacy requests."""
+    return catalog().source(*REQUEST_SOURCE)
+
+
+def load_rejects() -> str:
+    return f"{raw_schema()}.{LOAD_REJECTS_TABLE}"
+
+
+def phone_lookup() -> str:
+    return catalog().source(*PHONE_LOOKUP)
+
+
+def not_derived_schemas() -> tuple[str, ...]:
+    """Schemas never scrubbed as derived data: raw is erased row by row, privacy is the audit."""
+    return (raw_schema(), SCHEMA, "information_schema", "pg_catalog")
+
+
+def raw_identifier_columns(source_name: str) -> tuple[str, ...]:
+    """Raw columns of a landing source that carry identifiers, as dbt declares them.
+
+    The staged identifier columns of `identity.sources` that the raw table has under the same
+    name, and the raw columns marked `meta: {pii: true}` in the source YAML that staging renames
+    (support's requester_email becomes email)."""
+    cat = catalog()
+    contract = SOURCES_BY_NAME[source_name]
+    entry = next((e for e in cat.var("identity.sources") if e["source"] == source_name), None)
+    if entry is None:
+        return ()
+    staged = set(entry.get("identifiers", {}).values())
+    if entry.get("identifier_value_column"):
+        staged.add(entry["identifier_value_column"])
+    staged_columns = set(cat.columns(entry["model"]))
+    renamed_pii = {name for name, column in cat.source_columns(contract.dbt_source,
+                                                                source_name).items()
+                   if column.get("meta", {}).get("pii") and name not in staged_columns}
+    return tuple(c for c in contract.known_columns if c in staged or c in renamed_pii)
