@@ -35,7 +35,7 @@ from orchestration.privacy.requests import (
     resolve_cluster,
 )
 from orchestration.privacy.runs import PrivacyRunReport, execute_privacy_requests
-from orchestration.privacy.sources import NULL_PII_COLUMNS, IdentifiedSource, identified_sources
+from orchestration.privacy.sources import KEPT_FOR_ACCOUNTING, IdentifiedSource, identified_sources
 from orchestration.privacy.steps import erase_raw, scrub_derived
 from orchestration.privacy.suppression import (
     drop_suppressed_rows, purge_late_rows_at_load, purge_suppressed,
@@ -44,7 +44,7 @@ from orchestration.privacy.traces import find_traces
 
 __all__ = [
     "ACCESS_TYPES", "COMPACTION_TARGET", "DEFAULT_SALT", "ERASE_TYPES", "ERASING_ACTIONS",
-    "HASH_PREFIX", "LOG", "NULL_PII_COLUMNS", "PRIVACY_ASSETS", "PRIVACY_STATUSES", "REQUESTS",
+    "HASH_PREFIX", "LOG", "KEPT_FOR_ACCOUNTING", "PRIVACY_ASSETS", "PRIVACY_STATUSES", "REQUESTS",
     "SCHEMA", "SUPPRESSION", "SUPPRESS_TYPES", "Cluster", "IdentifiedSource", "PrivacyRunReport",
     "RequestOutcome", "TargetResult", "cluster_record_ids", "compaction_due",
     "drop_suppressed_rows", "ensure_privacy_tables", "erase_raw", "execute_batch",

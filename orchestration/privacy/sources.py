@@ -9,11 +9,9 @@ from orchestration.catalog import Catalog, catalog, load_catalog
 from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.privacy.audit import SCHEMA, quote
 
-# Raw tables whose rows must stay for accounting: their PII columns are nulled, not deleted.
-NULL_PII_COLUMNS: dict[str, tuple[str, ...]] = {
-    "shop_orders": ("shop_customer_id", "email", "phone"),
-    "pos_transactions": ("loyalty_id",),
-}
+# Raw tables whose rows must stay for accounting: their identifier columns (those dbt declares,
+# `raw_identifier_columns`) are nulled, not deleted.
+KEPT_FOR_ACCOUNTING = frozenset({"shop_orders", "pos_transactions"})
 # The source the privacy requests arrive in (never erased as data: its identifiers are hashed).
 REQUEST_SOURCE = ("privacy", "privacy_requests")
 # The loader's table of rejected lines, in the raw schema (orchestration/ingestion.py).

@@ -18,7 +18,8 @@ from orchestration.privacy.requests import (
     BATCH, REQUEST_IDENTIFIERS, hash_request_identifiers, request_ids, restrict,
 )
 from orchestration.privacy.sources import (
-    NULL_PII_COLUMNS, REQUEST_SOURCE, IdentifiedSource, load_rejects, request_table,
+    KEPT_FOR_ACCOUNTING, REQUEST_SOURCE, IdentifiedSource, load_rejects, raw_identifier_columns,
+    request_table,
 )
 
 Targets = dict[str, list[TargetResult]]
@@ -74,8 +75,8 @@ def _erase_raw_table(con: duckdb.DuckDBPyConnection, source: IdentifiedSource,
         "select r.request_id, count(distinct h.__privacy_row) from _privacy_records as r "
         "left join _privacy_raw_hits as h using (record_id) group by 1 order by 1").fetchall()
     rows = "rowid in (select __privacy_row from _privacy_raw_hits)"
-    if source.source in NULL_PII_COLUMNS:
-        sets = ", ".join(f"{quote(c)} = null" for c in NULL_PII_COLUMNS[source.source])
+    if source.source in KEPT_FOR_ACCOUNTING:
+        sets = ", ".join(f"{quote(c)} = null" for c in raw_identifier_columns(source.source))
         con.execute(f"update {source.raw_table} set {sets} where {rows}")
         _credit(results, counts, source.raw_table, "null_pii")
     else:
