@@ -8,9 +8,13 @@ soon as it is documented there. Errors name the file, the segment and the field.
     python -m orchestration.segments check     # validate every file
     python -m orchestration.segments compile   # (re)write the generated dbt model
 
-The compiled model (`models/intermediate/segments/int_segment_members_evaluated.sql`) is checked
-in; a test fails when it is out of date with the YAML. Every run compiles it before dbt builds
+The compiled model (`COMPILED_MODEL`, under models/marts/segments/evaluation/) is checked in; a
+test fails when it is out of date with the YAML. Every run compiles it before dbt builds
 (`compile_for_run`), and loading the Dagster definitions validates the YAML and warns.
+
+Why one file of ~510 lines: it is one concern, the segment language (its pydantic grammar, the
+checks against the column catalogue, and the SQL each condition compiles to), and a condition's
+validation and its SQL change together; the event conditions of issue 18 will make it a package.
 """
 
 from __future__ import annotations
