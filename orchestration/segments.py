@@ -399,7 +399,7 @@ def render_members_model(segments: Sequence[LoadedSegment], columns: dict[str, C
              "),",
              "",
              "consents as (",
-             "    select * from {{ ref('int_customers_consents_current') }}",
+             "    select * from {{ ref('int_customers_consents_decided') }}",
              "),",
              ""]
     selects = []

@@ -6,7 +6,7 @@ with inputs as (
 ),
 
 consents as (
-    select * from {{ ref('int_customers_consents_current') }}
+    select * from {{ ref('int_customers_consents_decided') }}
 ),
 
 members as (
