@@ -32,13 +32,24 @@ from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
 SCHEMA = "triggers"
 TABLE = f"{SCHEMA}.trigger_events"
 LOOKBACK_ENV = "CDP_TRIGGER_LOOKBACK_HOURS"
-PURCHASE_EVENTS = ("order completed", "order_completed", "store_purchase")
 
 
 def cart_events() -> tuple[str, ...]:
     """Event types that mean "added to cart": dbt var `features.cart_event_names`, the list the
     feature cart_adds_30d counts (customer_events.event_type is the lowercased track name)."""
     return tuple(str(name).lower() for name in catalog().var("features.cart_event_names"))
+
+
+def purchase_condition() -> str:
+    """SQL over customer_events (event_id, event_type): the event is a purchase by the dbt purchase
+    rule (int_transactions_identified): a store transaction, or a shop order whose status is not in
+    var features.excluded_order_statuses (customer_events names it `order_<status>`, `order_placed`
+    without a status). A tracked "Order Completed" is web telemetry, not a purchase, as for the
+    features."""
+    excluded = tuple(f"order_{str(status).lower()}"
+                     for status in catalog().var("features.excluded_order_statuses"))
+    return ("(event_id like 'pos_transactions:%' or "
+            f"(event_id like 'shop_orders:%' and event_type not in {_in(excluded)}))")
 
 
 def trigger_now(as_of: dt.date | None = None) -> dt.datetime:
@@ -70,7 +81,7 @@ def trigger_events_sql(events_relation: str | None = None) -> str:
                 partition by customer_id order by occurred_at desc, event_id desc) = 1
         ),
         purchases as (
-            select customer_id, occurred_at from events where event_type in {_in(PURCHASE_EVENTS)}
+            select customer_id, occurred_at from events where {purchase_condition()}
         ),
         cart_abandoned as (
             select

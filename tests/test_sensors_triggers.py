@@ -19,16 +19,20 @@ EVENTS = [
     ("ann", "t:1", "product added", NOW - dt.timedelta(hours=2)),
     # bob: cart 2 hours ago, bought 30 minutes later -> no cart trigger; a first purchase today
     ("bob", "t:2", "product added", NOW - dt.timedelta(hours=2)),
-    ("bob", "o:2", "order_completed", NOW - dt.timedelta(hours=1, minutes=30)),
+    ("bob", "shop_orders:o2", "order_completed", NOW - dt.timedelta(hours=1, minutes=30)),
     # cy: cart 20 minutes ago -> not yet
     ("cy", "t:3", "product added", NOW - dt.timedelta(minutes=20)),
     # dee: cart 10 days ago -> outside the look-back window
     ("dee", "t:4", "product added", NOW - dt.timedelta(days=10)),
     # eve: first ever purchase this morning -> first_purchase_today
-    ("eve", "o:5", "store_purchase", NOW - dt.timedelta(hours=3)),
+    ("eve", "pos_transactions:p5", "store_purchase", NOW - dt.timedelta(hours=3)),
     # fay: bought before, bought again today -> not a first purchase
-    ("fay", "o:6", "order completed", NOW - dt.timedelta(days=40)),
-    ("fay", "o:7", "order completed", NOW - dt.timedelta(hours=1)),
+    ("fay", "shop_orders:o6", "order_shipped", NOW - dt.timedelta(days=40)),
+    ("fay", "shop_orders:o7", "order_completed", NOW - dt.timedelta(hours=1)),
+    # hal: a cancelled order is no purchase (var features.excluded_order_statuses), nor is a
+    # tracked "Order Completed" (web telemetry; the features count shop orders and store sales)
+    ("hal", "shop_orders:o8", "order_cancelled", NOW - dt.timedelta(hours=2)),
+    ("hal", "segment_tracks:t10", "order completed", NOW - dt.timedelta(hours=2)),
     # gus: event after `now` is ignored (point in time)
     ("gus", "t:8", "product added", NOW + dt.timedelta(hours=5)),
 ]
