@@ -22,12 +22,17 @@ import duckdb
 import phonenumbers
 import yaml
 
+from orchestration.catalog import catalog
 from orchestration.settings import PROJECT_DIR
 
-PHONE_NUMBERS = "raw._phone_numbers"
 REQUIREMENTS = ("valid", "possible")
 # Typed by people who will not give a number; a possible length does not make them real.
 _SEQUENCES = frozenset({"123456789", "1234567890", "0123456789", "987654321", "9876543210"})
+
+
+def phone_numbers_relation() -> str:
+    """The lookup the loader keeps beside the raw tables: dbt source `phone._phone_numbers`."""
+    return catalog().source("phone", "_phone_numbers")
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class PhoneReport:
     def summary(self) -> str:
         return (f"phone numbers: {self.parsed:,} new value(s) parsed, {self.invalid_values:,} "
                 f"value(s) in {self.invalid_rows:,} raw row(s) not valid phone numbers (NULL in "
-                f"staging, see {PHONE_NUMBERS} where not is_valid)")
+                f"staging, see {phone_numbers_relation()} where not is_valid)")
 
 
 def _project_vars(project_file: Path | None = None) -> dict[str, Any]:
@@ -129,7 +134,7 @@ def normalise_phone(raw: str, country: str | None, rules: PhoneRules) -> PhoneRe
 def ensure_phone_numbers_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists raw")
     con.execute(f"""
-        create table if not exists {PHONE_NUMBERS} (
+        create table if not exists {phone_numbers_relation()} (
             phone_raw varchar,
             country_raw varchar,
             region varchar,
@@ -175,25 +180,26 @@ def refresh_phone_numbers(con: duckdb.DuckDBPyConnection,
                 f"select phone_raw, country_raw, count(*) as raw_rows from ({_pairs_sql(columns)}) "
                 "group by all")
     removed = con.execute(
-        f"delete from {PHONE_NUMBERS} as p where not exists (select 1 from _phone_pairs as r "
+        f"delete from {phone_numbers_relation()} as p where not exists "
+        "(select 1 from _phone_pairs as r "
         "where r.phone_raw = p.phone_raw and r.country_raw = p.country_raw)").fetchone()[0]
     new = con.execute(
         f"select phone_raw, country_raw from _phone_pairs as r where not exists (select 1 "
-        f"from {PHONE_NUMBERS} as p where p.phone_raw = r.phone_raw "
+        f"from {phone_numbers_relation()} as p where p.phone_raw = r.phone_raw "
         "and p.country_raw = r.country_raw)").fetchall()
     if new:
         results = [normalise_phone(raw, country, rules) for raw, country in new]
         con.execute(
-            f"insert into {PHONE_NUMBERS} select unnest(?::varchar[]), unnest(?::varchar[]), "
-            "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::boolean[]), "
-            "unnest(?::varchar[]), ?",
+            f"insert into {phone_numbers_relation()} select unnest(?::varchar[]), "
+            "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), "
+            "unnest(?::boolean[]), unnest(?::varchar[]), ?",
             [[raw for raw, _ in new], [country for _, country in new],
              [region_of(country, rules) for _, country in new],
              [r.phone_e164 for r in results], [r.is_valid for r in results],
              [r.reason for r in results], dt.datetime.now(dt.UTC)])
     invalid_values, invalid_rows = con.execute(
         f"select count(*), coalesce(sum(r.raw_rows), 0) from _phone_pairs as r "
-        f"inner join {PHONE_NUMBERS} as p on p.phone_raw = r.phone_raw "
+        f"inner join {phone_numbers_relation()} as p on p.phone_raw = r.phone_raw "
         "and p.country_raw = r.country_raw where not p.is_valid").fetchone()
     con.execute("drop table _phone_pairs")
     return PhoneReport(len(new), removed, int(invalid_values), int(invalid_rows))

@@ -157,7 +157,7 @@ def test_an_impossible_number_is_null_and_counted(built: Built) -> None:
     assert built.query("select order_id, phone from main_staging.stg_shop__orders "
                        "where order_id = 'o-kim'") == [("o-kim", None)]
     assert built.query("select phone from main_staging.stg_support__tickets") == [(None,)]
-    invalid = built.query(f"select phone_raw, region from {phones.PHONE_NUMBERS} "
+    invalid = built.query(f"select phone_raw, region from {phones.phone_numbers_relation()} "
                           "where not is_valid order by 1")
     assert invalid == [("010-1234-5678", "US"), ("555-12", "US")]
     assert built.report.phones is not None
@@ -195,8 +195,8 @@ def test_the_lookup_parses_only_new_pairs_and_forgets_pairs_raw_no_longer_holds(
         again = phones.refresh_phone_numbers(con)
         con.execute("delete from raw.crm_contacts where contact_id = 'c-ben'")
         pruned = phones.refresh_phone_numbers(con)
-        left = con.execute(f"select phone_raw, country_raw, phone_e164 from {phones.PHONE_NUMBERS}"
-                           ).fetchall()
+        left = con.execute("select phone_raw, country_raw, phone_e164 from "
+                           f"{phones.phone_numbers_relation()}").fetchall()
     assert first is not None and (first.parsed, again.parsed) == (2, 0)
     assert pruned.removed == 1
     assert left == [("010-6725-3994", "KR", ROSA_PHONE)]
