@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from orchestration.catalog import catalog
 from tests.identity_support.generator import ALL_ON, NONE, PHENOMENA, Phenomena, generate
 from tests.identity_support.oracle import ceiling
 from tests.identity_support.quality import ROOT, Quality, load, run_dbt, score, score_warehouse
@@ -122,11 +123,12 @@ def sweep(people: int, seed: int, thresholds: list[int], work: Path) -> list[Adv
     return results
 
 
+# Relations filled from the dbt catalog when the query runs (one home for table names).
 MIXED_SQL = """
 with truth as (select * from read_parquet(?)),
 records as (
     select records.customer_id, truth.person_id
-    from main_marts.customer_source_records as records
+    from {source_records} as records
     inner join truth using (source, source_record_id)
 ),
 cells as (select customer_id, person_id, count(*) as n from records group by all),
@@ -142,7 +144,7 @@ several_people as (
     -- identifiers whose records belong to more than one true person
     select observed.identifier_type, observed.identifier_value,
            count(distinct truth.person_id) as people
-    from main_intermediate.int_identity_identifiers_observed as observed
+    from {identifiers_observed} as observed
     inner join truth using (source, source_record_id)
     group by all
     having count(distinct truth.person_id) > 1
@@ -154,7 +156,7 @@ select false_pairs.customer_id, max(false_pairs.people) as people,
        string_agg(several_people.identifier_type || ':' || several_people.identifier_value
                   || ' (' || several_people.people || ' people)', ', ') as identifiers
 from false_pairs
-left join main_marts.customer_identities as identities using (customer_id)
+left join {identities} as identities using (customer_id)
 left join several_people using (identifier_type, identifier_value)
 group by false_pairs.customer_id
 order by people desc, false_pairs desc
@@ -166,7 +168,12 @@ def mixed_profiles(warehouse: Path, truth: Path) -> str:
     profiles with more than two people with the identifiers that joined them."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        rows = con.execute(MIXED_SQL, [str(truth / "truth.parquet")]).fetchall()
+        cat = catalog()
+        sql = MIXED_SQL.format(
+            source_records=cat.relation("customer_source_records"),
+            identifiers_observed=cat.relation("int_identity_identifiers_observed"),
+            identities=cat.relation("customer_identities"))
+        rows = con.execute(sql, [str(truth / "truth.parquet")]).fetchall()
     finally:
         con.close()
     by_kind: dict[str, list[int]] = {}
