@@ -68,3 +68,13 @@ def sample_pipeline_run(tmp_path_factory: pytest.TempPathFactory,
                             env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real PostgreSQL server (pgserver) for the session; tests take fresh databases on it."""
+    from engine_support.postgres import start_postgres
+
+    server = start_postgres(tmp_path_factory.mktemp("pgserver"))
+    yield server
+    server.server.cleanup()

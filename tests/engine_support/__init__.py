@@ -1,0 +1,1 @@
+"""Real engine servers for tests: one PostgreSQL (pgserver) per test session, fresh databases."""

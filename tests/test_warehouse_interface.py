@@ -1,0 +1,106 @@
+"""The warehouse interface behaves the same on every engine (real DuckDB file, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestration.warehouse import Warehouse, WarehouseError, open_warehouse
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        for key, value in server.fresh_database("iface").items():
+            monkeypatch.setenv(key, value)
+    wh = open_warehouse(request.param, tmp_path / "warehouse.duckdb")
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def people() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": ["a", "b", "c"],
+        "score": [1.5, None, 3.0],
+        "orders": [1, 2, 3],
+        "seen_at": pd.to_datetime(["2026-01-01 10:00", "2026-02-01 00:00", "2026-03-01 00:00"]),
+        "note": ["", None, "x,\"y\""],
+    })
+
+
+def test_replace_table_round_trips_values_nulls_and_empty_strings(warehouse: Warehouse) -> None:
+    assert warehouse.replace_table("cdp_test.people", people()) == 3
+    assert warehouse.exists("cdp_test.people")
+    assert warehouse.columns("cdp_test.people") == list(people().columns)
+    rows = warehouse.rows("select customer_id, score, orders, seen_at, note "
+                          "from cdp_test.people order by customer_id")
+    assert [r[0] for r in rows] == ["a", "b", "c"]
+    assert rows[0][1] == 1.5 and (rows[1][1] is None or pd.isna(rows[1][1]))
+    assert [int(r[2]) for r in rows] == [1, 2, 3]
+    assert pd.Timestamp(rows[0][3]) == pd.Timestamp("2026-01-01 10:00")
+    assert rows[0][4] == "" and rows[1][4] is None and rows[2][4] == 'x,"y"'
+
+
+def test_replace_is_whole_and_a_failed_replace_keeps_the_old_rows(warehouse: Warehouse) -> None:
+    warehouse.replace_table("cdp_test.people", people())
+    warehouse.replace_table("cdp_test.people", people().iloc[:1])
+    assert warehouse.scalar("select count(*) from cdp_test.people") == 1
+    with pytest.raises(Exception):
+        warehouse.replace_table_as("cdp_test.people", "select * from cdp_test.no_such_table")
+    assert warehouse.scalar("select count(*) from cdp_test.people") == 1
+
+
+def test_replace_table_as_may_read_the_table_it_replaces(warehouse: Warehouse) -> None:
+    warehouse.replace_table("cdp_test.people", people())
+    count = warehouse.replace_table_as(
+        "cdp_test.people", "select * from cdp_test.people where orders >= %(least)s", {"least": 2})
+    assert count == 2
+    assert sorted(r[0] for r in warehouse.rows("select customer_id from cdp_test.people")) == ["b", "c"]
+
+
+def test_append_creates_then_adds_by_name(warehouse: Warehouse) -> None:
+    frame = people()[["customer_id", "orders"]]
+    warehouse.append("cdp_test.log", frame)
+    warehouse.append("cdp_test.log", frame[["orders", "customer_id"]].iloc[:1])
+    assert warehouse.scalar("select count(*) from cdp_test.log where customer_id = 'a'") == 2
+
+
+def test_delete_keys_deletes_exactly_the_matching_rows(warehouse: Warehouse) -> None:
+    warehouse.replace_table("cdp_test.people", people())
+    keys = pd.DataFrame({"customer_id": ["a", "c", "zz"], "orders": [1, 4, 1]})
+    assert warehouse.delete_keys("cdp_test.people", keys) == 1
+    assert sorted(r[0] for r in warehouse.rows("select customer_id from cdp_test.people")) == ["b", "c"]
+
+
+def test_transaction_rolls_back_every_statement(warehouse: Warehouse) -> None:
+    warehouse.replace_table("cdp_test.people", people())
+    with pytest.raises(ValueError), warehouse.transaction():
+        warehouse.execute("delete from cdp_test.people")
+        raise ValueError("stop")
+    assert warehouse.scalar("select count(*) from cdp_test.people") == 3
+
+
+def test_parameters_and_batches(warehouse: Warehouse) -> None:
+    warehouse.replace_table("cdp_test.people", people())
+    frame = warehouse.query("select customer_id from cdp_test.people where customer_id like 'a%%' "
+                            "or orders = %(n)s order by customer_id", {"n": 3})
+    assert list(frame["customer_id"]) == ["a", "c"]
+    sizes = [len(b) for b in warehouse.batches("select * from cdp_test.people", rows=2)]
+    assert sum(sizes) == 3 and max(sizes) <= 2
+    assert warehouse.scalar("select max(seen_at) from cdp_test.people") is not None
+    assert not warehouse.exists("cdp_test.nothing") and warehouse.columns("cdp_test.nothing") == []
+
+
+def test_relation_names_are_checked_before_any_sql(warehouse: Warehouse) -> None:
+    with pytest.raises(WarehouseError, match="schema.table"):
+        warehouse.replace_table("people; drop table x", people())
+    assert dt.date.today()  # the session stays usable
+    assert warehouse.scalar("select 1") == 1
