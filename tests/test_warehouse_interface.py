@@ -104,3 +104,12 @@ def test_relation_names_are_checked_before_any_sql(warehouse: Warehouse) -> None
         warehouse.replace_table("people; drop table x", people())
     assert dt.date.today()  # the session stays usable
     assert warehouse.scalar("select 1") == 1
+
+
+def test_sql_type_names_cast_on_the_engine(warehouse: Warehouse) -> None:
+    kinds = ["string", "bigint", "double", "boolean", "timestamp", "date"]
+    casts = ", ".join(f"cast(null as {warehouse.sql_type(k)}) as c_{k}" for k in kinds)
+    frame = warehouse.query(f"select {casts}")
+    assert list(frame.columns) == [f"c_{k}" for k in kinds]
+    with pytest.raises(WarehouseError, match="unknown column kind"):
+        warehouse.sql_type("blob")

@@ -44,6 +44,20 @@ class Warehouse(ABC):
     """One open session on the target engine. Use through `WarehouseResource.open()`."""
 
     engine: ClassVar[str]
+    # Column type names for `sql_type` (create table, cast): the same five kinds on every engine.
+    type_names: ClassVar[Mapping[str, str]] = {
+        "string": "varchar", "bigint": "bigint", "double": "double precision",
+        "boolean": "boolean", "timestamp": "timestamp", "date": "date",
+    }
+
+    def sql_type(self, kind: str) -> str:
+        """The engine's name for a column kind: string, bigint, double, boolean, timestamp, date
+        (`cast(x as {wh.sql_type('string')})` is `varchar` on DuckDB, `text` on PostgreSQL and
+        `string` on Spark)."""
+        try:
+            return self.type_names[kind]
+        except KeyError:
+            raise WarehouseError(f"unknown column kind {kind!r}: one of {sorted(self.type_names)}")
 
     # -- reading -------------------------------------------------------------------------------
     @abstractmethod

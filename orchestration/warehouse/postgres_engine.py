@@ -69,6 +69,7 @@ def pg_type(field: pa.Field) -> str:
 
 class PostgresWarehouse(Warehouse):
     engine = "postgres"
+    type_names = {**Warehouse.type_names, "string": "text"}
 
     def __init__(self, settings: PostgresSettings | None = None) -> None:
         self.settings = settings or PostgresSettings.from_env()
