@@ -25,9 +25,8 @@ from typing import Any
 
 import yaml
 
-from orchestration.settings import PROJECT_DIR
+from orchestration.settings import PROJECT_DIR, dbt_target_path, load_settings
 
-MANIFEST_PATH = PROJECT_DIR / "target" / "manifest.json"
 PROJECT_FILE = PROJECT_DIR / "dbt_project.yml"
 _MISSING: Any = object()
 # Resource types a Python asset may read or write by name.
@@ -164,14 +163,19 @@ class Catalog:
             if {**spec.get("meta", {}), **spec.get("config", {}).get("meta", {})}.get("pii"))
 
 
+def manifest_file() -> Path:
+    """The parsed manifest of the dbt target of this process (CDP_DBT_TARGET)."""
+    return PROJECT_DIR / dbt_target_path(load_settings().dbt_target) / "manifest.json"
+
+
 def load_catalog(manifest_path: Path | None = None, project_file: Path | None = None) -> Catalog:
     """A catalog from explicit files (tests use this with a copied project)."""
-    manifest_file = manifest_path or MANIFEST_PATH
-    if not manifest_file.exists():
+    path = manifest_path or manifest_file()
+    if not path.exists():
         raise FileNotFoundError(
-            f"{manifest_file} does not exist: the dbt project has not been parsed (run `make parse`)")
+            f"{path} does not exist: the dbt project has not been parsed (run `make parse`)")
     project = yaml.safe_load((project_file or PROJECT_FILE).read_text()) or {}
-    return Catalog(manifest=json.loads(manifest_file.read_text()), vars=project.get("vars") or {})
+    return Catalog(manifest=json.loads(path.read_text()), vars=project.get("vars") or {})
 
 
 @lru_cache(maxsize=4)
@@ -194,9 +198,10 @@ def dbt_var(dotted: str, default: Any = _MISSING) -> Any:
 def catalog() -> Catalog:
     """The project's catalog, parsing the project first if no manifest exists; re-read when the
     manifest or dbt_project.yml changes (a long-running code server sees `make parse`)."""
-    if not MANIFEST_PATH.exists():
+    path = manifest_file()
+    if not path.exists():
         from orchestration.dbt_project import dbt_project, ensure_manifest  # parse on first use
 
         ensure_manifest(dbt_project())
-    return _cached(str(MANIFEST_PATH), MANIFEST_PATH.stat().st_mtime,
+    return _cached(str(path), path.stat().st_mtime,
                    str(PROJECT_FILE), PROJECT_FILE.stat().st_mtime)

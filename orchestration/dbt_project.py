@@ -12,7 +12,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from orchestration import segments
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR, load_settings
+from orchestration.settings import PROFILES_DIR, PROJECT_DIR, dbt_target_path, load_settings
 
 
 def dbt_project() -> DbtProject:
@@ -21,6 +21,7 @@ def dbt_project() -> DbtProject:
         project_dir=PROJECT_DIR,
         profiles_dir=PROFILES_DIR,
         target=settings.dbt_target,
+        target_path=dbt_target_path(settings.dbt_target),
     )
 
 
@@ -64,7 +65,8 @@ def prepare_project(project: DbtProject | None = None) -> str | None:
     problem = segments.compile_for_run()
     subprocess.run(
         [dbt_executable(), "parse", "--project-dir", str(project.project_dir), "--profiles-dir",
-         str(project.profiles_dir), "--target", project.target or "duckdb", "--quiet"],
+         str(project.profiles_dir), "--target", project.target or "duckdb",
+         "--target-path", str(project.target_path), "--quiet"],
         check=True, cwd=project.project_dir, env=dbt_env())
     return problem
 

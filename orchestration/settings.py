@@ -11,6 +11,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROFILES_DIR = PROJECT_DIR / "profiles"
 
 
+def dbt_target_path(target: str) -> Path:
+    """Where `dbt parse` writes the manifest of a dbt target, relative to the project: `target/`
+    for DuckDB, `target/<target>/` for the others, so a run on PostgreSQL or Spark never replaces
+    the DuckDB manifest (nor its partial parse) that other processes read."""
+    return Path("target") if target == "duckdb" else Path("target") / target
+
+
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
