@@ -111,7 +111,7 @@ def ensure_target_columns(wh: Warehouse, scratch: duckdb.DuckDBPyConnection,
                           relation: str) -> list[str]:
     """Create `relation` in the target like the scratch table, or add the columns it lacks
     (extra landing columns are text). Returns the target's columns, in its order."""
-    empty = scratch.execute(f"select * from {relation} limit 0").to_arrow_table()
+    empty = scratch.sql(f"select * from {relation} limit 0").to_arrow_table()
     if not wh.exists(relation):
         wh.append(relation, empty)
         return list(empty.column_names)
@@ -173,11 +173,11 @@ def load_source_into(
         scratch.execute(f"alter table {raw_table(source)} add column if not exists "
                         f"{ident(name)} varchar")
     selected = ", ".join(ident(c) for c in columns)
-    rows = scratch.execute(f"select {selected} from {raw_table(source)}").to_arrow_table()
-    rejects = scratch.execute(f"select * from {load_rejects_table()}").to_arrow_table()
-    log = scratch.execute(
-        f"select * from {load_log_table()} where _loaded_at = ? order by _source_file",
-        [loaded_at]).to_arrow_table()
+    rows = scratch.sql(f"select {selected} from {raw_table(source)}").to_arrow_table()
+    rejects = scratch.sql(f"select * from {load_rejects_table()}").to_arrow_table()
+    log = scratch.sql(
+        f"select * from {load_log_table()} where _loaded_at = $1 order by _source_file",
+        params=[loaded_at]).to_arrow_table()
     files_frame = pa.table({"_source_file": pa.array(report.files_loaded, pa.string())})
     if wh.engine == "spark":
         replaced = _swap_in_spark(wh, source, rows, rejects, files_frame)
