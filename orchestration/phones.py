@@ -231,11 +231,12 @@ def refresh_phone_numbers_on(wh: "Warehouse", rules: PhoneRules | None = None) -
 
     rules = rules or phone_rules()
     relation = phone_numbers_relation()
-    text, flag, stamp = wh.sql_type("string"), wh.sql_type("boolean"), "timestamp"
-    if not wh.exists(relation):
-        wh.execute(f"create table {relation} (phone_raw {text}, country_raw {text}, "
-                   f"region {text}, phone_e164 {text}, is_valid {flag}, reason {text}, "
-                   f"parsed_at {wh.sql_type(stamp)})")
+    if not wh.exists(relation):  # created by the engine from an empty typed frame
+        wh.append(relation, pd.DataFrame({
+            "phone_raw": pd.Series(dtype="string"), "country_raw": pd.Series(dtype="string"),
+            "region": pd.Series(dtype="string"), "phone_e164": pd.Series(dtype="string"),
+            "is_valid": pd.Series(dtype="bool"), "reason": pd.Series(dtype="string"),
+            "parsed_at": pd.Series(dtype="datetime64[us]")}))
     present = {c: set(wh.columns(catalog().raw_relation(c))) for c in
                {column.source for column in rules.columns}}
     columns = [c for c in rules.columns

@@ -147,3 +147,44 @@ def test_a_broken_file_keeps_its_sources_rows_in_postgres_and_the_others_load(
         {k: v for k, v in before.items() if k != "segment_tracks"}
     assert pg_rows(pg, REJECTS_SQL.format(rejects=load_rejects_table())) == rejects_before
     assert not Path(pg_env["CDP_WAREHOUSE"]).parent.exists()
+
+
+def target_state(target: str) -> tuple[dict[str, int], list[tuple], int]:
+    """Raw row counts, rejects and load-log size of the target, read through the interface."""
+    with WarehouseResource(target=target).open() as wh:
+        counts = {s.name: int(wh.scalar(f"select count(*) from {raw_table(s)}")) for s in SOURCES}
+        rejects = [(str(f), int(line), str(column), value, str(reason))
+                   for f, line, column, value, reason
+                   in wh.rows(REJECTS_SQL.format(rejects=load_rejects_table()))]
+        log = int(wh.scalar(f"select count(*) from {load_log_table()}"))
+    return counts, rejects, log
+
+
+def test_the_load_asset_on_spark_matches_duckdb_reloads_nothing_and_fails_one_source_alone(
+    spark_thrift_server, tmp_path: Path, landing: Path, duckdb_reference,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counts, rejects = duckdb_reference
+    spark_thrift_server.drop_schemas("raw", "privacy")
+    env = {**spark_thrift_server.env, "CDP_DBT_TARGET": "spark", "CDP_LANDING_DIR": str(landing),
+           "CDP_WAREHOUSE": str(tmp_path / "must_not_exist" / "warehouse.duckdb")}
+    assert materialize(monkeypatch, env).success
+    loaded_counts, loaded_rejects, log = target_state("spark")
+    assert loaded_counts == counts
+    assert loaded_rejects == [tuple(r) for r in rejects]
+    assert not Path(env["CDP_WAREHOUSE"]).parent.exists()
+
+    assert materialize(monkeypatch, env).success  # unchanged folder: nothing new
+    assert target_state("spark") == (counts, loaded_rejects, log)
+
+    (landing / "shop_orders" / "bad.csv").write_text("order_id,email\nX-1,x@example.com\n",
+                                                     encoding="utf-8")
+    tracks = (landing / "segment_tracks.csv").read_text(encoding="utf-8").splitlines()
+    (landing / "segment_tracks").mkdir()
+    (landing / "segment_tracks" / "more.csv").write_text("\n".join(tracks[:3]) + "\n",
+                                                         encoding="utf-8")
+    assert not materialize(monkeypatch, env).success
+    after, after_rejects, _ = target_state("spark")
+    assert after == {**counts, "segment_tracks": counts["segment_tracks"] + 2}
+    assert after_rejects == loaded_rejects
+    assert not Path(env["CDP_WAREHOUSE"]).parent.exists()
