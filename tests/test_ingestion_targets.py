@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from orchestration.ingestion.assets import load_landing_files
-from orchestration.ingestion.contract import SOURCES
+from orchestration.ingestion.contract import SOURCES, SOURCES_BY_NAME
 from orchestration.ingestion.schema import load_log_table, load_rejects_table, raw_table
 from orchestration.warehouse import WarehouseResource
 
@@ -188,3 +188,39 @@ def test_the_load_asset_on_spark_matches_duckdb_reloads_nothing_and_fails_one_so
     assert after == {**counts, "segment_tracks": counts["segment_tracks"] + 2}
     assert after_rejects == loaded_rejects
     assert not Path(env["CDP_WAREHOUSE"]).parent.exists()
+
+
+def test_a_write_that_fails_in_postgres_rolls_its_source_back_and_the_others_load(
+    pg_env: dict[str, str], pg, landing: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert materialize(monkeypatch, pg_env).success
+    before = counts_pg(pg)
+    orders = raw_table(SOURCES_BY_NAME["shop_orders"])
+    bad_file = f"select order_id from {orders} where _source_file = 'shop_orders/bad.csv'"
+    assert pg_rows(pg, bad_file) == [("BAD-3",)]
+    rejects_before = pg_rows(pg, REJECTS_SQL.format(rejects=load_rejects_table()))
+    log_before = pg_rows(pg, f"select _source_file, content_sha256 from {load_log_table()} "
+                             "order by 1")
+    # the target refuses the changed file's new rows after its old rows were deleted by key
+    with pg.cursor() as cur:
+        cur.execute(f"alter table {orders} add constraint no_new "
+                    "check (order_id not like 'NEW-%')")
+    (landing / "shop_orders" / "bad.csv").write_text(
+        BAD_ORDERS.replace("BAD-", "NEW-"), encoding="utf-8")
+    tracks = (landing / "segment_tracks.csv").read_text(encoding="utf-8").splitlines()
+    (landing / "segment_tracks").mkdir()
+    (landing / "segment_tracks" / "more.csv").write_text("\n".join(tracks[:3]) + "\n",
+                                                         encoding="utf-8")
+
+    result = materialize(monkeypatch, pg_env)
+    assert not result.success
+    failure = "\n".join(str(e.event_specific_data.error) for e in result.all_events
+                        if e.is_step_failure)
+    assert "source shop_orders: writing to postgres failed" in failure
+    assert pg_rows(pg, bad_file) == [("BAD-3",)]
+    assert pg_rows(pg, REJECTS_SQL.format(rejects=load_rejects_table())) == rejects_before
+    after = counts_pg(pg)
+    assert after == {**before, "segment_tracks": before["segment_tracks"] + 2}
+    log_after = pg_rows(pg, f"select _source_file, content_sha256 from {load_log_table()} "
+                            "order by 1")
+    assert [r for r in log_after if r[0] != "segment_tracks/more.csv"] == log_before

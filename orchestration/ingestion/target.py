@@ -39,7 +39,7 @@ from orchestration.ingestion.schema import (
     raw_table,
 )
 from orchestration.ingestion.session import ident, prepare_session
-from orchestration.warehouse import Warehouse, WarehouseError
+from orchestration.warehouse import Warehouse
 from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 
 STAGE_PREFIX = "_cdp_stage_"
@@ -82,9 +82,10 @@ def load_landing_into(
             except LandingError as error:
                 report.sources[source.name] = SourceReport(source=source.name, error=str(error))
                 errors.append(error)
-            except WarehouseError as error:
+            except Exception as error:  # noqa: BLE001 (a driver's error fails this source only)
                 wrapped = LandingError(f"source {source.name}: writing to {wh.engine} failed, "
                                        f"nothing of it changed: {error}")
+                wrapped.__cause__ = error
                 report.sources[source.name] = SourceReport(source=source.name,
                                                            error=str(wrapped))
                 errors.append(wrapped)
