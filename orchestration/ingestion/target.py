@@ -180,17 +180,9 @@ def load_source_into(
         f"select * from {load_log_table()} where _loaded_at = $1 order by _source_file",
         params=[loaded_at]).to_arrow_table()
     files_frame = pa.table({"_source_file": pa.array(report.files_loaded, pa.string())})
-    if wh.engine == "spark":
-        replaced = _swap_in_spark(wh, source, rows, rejects, files_frame)
-    else:
-        replaced = _write_in_transaction(wh, source, rows, rejects, log, files_frame, privacy,
-                                         report)
-        report.rows_replaced = sum(replaced.values())
-        return report
-    dropped = _drop_suppressed(wh, source, report.files_loaded, privacy)
-    report.rows_loaded -= sum(dropped.values())
+    write = _write_by_swaps if wh.engine == "spark" else _write_in_transaction
+    replaced = write(wh, source, rows, rejects, log, files_frame, privacy, report)
     report.rows_replaced = sum(replaced.values())
-    wh.append(load_log_table(), _log_rows(log, replaced, dropped))
     return report
 
 
@@ -210,9 +202,11 @@ def _write_in_transaction(wh: Warehouse, source: LandingSource, rows: pa.Table,
     return replaced
 
 
-def _swap_in_spark(wh: Warehouse, source: LandingSource, rows: pa.Table, rejects: pa.Table,
-                   files: pa.Table) -> dict[str, int]:
-    """Spark: raw rows, then rejects, each through a staging table and one table rewrite."""
+def _write_by_swaps(wh: Warehouse, source: LandingSource, rows: pa.Table, rejects: pa.Table,
+                    log: pa.Table, files: pa.Table, privacy: PrivacyAtLoad | None,
+                    report: SourceReport) -> dict[str, int]:
+    """Spark: raw rows, then rejects, each through a staging table and one table rewrite; rows
+    of erased people dropped; the load log row last."""
     names = files.column("_source_file").to_pylist()
     params = {f"f{i}": name for i, name in enumerate(names)}
     in_files = ", ".join(f"%(f{i})s" for i in range(len(names)))
@@ -228,6 +222,9 @@ def _swap_in_spark(wh: Warehouse, source: LandingSource, rows: pa.Table, rejects
             f"select {selected} from {relation} where _source_file not in ({in_files}) "
             f"union all select {selected} from {stage}", params)
         wh.execute(f"drop table if exists {stage}")
+    dropped = _drop_suppressed(wh, source, report.files_loaded, privacy)
+    report.rows_loaded -= sum(dropped.values())
+    wh.append(load_log_table(), _log_rows(log, replaced, dropped))
     return replaced
 
 
