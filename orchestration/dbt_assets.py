@@ -14,7 +14,6 @@ from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from orchestration import segments
 from orchestration.dbt_project import (dbt_env_applied, dbt_executable, dbt_project,
                                        ensure_manifest, manifest_path)
-from orchestration.replication_assets import replicated_key
 from orchestration.settings import PROFILES_DIR, dbt_target_runs_kept
 from orchestration.warehouse import WAREHOUSE_POOL
 
@@ -64,8 +63,8 @@ def group_for(dbt_resource_props: Mapping[str, Any]) -> str:
 
 
 class CdpTranslator(DagsterDbtTranslator):
-    """Groups by model folder; sources map onto the loader's `raw/<table>` assets (DuckDB) or onto
-    `raw_replicated/<table>` (the copies on any other dbt target)."""
+    """Groups by model folder; sources map onto the loader's `raw/<table>` assets on every dbt
+    target (the loader writes the raw tables into the target itself)."""
 
     def __init__(self, target: str = "duckdb",
                  settings: DagsterDbtTranslatorSettings | None = None) -> None:
@@ -75,8 +74,6 @@ class CdpTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         declared = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
         if dbt_resource_props.get("resource_type") == "source" and not declared:
-            if self.target != "duckdb" and dbt_resource_props.get("schema") == "raw":
-                return replicated_key(dbt_resource_props["name"])
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
         if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
             # Model names are unique in a dbt project: the key is the name people query.

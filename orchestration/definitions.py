@@ -19,7 +19,6 @@ from orchestration.predictions import PREDICTION_ASSETS
 from orchestration.privacy import PRIVACY_ASSETS
 from orchestration.publication import bi_publication
 from orchestration.quality import QUALITY_CHECKS
-from orchestration.replication_assets import build_replication_assets
 from orchestration.sensors import build_landing_sensor, trigger_fast_path_selection
 from orchestration.serving.assets import SERVING_ASSETS
 from orchestration.settings import load_settings
@@ -63,7 +62,6 @@ def build_definitions(sync_config: str | Path | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             load_landing_files,
-            *build_replication_assets(load_settings().dbt_target),
             cdp_dbt_models,
             *PREDICTION_ASSETS,
             *KPI_ASSETS,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import phonenumbers
@@ -24,6 +24,9 @@ import yaml
 
 from orchestration.catalog import catalog
 from orchestration.settings import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from orchestration.warehouse import Warehouse
 
 REQUIREMENTS = ("valid", "possible")
 # Typed by people who will not give a number; a possible length does not make them real.
@@ -203,3 +206,67 @@ def refresh_phone_numbers(con: duckdb.DuckDBPyConnection,
         "and p.country_raw = r.country_raw where not p.is_valid").fetchone()
     con.execute("drop table _phone_pairs")
     return PhoneReport(len(new), removed, int(invalid_values), int(invalid_rows))
+
+
+def _pairs_sql_on(wh: "Warehouse", columns: Iterable[PhoneColumn]) -> str:
+    """`_pairs_sql` in SQL every engine shares (relations from the catalog, types by sql_type)."""
+    text = wh.sql_type("string")
+    selects = []
+    for column in columns:
+        country = (f"coalesce(cast({column.country} as {text}), '')" if column.country
+                   else "''")
+        where = f"{column.phone} is not null"
+        if column.type_column:
+            where += f" and lower(trim({column.type_column})) = 'phone'"
+        selects.append(f"select cast({column.phone} as {text}) as phone_raw, {country} as "
+                       f"country_raw from {catalog().raw_relation(column.source)} where {where}")
+    return "\nunion all\n".join(selects)
+
+
+def refresh_phone_numbers_on(wh: "Warehouse", rules: PhoneRules | None = None) -> PhoneReport:
+    """`refresh_phone_numbers` on any target warehouse, through the interface: the raw pairs are
+    counted by the engine, compared with the lookup here, the lookup changed by delete_keys and
+    append (the loader of a PostgreSQL or Spark target calls this; DuckDB keeps the SQL above)."""
+    import pandas as pd
+
+    rules = rules or phone_rules()
+    relation = phone_numbers_relation()
+    if not wh.exists(relation):  # created by the engine from an empty typed frame
+        wh.append(relation, pd.DataFrame({
+            "phone_raw": pd.Series(dtype="string"), "country_raw": pd.Series(dtype="string"),
+            "region": pd.Series(dtype="string"), "phone_e164": pd.Series(dtype="string"),
+            "is_valid": pd.Series(dtype="bool"), "reason": pd.Series(dtype="string"),
+            "parsed_at": pd.Series(dtype="datetime64[us]")}))
+    present = {c: set(wh.columns(catalog().raw_relation(c))) for c in
+               {column.source for column in rules.columns}}
+    columns = [c for c in rules.columns
+               if {c.phone, c.country or c.phone, c.type_column or c.phone} <= present[c.source]]
+    pairs = pd.DataFrame(columns=["phone_raw", "country_raw", "raw_rows"])
+    if columns:
+        pairs = wh.query(f"select phone_raw, country_raw, count(*) as raw_rows from "
+                         f"({_pairs_sql_on(wh, columns)}) pairs group by phone_raw, country_raw")
+    lookup = wh.query(f"select phone_raw, country_raw, is_valid from {relation}")
+    raw_keys = set(zip(pairs["phone_raw"], pairs["country_raw"]))
+    known = set(zip(lookup["phone_raw"], lookup["country_raw"]))
+    gone = [key for key in known if key not in raw_keys]
+    new = [key for key in zip(pairs["phone_raw"], pairs["country_raw"]) if key not in known]
+    results = [normalise_phone(raw, country, rules) for raw, country in new]
+    with wh.transaction():
+        removed = wh.delete_keys(relation, pd.DataFrame(
+            gone, columns=["phone_raw", "country_raw"], dtype=object)) if gone else 0
+        if new:
+            wh.append(relation, pd.DataFrame({
+                "phone_raw": [raw for raw, _ in new],
+                "country_raw": [country for _, country in new],
+                "region": [region_of(country, rules) for _, country in new],
+                "phone_e164": [r.phone_e164 for r in results],
+                "is_valid": [r.is_valid for r in results],
+                "reason": [r.reason for r in results],
+                "parsed_at": pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None)),
+            }))
+    valid = {key: bool(v) for key, v in zip(zip(lookup["phone_raw"], lookup["country_raw"]),
+                                            lookup["is_valid"])}
+    valid.update({key: r.is_valid for key, r in zip(new, results)})
+    invalid = [(key, int(n)) for key, n in zip(zip(pairs["phone_raw"], pairs["country_raw"]),
+                                               pairs["raw_rows"]) if not valid.get(key, True)]
+    return PhoneReport(len(new), int(removed), len(invalid), sum(n for _, n in invalid))

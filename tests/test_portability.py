@@ -1,7 +1,8 @@
 """The whole dbt project on PostgreSQL (pgserver) and Spark (local session) gives DuckDB's answers.
 
 One small generated landing folder (300 customers, seed 7) is loaded into a temporary DuckDB file
-by the loader, replicated by the `raw_replicated` Dagster asset into each engine, and built with
+by the loader, copied by the replication tool (`python -m orchestration.replication`) into each
+engine, and built with
 `dbt build` (models, seeds, data tests and unit tests). Spark is built once per module and shared
 by its two tests. Everything an engine writes lives under pytest's tmp dirs: the Postgres data
 dir, Spark's warehouse and its Derby metastore, dbt's target and logs; dbt runs from a tmp cwd.
@@ -19,16 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import dagster as dg
 import duckdb
 import psycopg2
 import pytest
 
 from orchestration.ingestion import load_landing
 from orchestration.ingestion.contract import SOURCES
-from orchestration.replication_assets import build_replication_assets, replicated_key
+from orchestration.replication import replicate
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
-from orchestration.warehouse import WarehouseResource
 
 pgserver = pytest.importorskip("pgserver")
 
@@ -78,25 +77,21 @@ def partition(rows: list[tuple[str, str, str]]) -> set[frozenset[tuple[str, str]
     return {frozenset(members) for members in clusters.values()}
 
 
-def raw_row_counts(warehouse: Path) -> dict[dg.AssetKey, int]:
-    """Rows of each raw table in DuckDB, keyed by the replicated asset that must report them."""
+def raw_row_counts(warehouse: Path) -> dict[str, int]:
+    """Rows of each raw table in DuckDB, by relation name."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {replicated_key(source.name):
+        return {f"raw.{source.name}":
                 con.execute(f"select count(*) from raw.{source.name}").fetchone()[0]
                 for source in SOURCES}
 
 
-def replicate_with_dagster(warehouse: Path, target: str,
-                           env: dict[str, str]) -> dict[dg.AssetKey, int]:
-    """Materialize the real `raw_replicated` asset; its row count per asset key."""
+def replicate_with_dagster(warehouse: Path, target: str, env: dict[str, str]) -> dict[str, int]:
+    """Copy the DuckDB file's raw tables with the replication tool; rows per raw source table."""
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        result = dg.materialize(build_replication_assets(target),
-                                resources={"warehouse": WarehouseResource(path=str(warehouse))})
-    assert result.success
-    return {materialization.asset_key: materialization.metadata["dagster/row_count"].value
-            for materialization in result.asset_materializations_for_node("raw_replicated")}
+        copies = {copy.name: copy.rows for copy in replicate(warehouse, target)}
+    return {f"raw.{source.name}": copies[f"raw.{source.name}"] for source in SOURCES}
 
 
 @pytest.fixture(scope="module")

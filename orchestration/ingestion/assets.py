@@ -1,17 +1,37 @@
-"""Dagster assets that load the landing folder into the warehouse's raw schema."""
+"""Dagster assets that load the landing folder into the target warehouse's raw schema."""
+
+from typing import Any
 
 import dagster as dg
 
 from orchestration.ingestion.contract import SOURCES
-from orchestration.ingestion.loader import PrivacyAtLoad, load_landing
+from orchestration.ingestion.loader import PrivacyAtLoad
 from orchestration.ingestion.schema import raw_table
-from orchestration.privacy import drop_suppressed_rows, purge_late_rows_at_load
+from orchestration.ingestion.target import load_landing_into
+from orchestration.privacy import SUPPRESSION, drop_suppressed_rows, purge_late_rows_at_load
 from orchestration.settings import load_settings
-from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
+
+
+def _nothing_erased(session: Any) -> bool:
+    """On a non-DuckDB target without a suppression list nobody was erased: the privacy steps
+    have nothing to do (the same first check they make themselves, made here through the
+    interface so a fresh PostgreSQL/Spark target loads before privacy has ever run there)."""
+    return isinstance(session, Warehouse) and not session.exists(SUPPRESSION)
+
+
+def _drop_suppressed_at_load(session: Any, source_name: str, source_file: str) -> int:
+    return 0 if _nothing_erased(session) else drop_suppressed_rows(session, source_name,
+                                                                   source_file)
+
+
+def _purge_late_at_load(session: Any) -> int:
+    return 0 if _nothing_erased(session) else purge_late_rows_at_load(session)
+
 
 # Rows of erased people never reach raw: dropped per file, late ones purged after the load.
-PRIVACY_AT_LOAD = PrivacyAtLoad(drop_suppressed_rows=drop_suppressed_rows,
-                                purge_late_rows=purge_late_rows_at_load)
+PRIVACY_AT_LOAD = PrivacyAtLoad(drop_suppressed_rows=_drop_suppressed_at_load,
+                                purge_late_rows=_purge_late_at_load)
 
 RAW_SPECS = [
     dg.AssetSpec(
@@ -28,14 +48,13 @@ RAW_SPECS = [
 
 @dg.multi_asset(specs=RAW_SPECS, pool=WAREHOUSE_POOL, can_subset=False, name="load_landing_files")
 def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Load new or changed landing files (CDP_LANDING_DIR) into raw.<source>, with rejects and a load log."""
+    """Load new or changed landing files (CDP_LANDING_DIR) into raw.<source> of the target
+    warehouse (CDP_DBT_TARGET), with rejects and a load log."""
     settings = load_settings()
-    with warehouse.connect() as con:
-        report = load_landing(settings.landing_dir, con, privacy=PRIVACY_AT_LOAD)
-        row_counts = {
-            source.name: con.execute(f"select count(*) from {raw_table(source)}").fetchone()[0]
-            for source in SOURCES
-        }
+    with warehouse.open() as wh:
+        report = load_landing_into(settings.landing_dir, wh, privacy=PRIVACY_AT_LOAD)
+        row_counts = {source.name: wh.scalar(f"select count(*) from {raw_table(source)}")
+                      for source in SOURCES}
     for warning in report.warnings:
         context.log.warning(warning)
     context.log.info(report.summary())
