@@ -156,3 +156,51 @@ def test_unmatched_share_measures_the_linking_identity_sources_only(tmp_path: Pa
     result = quality.unmatched_share(wh)
     assert result.metadata["unmatched_share"].value == {linking[0]["source"]: 1.0}
     assert not result.passed
+
+
+def test_checks_on_a_postgres_target_agree_with_duckdb(
+        sample_pipeline_run: dict[str, str], postgres_server, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample run's warehouse written into a fresh PostgreSQL database by an upstream asset:
+    every check, run by Dagster on the postgres target, gives the verdict and figure it gives on
+    the DuckDB file (customers sampled: 300 profiles > 100), and no DuckDB file is created."""
+    import shutil
+
+    from engine_support.copy_warehouse import copy_tables
+
+    run_copy = tmp_path / "run.duckdb"
+    shutil.copy(sample_pipeline_run["CDP_WAREHOUSE"], run_copy)
+    for key, value in postgres_server.fresh_database("quality").items():
+        monkeypatch.setenv(key, value)
+    absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
+    monkeypatch.setenv("CDP_DBT_TARGET", "postgres")
+    monkeypatch.setenv("CDP_WAREHOUSE", str(absent))
+    monkeypatch.setenv("CDP_QUALITY_SAMPLE_ROWS", "100")
+
+    @dg.multi_asset(specs=[dg.AssetSpec(quality.CUSTOMERS), dg.AssetSpec(quality.SOURCE_RECORDS),
+                           dg.AssetSpec(quality.PREDICTIONS)])
+    def warehouse_tables(warehouse: WarehouseResource):
+        with warehouse.open() as wh:
+            copy_tables(run_copy, wh)
+        return None, None, None
+
+    result = dg.materialize([warehouse_tables, *quality.QUALITY_CHECKS],
+                            resources={"warehouse": WarehouseResource()}, raise_on_error=False)
+    on_postgres = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert len(on_postgres) == len(quality.QUALITY_CHECKS) == 6
+    bodies = {"gx_over_merge_guard": quality.over_merge_guard,
+              "gx_profile_count_vs_previous_run": quality.profile_count_vs_previous,
+              "gx_contact_validity": quality.contact_validity,
+              "gx_unmatched_share": quality.unmatched_share,
+              "gx_source_freshness": quality.source_freshness,
+              "gx_clv_distribution": quality.clv_distribution}
+    for name, body in bodies.items():
+        with closing(open_warehouse("duckdb", run_copy)) as wh:
+            expected = body(wh)
+        got = on_postgres[name]
+        assert "cannot evaluate" not in (got.description or ""), (name, got.description)
+        assert got.passed == expected.passed, name
+        assert got.metadata["figure"].value == expected.metadata["figure"].value, name
+    contact = on_postgres["gx_contact_validity"].metadata
+    assert contact["sampled"].value is True and contact["rows_validated"].value == 100
+    assert not absent.exists() and not absent.parent.exists()
