@@ -339,8 +339,9 @@ def build_snapshot(warehouse: Warehouse | duckdb.DuckDBPyConnection, target: Pat
 
 
 def recent_events_sql(events: str) -> str:
-    """The last EVENTS_PER_CUSTOMER events of each customer, in SQL all three engines share."""
-    columns = ", ".join(_q(c) for c in ("customer_id", *EVENT_FIELDS))
+    """The last EVENTS_PER_CUSTOMER events of each customer, in SQL all three engines share
+    (names unquoted: Spark reads "double quotes" as a string)."""
+    columns = ", ".join(("customer_id", *EVENT_FIELDS))
     return (f"select {columns} from (select {columns}, row_number() over ("
             "partition by customer_id order by occurred_at desc, event_id) as event_rank "
             f"from {events} where customer_id is not null) as ranked "
