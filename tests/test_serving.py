@@ -334,13 +334,25 @@ def snapshot_tables(path: Path) -> dict[str, list[tuple]]:
         out = {}
         for table in tables:
             frame = con.execute(f"select * from {table}").df()
-            rows = [tuple(json.loads(v) if name.endswith("_json") and isinstance(v, str) else v
+            rows = [tuple(json.loads(v) if name.endswith("_json") and isinstance(v, str)
+                          else None if v is None or v != v else v  # NULL / NaN: None
                           for name, v in zip(frame.columns, row))
                     for row in frame.itertuples(index=False)]
             out[table] = sorted(rows, key=repr)
         return out
     finally:
         con.close()
+
+
+def assert_same_snapshot(built: Path, expected: Path) -> None:
+    """Same tables and rows; a differing row is reported field by field."""
+    got, want = snapshot_tables(built), snapshot_tables(expected)
+    assert got.keys() == want.keys()
+    for table in want:
+        assert len(got[table]) == len(want[table]), table
+        for row, wanted in zip(got[table], want[table]):
+            for i, (a, b) in enumerate(zip(row, wanted)):
+                assert a == b, (table, row[0], i, a, b)
 
 
 def test_snapshot_asset_on_postgres_target_serves_what_the_duckdb_one_does(
@@ -369,8 +381,38 @@ def test_snapshot_asset_on_postgres_target_serves_what_the_duckdb_one_does(
     assert result.success
     metadata = result.asset_materializations_for_node("serving_snapshot")[0].metadata
     assert metadata["dagster/row_count"].value == 2 and metadata["erased_customers"].value == 1
-    assert snapshot_tables(target) == snapshot_tables(snapshot)
+    assert_same_snapshot(target, snapshot)
     events = get(TestClient(create_app(target, KEYS, recheck_seconds=0)),
                  "/v1/profiles/email/ann@example.com", events=50).json()["recent_events"]
     assert len(events) == 50 and events[0]["event_id"] == "shop_orders:59"
+    assert not absent.exists() and not absent.parent.exists()
+
+
+def test_snapshot_asset_on_spark_target_serves_what_the_duckdb_one_does(
+        warehouse: Path, snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        spark_thrift_server) -> None:
+    """As on PostgreSQL, through a real Spark Thrift server."""
+    from contextlib import closing
+
+    from engine_support.copy_warehouse import copy_tables
+    from orchestration.warehouse import open_warehouse
+
+    for key, value in spark_thrift_server.env.items():
+        monkeypatch.setenv(key, value)
+    spark_thrift_server.drop_schemas("main_marts", "main_staging", "predictions", "privacy")
+    with closing(open_warehouse("spark")) as spark:
+        copy_tables(warehouse, spark)
+    absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
+    target = tmp_path / "spark" / "serving.duckdb"
+    monkeypatch.setenv("CDP_DBT_TARGET", "spark")
+    monkeypatch.setenv("CDP_WAREHOUSE", str(absent))
+    monkeypatch.setenv("CDP_SERVING_SNAPSHOT", str(target))
+
+    result = dg.materialize([serving_snapshot], resources={"warehouse": WarehouseResource()})
+
+    assert result.success
+    assert_same_snapshot(target, snapshot)
+    body = get(TestClient(create_app(target, KEYS, recheck_seconds=0)),
+               "/v1/profiles/phone/+447700900001").json()
+    assert body["customer_id"] == "cus_ann" and body["features"]["orders_total"] == 3
     assert not absent.exists() and not absent.parent.exists()

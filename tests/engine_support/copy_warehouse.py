@@ -19,7 +19,7 @@ def copy_tables(source: Path, target: Warehouse) -> list[str]:
             "select table_schema, table_name from information_schema.tables "
             "where table_catalog = current_database() order by 1, 2").fetchall()]
         for relation in relations:
-            target.replace_table(relation, con.execute(f"select * from {relation}").to_arrow_table())
+            target.replace_table(relation, con.sql(f"select * from {relation}").to_arrow_table())
     finally:
         con.close()
     return relations
