@@ -204,3 +204,44 @@ def test_checks_on_a_postgres_target_agree_with_duckdb(
     contact = on_postgres["gx_contact_validity"].metadata
     assert contact["sampled"].value is True and contact["rows_validated"].value == 100
     assert not absent.exists() and not absent.parent.exists()
+
+
+def test_customer_checks_on_a_spark_target(spark_thrift_server, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The customers checks through a real Spark Thrift server: a hub fails the over-merge guard
+    and the profile-count check against the count it recorded in the target; sampled
+    contact validity reads 100 of 500 rows."""
+    from engine_support.copy_warehouse import copy_tables
+
+    for key, value in spark_thrift_server.env.items():
+        monkeypatch.setenv(key, value)
+    spark_thrift_server.drop_schemas("main_marts", "quality")
+    monkeypatch.setenv("CDP_DBT_TARGET", "spark")
+    monkeypatch.setenv("CDP_QUALITY_SAMPLE_ROWS", "100")
+    hub = {"on": False}
+    local = tmp_path / "customers.duckdb"
+
+    @dg.asset(key=quality.CUSTOMERS)
+    def customers(warehouse: WarehouseResource) -> None:
+        local.unlink(missing_ok=True)
+        write_customers(local, hub=hub["on"])
+        with warehouse.open() as wh:
+            copy_tables(local, wh)
+
+    checks = [c for c in quality.QUALITY_CHECKS
+              if next(iter(c.check_specs)).asset_key == quality.CUSTOMERS]
+    resources = {"warehouse": WarehouseResource()}
+    first = dg.materialize([customers, *checks], resources=resources, raise_on_error=False)
+    passed = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
+    assert passed == {"gx_over_merge_guard": True, "gx_profile_count_vs_previous_run": True,
+                      "gx_contact_validity": True}, passed
+    contact = next(e for e in first.get_asset_check_evaluations()
+                   if e.check_name == "gx_contact_validity").metadata
+    assert contact["sampled"].value is True and contact["rows_validated"].value == 100
+
+    hub["on"] = True  # 500 -> 101 profiles, one with 1200 identifiers
+    second = dg.materialize([customers, *checks], resources=resources, raise_on_error=False)
+    evaluations = {e.check_name: e for e in second.get_asset_check_evaluations()}
+    assert not evaluations["gx_over_merge_guard"].passed
+    count = evaluations["gx_profile_count_vs_previous_run"]
+    assert not count.passed and count.metadata["previous_profiles"].value == 500
