@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from orchestration.settings import default_salt_warning, load_settings
 
 if TYPE_CHECKING:
     from orchestration.run_report import RunReport
+    from orchestration.warehouse import Warehouse
 
 JOB_NAME = "cdp_full_pipeline"
 
@@ -124,40 +123,73 @@ def _has_dagster_home() -> bool:
     return bool(home) and Path(home).is_dir()
 
 
-def summarise(warehouse: Path) -> str:
-    """A short text report: latest KPIs, segment sizes, what each sync sent, every table's rows."""
+def summary_relations() -> list[str]:
+    """The relations `cdp summary` counts, sorted: every dbt model, seed, snapshot and source
+    table (the manifest), and the tables the Python assets own (their modules name them)."""
+    from orchestration.activation.state import ROW_ERRORS, RUNS, STATE
     from orchestration.catalog import catalog
-    from orchestration.overview import overview
+    from orchestration.ingestion.schema import LOAD_LOG_NAME, LOAD_REJECTS_NAME
+    from orchestration.privacy.audit import LOG, REQUESTS, SUPPRESSION
+    from orchestration.quality import HISTORY
 
-    if not warehouse.exists():
-        return f"no warehouse at {warehouse} yet: run `make run`"
-    con = duckdb.connect(str(warehouse), read_only=True)
+    cat = catalog()
+    manifest = cat.manifest
+    relations = {f"{n['schema']}.{n.get('alias') or n['name']}"
+                 for n in manifest.get("nodes", {}).values()
+                 if n.get("resource_type") in ("model", "seed", "snapshot")}
+    relations |= {f"{n['schema']}.{n.get('identifier') or n['name']}"
+                  for n in manifest.get("sources", {}).values()}
+    relations |= {STATE, RUNS, ROW_ERRORS, REQUESTS, LOG, SUPPRESSION, HISTORY,
+                  cat.raw_relation(LOAD_LOG_NAME), cat.raw_relation(LOAD_REJECTS_NAME)}
+    return sorted(relations)
+
+
+def table_lines(wh: Warehouse) -> list[str]:
+    """`Tables:` and, per schema, each existing relation with its row count."""
+    from orchestration.catalog import catalog
+
+    lines = ["Tables:"]
+    current_schema = None
+    present = [r for r in summary_relations() if wh.exists(r)]
+    for relation in present:
+        schema, table = relation.split(".", 1)
+        if schema != current_schema:
+            lines.append(f"  {schema}:")
+            current_schema = schema
+        count = int(wh.scalar(f"select count(*) from {relation}") or 0)
+        lines.append(f"    {table:<40} {count:>12,} rows")
+    rejects = catalog().raw_relation("_load_rejects")
+    if rejects in present:
+        n = int(wh.scalar(f"select count(*) from {rejects}") or 0)
+        lines.append(f"  {n:,} landing rows were rejected: select * from {rejects}")
+    return lines
+
+
+def summarise(warehouse: Path | None = None, target: str | None = None) -> str:
+    """A short text report of the dbt target (CDP_DBT_TARGET unless `target`): latest KPIs,
+    segment sizes, what each sync sent, every table's rows. On DuckDB it reads the file
+    `warehouse` (default CDP_WAREHOUSE) read-only; on postgres/spark no DuckDB file is opened."""
+    from orchestration.overview import overview
+    from orchestration.warehouse import open_warehouse
+
+    settings = load_settings()
+    target = target or settings.dbt_target
+    if target == "duckdb":
+        warehouse = warehouse or settings.warehouse
+        if not warehouse.exists():
+            return f"no warehouse at {warehouse} yet: run `make run`"
+        where = f"Warehouse {warehouse}"
+        look = [f"  duckdb -readonly {warehouse}      (or: .venv/bin/python -m duckdb ...)"]
+    else:
+        where = f"Warehouse: dbt target {target}"
+        look = [f"  the {target} target with its own client (docs/bi.md)"]
+    wh = open_warehouse(target, warehouse, read_only=True)
     try:
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema not in ('information_schema', 'pg_catalog') "
-            "order by table_schema, table_name"
-        ).fetchall()
-        lines = [f"Warehouse {warehouse}", "", *overview(con), "Tables:"]
-        current_schema = None
-        for schema, table in tables:
-            if schema != current_schema:
-                lines.append(f"  {schema}:")
-                current_schema = schema
-            count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
-            lines.append(f"    {table:<40} {count:>12,} rows")
-        rejects = catalog().raw_relation("_load_rejects")
-        if tuple(rejects.split(".")) in tables:
-            n = con.execute(f"select count(*) from {rejects}").fetchone()[0]
-            lines.append(f"  {n:,} landing rows were rejected: select * from {rejects}")
+        lines = [where, "", *overview(wh), *table_lines(wh)]
     finally:
-        con.close()
-    lines += [
-        "",
-        "Look at it:",
-        f"  duckdb -readonly {warehouse}      (or: .venv/bin/python -m duckdb ...)",
-        "  make ui                            Dagster UI at http://127.0.0.1:3000",
-    ]
+        wh.close()
+    lines += ["", "Look at it:", *look,
+              "  make ui                            Dagster UI at http://127.0.0.1:3000"]
     return "\n".join(lines)
 
 
@@ -185,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         return prepare()
     if args.command == "summary":
-        print(summarise(load_settings().warehouse))
+        print(summarise())
         return 0
     if args.command == "generate":
         from tools.sample_data import generate as generate_data

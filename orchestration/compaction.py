@@ -46,6 +46,17 @@ class CompactionReport:
                 "compaction_seconds": round(self.seconds, 2)}
 
 
+def skip_reason(target: str) -> str | None:
+    """Why compaction does not apply on dbt target `target` (None on DuckDB): it rewrites the
+    DuckDB warehouse file; PostgreSQL reclaims deleted rows with VACUUM (autovacuum; VACUUM FULL
+    rewrites the table files) and Spark's parquet tables are rewritten whole by every delete, so
+    there is no file of this project's to compact there (docs/operations.md)."""
+    if target == "duckdb":
+        return None
+    return (f"target {target}: no DuckDB warehouse file to compact; deleted rows are reclaimed "
+            "by the engine (PostgreSQL: VACUUM; Spark: tables rewritten on delete)")
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 

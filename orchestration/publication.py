@@ -1,4 +1,8 @@
-"""BI publication: after each run, copy the marts (PII hashed) into a separate, atomically swapped DuckDB file."""
+"""BI publication: on DuckDB, copy the marts (PII hashed) into a separate, atomically swapped file.
+
+On PostgreSQL and Spark there is no copy: BI tools read the target itself (PostgreSQL: the roles
+of dbt var `pii_access`; Spark: the Thrift server), docs/bi.md. The asset then records why.
+"""
 
 import datetime as dt
 import json
@@ -43,6 +47,18 @@ class PublishedTable:
     # Columns holding source record ids (`embeds_pii` in the YAML) -> the column naming each row's
     # source. A record id is personal when its source's record id is one of its identifiers.
     record_id_columns: Mapping[str, str] = field(default_factory=dict)
+
+
+def skip_reason(target: str) -> str | None:
+    """Why the publication copy is not made on dbt target `target` (None on DuckDB, where it is:
+    DuckDB's single writer per file is the only reason a copy exists)."""
+    if target == "postgres":
+        return ("target postgres: BI tools read the marts in the target directly; PII columns "
+                "are readable only by the roles of dbt var pii_access.pii_roles (docs/bi.md)")
+    if target == "spark":
+        return ("target spark: BI tools read the marts through the Spark Thrift server "
+                "(docs/bi.md)")
+    return None
 
 
 def publication_path() -> Path:
@@ -209,17 +225,22 @@ def _mart_asset_keys() -> list[dg.AssetKey]:
         "A read-only DuckDB file (CDP_PUBLICATION, default data/publication/cdp_bi.duckdb) with every "
         "mart, PII columns and record ids that are identifiers replaced by salted SHA-256 hashes. "
         "Swapped atomically after each run (mode 0600), so BI tools reading it never block the "
-        "pipeline."
+        "pipeline. DuckDB target only: on postgres/spark BI reads the target and this asset "
+        "records `skipped` with the reason (docs/bi.md)."
     ),
 )
 def bi_publication(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    skipped = skip_reason(warehouse.resolved_target)
+    if skipped:
+        context.log.info(f"bi_publication skipped: {skipped}")
+        return dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(skipped)})
     tables = published_tables(dict(catalog().manifest))
     target = publication_path()
     salt_warning = default_salt_warning(load_settings().landing_dir)
     if salt_warning:
         context.log.warning(salt_warning)
-    with warehouse.connect() as con:
-        counts = publish(con, tables, target)
+    with warehouse.open() as wh:  # DuckDB here (skip_reason): the copy ATTACHes a second file
+        counts = publish(wh.con, tables, target)
     context.log.info(f"published {len(counts)} tables to {target}")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)),

@@ -1,8 +1,9 @@
 """Great Expectations suites as Dagster asset checks on the key tables.
 
-GX 1.x has no DuckDB datasource, so each check reads a pandas dataframe from the warehouse (a
-sample where the table is large: metadata `sampled` and `rows_validated` say so) and validates it
-with an ephemeral GX context. Blocking checks (over-merge guard, profile count) stop every
+GX 1.x has no DuckDB datasource, so each check reads a pandas dataframe from the target warehouse
+through the warehouse interface (DuckDB, PostgreSQL or Spark, CDP_DBT_TARGET; a sample where the
+table is large: metadata `sampled` and `rows_validated` say so) and validates it with an ephemeral
+GX context. Blocking checks (over-merge guard, profile count) stop every
 downstream asset of their table in the run, activation syncs included; the sync assets also refuse
 to run on their own while the latest evaluation of a blocking upstream check failed
 (orchestration/activation/assets.py). Thresholds: env vars below, docs/data-quality.md.
@@ -13,12 +14,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import datetime as dt
+
 import dagster as dg
 import duckdb
 import pandas as pd
 
 from orchestration.catalog import catalog
-from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseError, WarehouseResource
 
 
 def _great_expectations() -> Any:
@@ -67,17 +70,32 @@ def sample_rows() -> int:
     return int(setting("CDP_QUALITY_SAMPLE_ROWS", 200_000))
 
 
-def read_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: str = "*",
-               where: str = "true") -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The relation as a dataframe; a reservoir sample of CDP_QUALITY_SAMPLE_ROWS when larger."""
-    total = con.execute(f"select count(*) from {relation} where {where}").fetchone()[0]
+class MissingRelation(LookupError):
+    """A relation a check reads does not exist in the target (yet)."""
+
+
+def require(wh: Warehouse, *relations: str) -> None:
+    """Raise MissingRelation naming the first relation the target does not hold."""
+    for relation in relations:
+        if not wh.exists(relation):
+            raise MissingRelation(f"{relation} does not exist in the {wh.engine} target")
+
+
+def read_frame(wh: Warehouse, relation: str, columns: str = "*", where: str = "true",
+               key: str = "customer_id") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The relation as a dataframe; when larger than CDP_QUALITY_SAMPLE_ROWS, a deterministic
+    sample of that many rows: those with the smallest md5 of `key` (the same rows on every
+    engine and every run for the same data; md5 is one of the functions all three share)."""
+    require(wh, relation)
+    total = int(wh.scalar(f"select count(*) from {relation} where {where}") or 0)
     limit = sample_rows()
     sampled = total > limit
     sql = f"select {columns} from {relation} where {where}"
     if sampled:
-        sql += f" using sample reservoir({limit} rows) repeatable (42)"
-    frame = con.execute(sql).df()
-    return frame, {"table_rows": int(total), "rows_validated": len(frame), "sampled": sampled}
+        sql += (f" order by md5(cast({key} as {wh.sql_type('string')})), {key}"
+                f" limit {int(limit)}")
+    frame = wh.query(sql)
+    return frame, {"table_rows": total, "rows_validated": len(frame), "sampled": sampled}
 
 
 def validate(frame: pd.DataFrame, expectations: list[Any]) -> list[Any]:
@@ -132,25 +150,20 @@ def valid_share(result: Any) -> float | None:
     return None if unexpected is None else 1 - float(unexpected) / 100
 
 
-def _missing(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, table = relation.split(".", 1)
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                       "and table_name = ?", [schema, table]).fetchone()[0] == 0
-
-
 # --------------------------------------------------------------------------------------------
-# Check bodies (plain functions of a connection, so tests can call them directly)
+# Check bodies (plain functions of a warehouse session, so tests can call them directly)
 
 
-def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def over_merge_guard(wh: Warehouse) -> dg.AssetCheckResult:
     """No profile holds more identifiers than CDP_QUALITY_MAX_IDENTIFIERS (exact, not sampled)."""
     gx = _great_expectations()
 
     cap = max_identifiers_per_profile()
     customers = catalog().relation("customers")
-    frame = con.execute(
+    require(wh, customers)
+    frame = wh.query(
         f"select customer_id, identifier_count from {customers} "
-        "order by identifier_count desc limit 1000").df()
+        "order by identifier_count desc limit 1000")
     results = validate(frame, [gx.expectations.ExpectColumnMaxToBeBetween(
         column="identifier_count", max_value=cap)])
     # Figures only: metadata lives in Dagster's event log, which an erasure cannot reach, so it
@@ -171,17 +184,19 @@ def over_merge_guard(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
                f"{'≤' if largest <= cap else '>'} {cap}")
 
 
-def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def profile_count_vs_previous(wh: Warehouse) -> dg.AssetCheckResult:
     """Profiles within ±CDP_QUALITY_PROFILE_COUNT_CHANGE (default 30 %) of the previous run."""
     gx = _great_expectations()
 
     change = setting("CDP_QUALITY_PROFILE_COUNT_CHANGE", 0.30)
-    con.execute("create schema if not exists quality")
-    con.execute(f"create table if not exists {HISTORY} (check_name varchar, observed double, "
-                "recorded_at timestamp default current_timestamp)")
-    previous = con.execute(f"select observed from {HISTORY} where check_name = 'profile_count' "
-                           "order by recorded_at desc limit 1").fetchone()
-    count = con.execute(f"select count(*) from {catalog().relation('customers')}").fetchone()[0]
+    customers = catalog().relation("customers")
+    require(wh, customers)
+    previous = None
+    if wh.exists(HISTORY):
+        previous = wh.rows(f"select observed from {HISTORY} where check_name = 'profile_count' "
+                           "order by recorded_at desc limit 1")
+        previous = previous[0] if previous else None
+    count = int(wh.scalar(f"select count(*) from {customers}") or 0)
     frame = pd.DataFrame({"customer_id": range(count)})
     if previous is None:
         bounds = (1, None)
@@ -190,8 +205,9 @@ def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckRe
     results = validate(frame, [gx.expectations.ExpectTableRowCountToBeBetween(
         min_value=bounds[0], max_value=bounds[1])])
     if results[0].success:  # the baseline moves only with accepted runs
-        con.execute(f"insert into {HISTORY} (check_name, observed) values ('profile_count', ?)",
-                    [count])
+        wh.append(HISTORY, pd.DataFrame({
+            "check_name": ["profile_count"], "observed": [float(count)],
+            "recorded_at": [dt.datetime.now(dt.UTC).replace(tzinfo=None)]}))
     return check_result(
         results,
         {"profiles": int(count), "previous_profiles": None if previous is None else
@@ -202,13 +218,13 @@ def profile_count_vs_previous(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckRe
         f"(allowed ±{change:.0%})")
 
 
-def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def contact_validity(wh: Warehouse) -> dg.AssetCheckResult:
     """At least CDP_QUALITY_MIN_EMAIL_VALID / _PHONE_VALID of present emails/phones are valid."""
     gx = _great_expectations()
 
     email_rate = setting("CDP_QUALITY_MIN_EMAIL_VALID", 0.98)
     phone_rate = setting("CDP_QUALITY_MIN_PHONE_VALID", 0.95)
-    frame, meta = read_frame(con, catalog().relation("customers"), "primary_email, primary_phone")
+    frame, meta = read_frame(wh, catalog().relation("customers"), "primary_email, primary_phone")
     results = validate(frame, [
         gx.expectations.ExpectColumnValuesToMatchRegex(
             column="primary_email", regex=email_pattern(), mostly=email_rate),
@@ -224,23 +240,24 @@ def contact_validity(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
                         "phones valid (E.164)", dg.AssetCheckSeverity.WARN, figure=figure)
 
 
-def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def unmatched_share(wh: Warehouse) -> dg.AssetCheckResult:
     """Per identity source, the share of staged records not attached to any profile."""
     gx = _great_expectations()
 
     limit = setting("CDP_QUALITY_MAX_UNMATCHED_SHARE", 0.5)
     cat = catalog()
     records = cat.relation("customer_source_records")
+    require(wh, records)
     rows = []
     # Sources with `links: false` (consents, privacy requests) attach to profiles by lookup and
     # are expected to hold identifiers no profile has: only linking sources are measured.
     for source in cat.var("identity.sources"):
         staging = cat.relation(source["model"])
-        if source.get("links") is False or _missing(con, staging):
+        if source.get("links") is False or not wh.exists(staging):
             continue
-        staged = con.execute(f"select count(*) from {staging}").fetchone()[0]
-        matched = con.execute(f"select count(*) from {records} "
-                              "where source = ?", [source["source"]]).fetchone()[0]
+        staged = int(wh.scalar(f"select count(*) from {staging}") or 0)
+        matched = int(wh.scalar(f"select count(*) from {records} where source = %(source)s",
+                                {"source": source["source"]}) or 0)
         rows.append({"source": source["source"],
                      "unmatched_share": 0.0 if staged == 0 else 1 - matched / staged})
     frame = pd.DataFrame(rows)
@@ -259,16 +276,24 @@ def unmatched_share(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         dg.AssetCheckSeverity.WARN, figure=figure)
 
 
-def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def hours_behind_newest(loads: pd.DataFrame) -> pd.DataFrame:
+    """Per source, hours between its latest load and the newest load of any source (computed
+    here, not in SQL: date arithmetic is what the engines spell differently)."""
+    latest = pd.to_datetime(loads["loaded_at"])
+    behind = (latest.max() - latest).dt.total_seconds() / 3600
+    return pd.DataFrame({"source": loads["source"], "hours_behind": behind.astype(float)})
+
+
+def source_freshness(wh: Warehouse) -> dg.AssetCheckResult:
     """Every source loaded within CDP_QUALITY_MAX_LOAD_AGE_HOURS (default 48) of the newest."""
     gx = _great_expectations()
 
     hours = setting("CDP_QUALITY_MAX_LOAD_AGE_HOURS", 48)
     load_log = catalog().raw_relation("_load_log")
-    frame = con.execute(
-        "select source, date_diff('minute', max(_loaded_at), "
-        f"(select max(_loaded_at) from {load_log})) / 60.0 as hours_behind "
-        f"from {load_log} group by source order by source").df()
+    require(wh, load_log)
+    frame = hours_behind_newest(wh.query(
+        f"select source, max(_loaded_at) as loaded_at from {load_log} "
+        "group by source order by source"))
     results = validate(frame, [gx.expectations.ExpectColumnValuesToBeBetween(
         column="hours_behind", min_value=0, max_value=hours)])
     late = [r for r in frame.itertuples() if r.hours_behind > hours]
@@ -280,12 +305,12 @@ def source_freshness(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         dg.AssetCheckSeverity.WARN, figure=figure)
 
 
-def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+def clv_distribution(wh: Warehouse) -> dg.AssetCheckResult:
     """Predicted 365-day CLV: not negative, mostly present, median within a sane band."""
     gx = _great_expectations()
 
     median_max = setting("CDP_QUALITY_MAX_MEDIAN_CLV", 10_000)
-    frame, meta = read_frame(con, catalog().source("predictions", "customer_predictions"),
+    frame, meta = read_frame(wh, catalog().source("predictions", "customer_predictions"),
                              "predicted_clv_365d")
     results = validate(frame, [
         gx.expectations.ExpectColumnValuesToBeBetween(column="predicted_clv_365d", min_value=0),
@@ -305,16 +330,17 @@ def clv_distribution(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
 # Dagster asset checks
 
 
-def _asset_check(asset: dg.AssetKey, name: str, body: Callable[[duckdb.DuckDBPyConnection],
-                 dg.AssetCheckResult], blocking: bool, description: str,
+def _asset_check(asset: dg.AssetKey, name: str, body: Callable[[Warehouse], dg.AssetCheckResult],
+                 blocking: bool, description: str,
                  read_only: bool = True) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=asset, name=name, blocking=blocking, pool=WAREHOUSE_POOL,
                     description=description)
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         try:
-            with warehouse.connect(read_only=read_only) as con:
-                return body(con)
-        except (duckdb.CatalogException, duckdb.IOException) as error:
+            with warehouse.open(read_only=read_only) as wh:
+                return body(wh)
+        except (MissingRelation, WarehouseError, duckdb.CatalogException,
+                duckdb.IOException) as error:
             return dg.AssetCheckResult(passed=False, description=f"cannot evaluate: {error}",
                                        severity=dg.AssetCheckSeverity.ERROR if blocking
                                        else dg.AssetCheckSeverity.WARN)

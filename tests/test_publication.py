@@ -228,3 +228,25 @@ def test_a_killed_builds_folder_is_removed_by_the_next_build(tmp_path: Path) -> 
     publish(warehouse, [PublishedTable("people", "marts", ("customer_id",), frozenset())], target)
 
     assert not killed.exists() and running.exists()
+
+
+@pytest.mark.parametrize("target", ["postgres", "spark"])
+def test_publication_is_skipped_with_its_reason_where_bi_reads_the_target(
+        target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No copy on postgres/spark: the asset says why, writes no publication file and opens no
+    DuckDB warehouse file."""
+    import dagster as dg
+
+    from orchestration.publication import bi_publication
+    from orchestration.warehouse import WarehouseResource
+
+    publication = tmp_path / "bi" / "cdp_bi.duckdb"
+    absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
+    monkeypatch.setenv("CDP_PUBLICATION", str(publication))
+    monkeypatch.setenv("CDP_WAREHOUSE", str(absent))
+    monkeypatch.setenv("CDP_DBT_TARGET", target)
+    result = dg.materialize([bi_publication], resources={"warehouse": WarehouseResource()})
+    assert result.success
+    metadata = result.asset_materializations_for_node("bi_publication")[0].metadata
+    assert metadata["skipped"].value.startswith(f"target {target}: BI tools read")
+    assert not publication.exists() and not absent.exists() and not absent.parent.exists()

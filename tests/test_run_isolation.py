@@ -226,3 +226,32 @@ def test_first_run_with_nothing_to_fit_leaves_an_empty_table_the_dbt_source_can_
                            ).fetchone()[0] == 0
     assert columns == predictions.source_columns()
     assert {"customer_id", "as_of_at", "predicted_clv_365d", "churn_risk"} <= set(columns)
+
+
+def test_summary_on_a_postgres_target_names_the_target_tables(
+        baseline: Path, postgres_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baseline warehouse's tables in a fresh PostgreSQL database: `cdp summary` on the
+    postgres target reads them there (same KPIs, syncs and row counts as on DuckDB) and opens
+    no DuckDB file."""
+    from contextlib import closing
+
+    from engine_support.copy_warehouse import copy_tables
+    from orchestration.warehouse import open_warehouse
+
+    on_duckdb = cli.summarise(baseline / "warehouse.duckdb", target="duckdb")
+    for key, value in postgres_server.fresh_database("summary").items():
+        monkeypatch.setenv(key, value)
+    with closing(open_warehouse("postgres")) as pg:
+        copy_tables(baseline / "warehouse.duckdb", pg)
+    absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
+    monkeypatch.setenv("CDP_DBT_TARGET", "postgres")
+    monkeypatch.setenv("CDP_WAREHOUSE", str(absent))
+
+    text = cli.summarise()
+
+    assert text.startswith("Warehouse: dbt target postgres")
+    body = text[text.index("\n\n"):text.index("Look at it:")]
+    assert body == on_duckdb[on_duckdb.index("\n\n"):on_duckdb.index("Look at it:")]
+    assert re.search(r"\n  main_marts:\n(    .*\n)*    customers +\d[\d,]* rows\n", text)
+    assert "Syncs (last run):" in text and "KPIs on " in text
+    assert not absent.exists() and not absent.parent.exists()

@@ -320,3 +320,99 @@ def test_snapshot_is_never_readable_by_others_even_while_built(warehouse: Path,
     assert exposed == [], exposed
     assert stat.S_IMODE(target.resolve().stat().st_mode) == 0o600
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".build-")]
+
+
+def snapshot_tables(path: Path) -> dict[str, list[tuple]]:
+    """Every table of a snapshot file, rows sorted, JSON documents parsed (3 == 3.0)."""
+    import json
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_name <> '_snapshot' "
+            "order by 1").fetchall()]
+        out = {}
+        for table in tables:
+            frame = con.execute(f"select * from {table}").df()
+            rows = [tuple(json.loads(v) if name.endswith("_json") and isinstance(v, str)
+                          else None if v is None or v != v else v  # NULL / NaN: None
+                          for name, v in zip(frame.columns, row))
+                    for row in frame.itertuples(index=False)]
+            out[table] = sorted(rows, key=repr)
+        return out
+    finally:
+        con.close()
+
+
+def assert_same_snapshot(built: Path, expected: Path) -> None:
+    """Same tables and rows; a differing row is reported field by field."""
+    got, want = snapshot_tables(built), snapshot_tables(expected)
+    assert got.keys() == want.keys()
+    for table in want:
+        assert len(got[table]) == len(want[table]), table
+        for row, wanted in zip(got[table], want[table]):
+            for i, (a, b) in enumerate(zip(row, wanted)):
+                assert a == b, (table, row[0], i, a, b)
+
+
+def test_snapshot_asset_on_postgres_target_serves_what_the_duckdb_one_does(
+        warehouse: Path, snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        postgres_server) -> None:
+    """The same marts in a fresh PostgreSQL database (written through the interface): the asset
+    reads them there, the snapshot holds the same profiles, the API answers from it, and no
+    DuckDB warehouse file is created."""
+    from contextlib import closing
+
+    from engine_support.copy_warehouse import copy_tables
+    from orchestration.warehouse import open_warehouse
+
+    for key, value in postgres_server.fresh_database("serving").items():
+        monkeypatch.setenv(key, value)
+    with closing(open_warehouse("postgres")) as pg:
+        assert "main_marts.customers" in copy_tables(warehouse, pg)
+    absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
+    target = tmp_path / "pg" / "serving.duckdb"
+    monkeypatch.setenv("CDP_DBT_TARGET", "postgres")
+    monkeypatch.setenv("CDP_WAREHOUSE", str(absent))
+    monkeypatch.setenv("CDP_SERVING_SNAPSHOT", str(target))
+
+    result = dg.materialize([serving_snapshot], resources={"warehouse": WarehouseResource()})
+
+    assert result.success
+    metadata = result.asset_materializations_for_node("serving_snapshot")[0].metadata
+    assert metadata["dagster/row_count"].value == 2 and metadata["erased_customers"].value == 1
+    assert_same_snapshot(target, snapshot)
+    events = get(TestClient(create_app(target, KEYS, recheck_seconds=0)),
+                 "/v1/profiles/email/ann@example.com", events=50).json()["recent_events"]
+    assert len(events) == 50 and events[0]["event_id"] == "shop_orders:59"
+    assert not absent.exists() and not absent.parent.exists()
+
+
+def test_snapshot_asset_on_spark_target_serves_what_the_duckdb_one_does(
+        warehouse: Path, snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        spark_thrift_server) -> None:
+    """As on PostgreSQL, through a real Spark Thrift server."""
+    from contextlib import closing
+
+    from engine_support.copy_warehouse import copy_tables
+    from orchestration.warehouse import open_warehouse
+
+    for key, value in spark_thrift_server.env.items():
+        monkeypatch.setenv(key, value)
+    spark_thrift_server.drop_schemas("main_marts", "main_staging", "predictions", "privacy")
+    with closing(open_warehouse("spark")) as spark:
+        copy_tables(warehouse, spark)
+    absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
+    target = tmp_path / "spark" / "serving.duckdb"
+    monkeypatch.setenv("CDP_DBT_TARGET", "spark")
+    monkeypatch.setenv("CDP_WAREHOUSE", str(absent))
+    monkeypatch.setenv("CDP_SERVING_SNAPSHOT", str(target))
+
+    result = dg.materialize([serving_snapshot], resources={"warehouse": WarehouseResource()})
+
+    assert result.success
+    assert_same_snapshot(target, snapshot)
+    body = get(TestClient(create_app(target, KEYS, recheck_seconds=0)),
+               "/v1/profiles/phone/+447700900001").json()
+    assert body["customer_id"] == "cus_ann" and body["features"]["orders_total"] == 3
+    assert not absent.exists() and not absent.parent.exists()

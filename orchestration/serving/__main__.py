@@ -18,16 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     if args.command == "build-snapshot":
-        import duckdb
-
         from orchestration.serving.snapshot import build_snapshot
-        from orchestration.settings import load_settings
+        from orchestration.warehouse import WarehouseResource
 
-        con = duckdb.connect(str(load_settings().warehouse))
-        try:
-            report = build_snapshot(con)
-        finally:
-            con.close()
+        with WarehouseResource().open() as wh:  # the target of CDP_DBT_TARGET
+            report = build_snapshot(wh)
         print(f"serving snapshot {report.path}: {report.as_metadata()}")
         return 0
     import uvicorn

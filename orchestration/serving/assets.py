@@ -29,7 +29,7 @@ PRIVACY_UPSTREAM = dg.AssetKey(["privacy", "privacy_requests_executed"])
     pool=WAREHOUSE_POOL,
     group_name="serving",
     owners=["team:data-engineering"],
-    kinds={"duckdb", "fastapi"},
+    kinds={"duckdb", "fastapi"},  # the snapshot file; it reads the target (CDP_DBT_TARGET)
     tags={"layer": "serving", "contains_pii": "true"},
     description=(
         "The profile API's read-only DuckDB file (CDP_SERVING_SNAPSHOT, default "
@@ -46,8 +46,8 @@ def serving_snapshot(context: dg.AssetExecutionContext,
     salt_warning = default_salt_warning(load_settings().landing_dir)
     if salt_warning:
         context.log.warning(salt_warning)
-    with warehouse.connect() as con:
-        report = build_snapshot(con, snapshot_path(), customer_pii=pii,
+    with warehouse.open() as wh:
+        report = build_snapshot(wh, snapshot_path(), customer_pii=pii,
                                 event_record_ids=dict(events.record_id_columns) if events else None)
     if report.missing:
         context.log.warning("serving snapshot built without: " + ", ".join(report.missing))

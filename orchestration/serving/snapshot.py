@@ -1,5 +1,11 @@
 """The serving snapshot: a small DuckDB file, built from the warehouse, that the profile API reads.
 
+The warehouse is the dbt target (CDP_DBT_TARGET). On DuckDB the snapshot is assembled by the
+warehouse's own session; on PostgreSQL and Spark the relations it reads (the recent events only)
+are read through the warehouse interface into an in-memory DuckDB database first, and the same
+statements assemble the file from there. The snapshot stays a local DuckDB file either way: it
+is the API's read model, not the warehouse.
+
 Unlike the BI publication (orchestration/publication.py) it keeps PII in clear, because support
 agents and website personalisation need names and emails; the API only returns them to keys with
 the `pii:read` scope. It holds one pre-assembled JSON document per customer, so a lookup is two
@@ -19,18 +25,21 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from orchestration.catalog import catalog, dbt_var
-from orchestration.privacy.audit import last_erasure_at
+from orchestration.privacy.audit import LOG, last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy.audit import salt as privacy_salt
 from orchestration.record_ids import clear_record_id_sources, sql_string_list
 from orchestration.settings import PROJECT_DIR
+from orchestration.warehouse import Warehouse
 
 SNAPSHOT_ENV = "CDP_SERVING_SNAPSHOT"
 DEFAULT_SNAPSHOT = "data/publication/cdp_serving.duckdb"
@@ -279,18 +288,20 @@ def _build_sql(con: duckdb.DuckDBPyConnection, rel: Relations, missing: list[str
     return statements
 
 
-def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = None,
+def build_snapshot(warehouse: Warehouse | duckdb.DuckDBPyConnection, target: Path | None = None,
                    relations: Relations | None = None,
                    customer_pii: Iterable[str] | None = None,
                    event_record_ids: Mapping[str, str] | None = None,
                    clear_sources: Iterable[str] | None = None) -> SnapshotReport:
     """Build a new snapshot file from the warehouse and point `target` (a symlink) at it.
 
-    `customer_pii`: columns of `customers` served only with scope pii:read (the asset passes
-    those the dbt YAML marks `pii: true`; customer_pii_columns() is always added). `event_record_ids`:
-    event fields that hold record ids (default EVENT_RECORD_ID_FIELDS; the asset passes the dbt
-    `embeds_pii` columns of customer_events); served only with pii:read unless their source is
-    one of `clear_sources` (default: dbt var identity.sources, record_ids.py).
+    `warehouse`: a session on the target (`WarehouseResource.open()`), or a DuckDB connection to
+    a DuckDB warehouse. `customer_pii`: columns of `customers` served only with scope pii:read
+    (the asset passes those the dbt YAML marks `pii: true`; customer_pii_columns() is always
+    added). `event_record_ids`: event fields that hold record ids (default
+    EVENT_RECORD_ID_FIELDS; the asset passes the dbt `embeds_pii` columns of customer_events);
+    served only with pii:read unless their source is one of `clear_sources` (default: dbt var
+    identity.sources, record_ids.py).
 
     The file is written in a private 0700 folder and is 0600 before it appears beside `target`:
     it is never readable by others, not even half-built."""
@@ -302,24 +313,82 @@ def build_snapshot(warehouse: duckdb.DuckDBPyConnection, target: Path | None = N
     missing: list[str] = []
     event_fields = EVENT_RECORD_ID_FIELDS if event_record_ids is None else event_record_ids
     clear = frozenset(clear_record_id_sources() if clear_sources is None else clear_sources)
-    statements = _build_sql(warehouse, relations or Relations(), missing,
-                            frozenset(customer_pii or ()) | customer_pii_columns(),
-                            {k: v for k, v in event_fields.items() if k in EVENT_FIELDS}, clear)
-    with private_build_dir(target) as folder:
-        built = folder / version.name
-        counts = _write_snapshot(warehouse, built, statements)
-        # personal data in clear: readable by the service account only, from the first byte
-        publish_private(built, version)
+    rel = relations or Relations()
+    with _assembly_connection(warehouse, rel) as con:
+        statements = _build_sql(con, rel, missing,
+                                frozenset(customer_pii or ()) | customer_pii_columns(),
+                                {k: v for k, v in event_fields.items() if k in EVENT_FIELDS},
+                                clear)
+        with private_build_dir(target) as folder:
+            built = folder / version.name
+            counts = _write_snapshot(con, built, statements)
+            # personal data in clear: readable by the service account only, from the first byte
+            publish_private(built, version)
+        erased_at = last_erasure_at(con)
     _point_symlink(target, version)
     _remove_old_versions(target)
-    erased_at = last_erasure_at(warehouse)
     if erased_at is not None:  # earlier versions may still hold a person erased since
+        if erased_at.tzinfo is not None:  # a timestamptz column on PostgreSQL
+            erased_at = erased_at.astimezone(dt.UTC).replace(tzinfo=None)
         remove_versions_before(target, erased_at)
     return SnapshotReport(
         path=target, customers=counts["profiles"], identities=counts["identity_lookup"],
         erased_customers=counts["erased_customers"],
         erased_identities=counts["erased_identities"],
         seconds=time.perf_counter() - started, missing=missing)
+
+
+def recent_events_sql(events: str) -> str:
+    """The last EVENTS_PER_CUSTOMER events of each customer, in SQL all three engines share
+    (names unquoted: Spark reads "double quotes" as a string)."""
+    columns = ", ".join(("customer_id", *EVENT_FIELDS))
+    return (f"select {columns} from (select {columns}, row_number() over ("
+            "partition by customer_id order by occurred_at desc, event_id) as event_rank "
+            f"from {events} where customer_id is not null) as ranked "
+            f"where event_rank <= {EVENTS_PER_CUSTOMER}")
+
+
+def _local_arrow(frame: object) -> pa.Table:
+    """A frame read from the target as Arrow, timestamps in microseconds (DuckDB's TIMESTAMP,
+    the type the marts have; nanosecond columns would render differently in JSON)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    columns = []
+    for column, field_ in zip(table.columns, table.schema):
+        if pa.types.is_timestamp(field_.type) and field_.type.unit != "us":
+            column = column.cast(pa.timestamp("us", field_.type.tz), safe=False)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+@contextmanager
+def _assembly_connection(warehouse: Warehouse | duckdb.DuckDBPyConnection,
+                         rel: Relations) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The DuckDB connection the snapshot statements run on: the warehouse's own on a DuckDB
+    target; otherwise an in-memory database holding copies of the relations the snapshot
+    reads (those that exist), read from the target through the warehouse interface."""
+    if isinstance(warehouse, duckdb.DuckDBPyConnection):
+        yield warehouse
+        return
+    if warehouse.engine == "duckdb":
+        yield warehouse.con  # type: ignore[attr-defined]
+        return
+    local = duckdb.connect()
+    try:
+        local.execute("set TimeZone = 'UTC'")
+        copies = {getattr(rel, f.name): f.name for f in fields(Relations)}
+        copies[LOG] = "privacy_log"
+        for relation, name in copies.items():
+            if not warehouse.exists(relation):
+                continue
+            sql = recent_events_sql(relation) if name == "events" else f"select * from {relation}"
+            schema, table = relation.split(".", 1)
+            local.register("copied_frame", _local_arrow(warehouse.query(sql)))
+            local.execute(f"create schema if not exists {_q(schema)}")
+            local.execute(f"create table {_q(schema)}.{_q(table)} as select * from copied_frame")
+            local.unregister("copied_frame")
+        yield local
+    finally:
+        local.close()
 
 
 def _write_snapshot(warehouse: duckdb.DuckDBPyConnection, path: Path,

@@ -50,8 +50,8 @@ class DuckDBWarehouse(Warehouse):
         return self._run(sql, params).fetchall()
 
     def scalar(self, sql: str, params: Params = None):
-        row = self._run(sql, params).fetchone()
-        return None if row is None else row[0]
+        rows = self._run(sql, params).fetchall()  # fetchone would leave the result unfinished
+        return rows[0][0] if rows else None
 
     def exists(self, relation: str) -> bool:
         schema, table = split_relation(relation)
