@@ -1,0 +1,133 @@
+"""Portable SQL pieces of the privacy package: the session, names, value lists, hashes, tables."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from orchestration.warehouse.base import Warehouse
+from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
+
+# What the privacy functions accept: a session of the interface, or (DuckDB callers and tests
+# that hold one) an open DuckDB connection, used as a session that the caller keeps owning.
+Target = Warehouse | duckdb.DuckDBPyConnection
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class _SharedDuckDB(DuckDBWarehouse):
+    """The interface on a DuckDB connection the caller owns: never closed here, and a block
+    that runs inside the caller's own transaction joins it instead of opening a second one."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.path = None
+        self.con = con
+        self._in_transaction = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            yield
+            return
+        try:
+            self.con.execute("begin")
+        except duckdb.TransactionException:  # the caller's transaction is open: it holds
+            self._in_transaction = True
+            try:
+                yield
+            finally:
+                self._in_transaction = False
+            return
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        else:
+            self.con.execute("commit")
+        finally:
+            self._in_transaction = False
+
+    @contextmanager
+    def _registered(self, frame):  # type: ignore[no-untyped-def]
+        # the caller's connection may hold an unfetched result, which blocks registering a frame
+        self.con.execute("select 1").fetchall()
+        with super()._registered(frame) as name:
+            yield name
+
+    def close(self) -> None:
+        pass
+
+
+def warehouse_of(target: Target) -> Warehouse:
+    if isinstance(target, Warehouse):
+        return target
+    return _SharedDuckDB(target)
+
+
+def ident(wh: Warehouse, name: str) -> str:
+    """A column name as SQL: plain when it is a plain lowercase name, else quoted for the engine."""
+    if _PLAIN.match(name):
+        return name
+    if wh.engine == "spark":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def text(wh: Warehouse, expr: str) -> str:
+    return f"cast({expr} as {wh.sql_type('string')})"
+
+
+def placeholders(values: Iterable[Any], prefix: str) -> tuple[str, dict[str, Any]]:
+    """`%(p0)s, %(p1)s, ...` and their parameters (a list never empty: NULL matches nothing)."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    if not params:
+        return "null", {}
+    return ", ".join(f"%({name})s" for name in params), params
+
+
+def hash_sql(wh: Warehouse, expr: str) -> str:
+    """SQL of the salted identifier hash (hex SHA-256, as `identifier_hash` in Python)."""
+    if wh.engine == "postgres":
+        return f"encode(sha256(convert_to({expr}, 'UTF8')), 'hex')"
+    if wh.engine == "spark":
+        return f"sha2({expr}, 256)"
+    return f"sha256({expr})"
+
+
+def records(wh: Warehouse, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of a query as dicts, NULLs as None (for exports and small state tables)."""
+    frame = wh.query(sql, params)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def list_relations(wh: Warehouse, skipped_schemas: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """(schema, name, is a base table) of every table and view outside `skipped_schemas`: the
+    one catalog listing that differs per engine (Spark has no information_schema)."""
+    skipped = set(skipped_schemas)
+    if wh.engine == "spark":
+        found = []
+        for (schema,) in wh.rows("show schemas"):
+            if schema in skipped:
+                continue
+            views = {row[1] for row in wh.rows(f"show views in {schema}")}
+            found += [(schema, row[1], row[1] not in views)
+                      for row in wh.rows(f"show tables in {schema}") if not row[2]]
+        return sorted(found)
+    catalog_filter = "and table_catalog = current_database() " if wh.engine == "duckdb" else ""
+    return sorted(
+        (schema, table, kind == "BASE TABLE") for schema, table, kind in wh.rows(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            f"where table_type in ('BASE TABLE', 'VIEW') {catalog_filter}")
+        if schema not in skipped and not schema.startswith("pg_") and not table.startswith(
+            "_cdp_new_"))
