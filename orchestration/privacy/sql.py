@@ -53,13 +53,6 @@ class _SharedDuckDB(DuckDBWarehouse):
         finally:
             self._in_transaction = False
 
-    @contextmanager
-    def _registered(self, frame):  # type: ignore[no-untyped-def]
-        # the caller's connection may hold an unfetched result, which blocks registering a frame
-        self.con.execute("select 1").fetchall()
-        with super()._registered(frame) as name:
-            yield name
-
     def close(self) -> None:
         pass
 
