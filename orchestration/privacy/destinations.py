@@ -9,7 +9,9 @@ from orchestration.activation.state import STATE as SYNC_STATE
 from orchestration.privacy.audit import (
     LOG, REQUESTS, TABLES, TargetResult, identifier_hash, now, rewrite_rows, salt, table_of,
 )
-from orchestration.privacy.sql import Target, hash_sql, placeholders, text, warehouse_of
+from orchestration.privacy.sql import (
+    Target, atomic, hash_sql, placeholders, text, warehouse_of,
+)
 
 Customers = Mapping[str, set[str]]  # request_id -> customer ids
 
@@ -69,7 +71,7 @@ def refresh_destination_removals(target: Target) -> int:
             done.append(row)
     if done:
         finished_at = now()
-        with wh.transaction():
+        with atomic(wh):
             for row in done:
                 wh.delete_keys(LOG, table_of(LOG, [row]).select(
                     ["request_id", "target", "action", "status"]))

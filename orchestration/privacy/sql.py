@@ -33,15 +33,14 @@ class _SharedDuckDB(DuckDBWarehouse):
         if self._in_transaction:
             yield
             return
-        try:
-            self.con.execute("begin")
-        except duckdb.TransactionException:  # the caller's transaction is open: it holds
+        if self._caller_transaction_open():  # the caller's transaction holds the block
             self._in_transaction = True
             try:
                 yield
             finally:
                 self._in_transaction = False
             return
+        self.con.execute("begin")
         self._in_transaction = True
         try:
             yield
@@ -53,8 +52,25 @@ class _SharedDuckDB(DuckDBWarehouse):
         finally:
             self._in_transaction = False
 
+    def _caller_transaction_open(self) -> bool:
+        """Two statements in one transaction see one transaction id; in autocommit they do not
+        (asking by `begin` would abort the caller's transaction when one is open)."""
+        first = self.con.execute("select txid_current()").fetchone()
+        second = self.con.execute("select txid_current()").fetchone()
+        return first == second
+
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def atomic(wh: Warehouse) -> Iterator[None]:
+    """The block in a transaction, or in the one already open (DuckDB's do not nest)."""
+    if getattr(wh, "_in_transaction", False):
+        yield
+        return
+    with wh.transaction():
+        yield
 
 
 def warehouse_of(target: Target) -> Warehouse:

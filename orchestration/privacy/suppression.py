@@ -23,7 +23,7 @@ from orchestration.privacy.sources import (
     REQUEST_SOURCE, IdentifiedSource, identified_sources, phone_lookup, raw_identifier_columns,
     raw_schema,
 )
-from orchestration.privacy.sql import Target, hash_sql, ident, text, warehouse_of
+from orchestration.privacy.sql import Target, atomic, hash_sql, ident, text, warehouse_of
 from orchestration.warehouse.base import Warehouse
 
 LATE_DATA = "late_data"
@@ -69,7 +69,7 @@ def purge_suppressed(target: Target,
     items = _late_identifiers(wh, sources)
     if not items:
         return []
-    with wh.transaction():
+    with atomic(wh):
         batch = load_batch(wh, items)
         results = steps.erase_and_suppress(wh, batch, sources, late_data=True).get(LATE_DATA, [])
         write_log(wh, LATE_DATA, now(), results)
@@ -88,13 +88,56 @@ def on_duckdb_connection(wh: Warehouse, step: Callable[[Any], Any], what: str) -
                                          "DuckDB connections only)")
 
 
+def _held_phone_pairs_sql(wh: Warehouse) -> str:
+    """Every (phone text, country text or '') pair a raw row holds, one select per phone column
+    of the dbt var `phone_numbers` (as orchestration/phones.py reads them)."""
+    from orchestration.phones import phone_rules
+
+    selects = []
+    for column in phone_rules().columns:
+        relation = f"{raw_schema()}.{column.source}"
+        present = set(wh.columns(relation))
+        if column.phone not in present or (column.country and column.country not in present) \
+                or (column.type_column and column.type_column not in present):
+            continue
+        country = f"coalesce({text(wh, ident(wh, column.country))}, '')" if column.country \
+            else "''"
+        where = f"{ident(wh, column.phone)} is not null"
+        if column.type_column:
+            where += f" and lower(trim({ident(wh, column.type_column)})) = 'phone'"
+        selects.append(f"select {text(wh, ident(wh, column.phone))} as phone_raw, {country} "
+                       f"as country_raw from {relation} where {where}")
+    return " union all ".join(selects)
+
+
+def _drop_unheld_phone_spellings(wh: Warehouse) -> None:
+    """The lookup's pairs no raw row holds any more leave it (the lookup is only shrunk here:
+    new pairs are the loader's)."""
+    lookup, held = phone_lookup(), _held_phone_pairs_sql(wh)
+    if not held:
+        return
+    gone = wh.rows(f"select p.phone_raw, p.country_raw from {lookup} as p where not exists "
+                   f"(select 1 from ({held}) as r where r.phone_raw = p.phone_raw "
+                   "and r.country_raw = p.country_raw)")
+    if gone:
+        wh.delete_keys(lookup, pa.table({
+            "phone_raw": pa.array([g[0] for g in gone], pa.string()),
+            "country_raw": pa.array([g[1] for g in gone], pa.string())}))
+
+
 def forget_erased_phone_spellings(target: Target) -> None:
-    """The phone lookup keeps raw spellings: the ones no raw row holds any more (erased) leave."""
+    """The phone lookup keeps raw spellings: the ones no raw row holds any more (erased) leave.
+    On DuckDB the loader's own refresh does it; on the other engines (where orchestration/phones
+    takes no session yet) the pairs no raw row holds are deleted here."""
     from orchestration.phones import refresh_phone_numbers
 
     wh = warehouse_of(target)
-    if wh.exists(phone_lookup()):
-        on_duckdb_connection(wh, refresh_phone_numbers, "phone lookup refresh after erasure")
+    if not wh.exists(phone_lookup()):
+        return
+    if wh.engine == "duckdb" and getattr(wh, "con", None) is not None:
+        refresh_phone_numbers(wh.con)  # type: ignore[attr-defined]
+    else:
+        _drop_unheld_phone_spellings(wh)
 
 
 def purge_late_rows_at_load(target: Target, project_file: Path | None = None) -> int:
