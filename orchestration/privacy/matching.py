@@ -1,7 +1,7 @@
 """Finding a batch's people in a table: one scan per table for every request, rows credited back.
 
-Each table is scanned once for the values of all requests (passed as query parameters, every
-column compared as text); the matching rows are then credited in Python to each request holding
+Each table is scanned once for the values of all requests (passed as query parameters, in
+its text columns); the matching rows are then credited in Python to each request holding
 one of *its* values (two requests of one person are both credited with the same rows).
 """
 
@@ -17,7 +17,7 @@ from orchestration.catalog import catalog
 from orchestration.privacy.requests import Cluster
 from orchestration.privacy.sources import IdentifiedSource, not_derived_schemas
 from orchestration.privacy.sql import (
-    Target, ident, list_relations, placeholders, text, warehouse_of,
+    Target, ident, placeholders, text, text_columns, value_set, warehouse_of,
 )
 from orchestration.warehouse.base import Warehouse
 
@@ -31,8 +31,8 @@ ValuesByRequest = Mapping[str, set[str]]
 def value_condition(wh: Warehouse, columns: Sequence[str], values: Iterable[str],
                     prefix: str = "v") -> tuple[str, dict[str, Any]]:
     """`c1 in (...) or c2 in (...)` over the columns cast to text, and its parameters."""
-    marks, params = placeholders(sorted(set(values)), prefix)
-    return " or ".join(f"{text(wh, ident(wh, c))} in ({marks})" for c in columns), params
+    wanted, params = value_set(sorted(set(values)), prefix)
+    return " or ".join(f"{text(wh, ident(wh, c))} in {wanted}" for c in columns), params
 
 
 def credit(row_values: Sequence[set[str]], values: ValuesByRequest) -> dict[str, list[int]]:
@@ -91,21 +91,21 @@ def match_records(target: Target, source: IdentifiedSource, values: ValuesByRequ
 
 
 def _tables(wh: Warehouse, base_tables_only: bool) -> list[tuple[str, str, list[str]]]:
-    """(schema, table, columns) of the tables (and views) outside the raw and privacy schemas."""
-    return [(schema, table, wh.columns(f"{schema}.{table}"))
-            for schema, table, base in list_relations(wh, not_derived_schemas())
+    """(schema, table, text columns) of the tables (and views) outside raw and privacy."""
+    return [(schema, table, columns)
+            for schema, table, base, columns in text_columns(wh, not_derived_schemas())
             if base or not base_tables_only]
 
 
 def derived_tables(target: Target) -> list[tuple[str, str, list[str]]]:
-    """(schema, table, columns) of every base table but raw, privacy and sync state."""
+    """(schema, table, text columns) of every base table but raw, privacy and sync state."""
     return [(schema, table, columns)
             for schema, table, columns in _tables(warehouse_of(target), True)
             if (schema, table) not in KEPT_TABLES]
 
 
 def access_tables(target: Target) -> list[tuple[str, str, list[str]]]:
-    """(schema, table, columns) of every table and view outside raw and privacy."""
+    """(schema, table, text columns) of every table and view outside raw and privacy."""
     return _tables(warehouse_of(target), False)
 
 

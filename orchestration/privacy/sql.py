@@ -92,12 +92,38 @@ def text(wh: Warehouse, expr: str) -> str:
     return f"cast({expr} as {wh.sql_type('string')})"
 
 
+# A value written into the SQL as a literal: no quote, backslash, percent or control character
+# (anything else goes as a parameter). DuckDB runs a parameterised scan of a view several times
+# slower than the same scan with literals, and these lists are what every table is scanned for.
+_LITERAL = re.compile(r"^[^'\\%\x00-\x1f]*$")
+
+
+def _sql_values(values: Iterable[Any], prefix: str) -> tuple[list[str], dict[str, Any]]:
+    parts, params = [], {}
+    for i, value in enumerate(values):
+        if isinstance(value, str) and _LITERAL.match(value):
+            parts.append(f"'{value}'")
+        else:
+            params[f"{prefix}{i}"] = value
+            parts.append(f"%({prefix}{i})s")
+    return parts, params
+
+
 def placeholders(values: Iterable[Any], prefix: str) -> tuple[str, dict[str, Any]]:
-    """`%(p0)s, %(p1)s, ...` and their parameters (a list never empty: NULL matches nothing)."""
-    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
-    if not params:
-        return "null", {}
-    return ", ".join(f"%({name})s" for name in params), params
+    """The SQL list of `values` (`'a', %(p1)s, ...`) and the parameters it needs; never empty
+    (NULL matches nothing)."""
+    parts, params = _sql_values(values, prefix)
+    return (", ".join(parts) or "null"), params
+
+
+def value_set(values: Iterable[Any], prefix: str) -> tuple[str, dict[str, Any]]:
+    """`(select value from (values ('a'), ...) as vs(value))` and its parameters: the form of
+    `x in <set>` that every engine runs as a semi-join (faster than a long IN list on DuckDB)."""
+    parts, params = _sql_values(values, prefix)
+    if not parts:
+        return "(null)", params
+    rows = ", ".join(f"({part})" for part in parts)
+    return f"(select value from (values {rows}) as vs(value))", params
 
 
 def hash_sql(wh: Warehouse, expr: str) -> str:
@@ -140,3 +166,36 @@ def list_relations(wh: Warehouse, skipped_schemas: Sequence[str]) -> list[tuple[
             f"where table_type in ('BASE TABLE', 'VIEW') {catalog_filter}")
         if schema not in skipped and not schema.startswith("pg_") and not table.startswith(
             "_cdp_new_"))
+
+
+_TEXT_TYPES = ("varchar", "text", "character varying", "string")
+
+
+def text_columns(wh: Warehouse, skipped_schemas: Sequence[str]
+                 ) -> list[tuple[str, str, bool, list[str]]]:
+    """(schema, name, is a base table, its text columns in order) of every table and view
+    outside `skipped_schemas` that has text columns: where identifiers can be (one catalog
+    query on DuckDB and PostgreSQL, `describe` per relation on Spark)."""
+    relations = list_relations(wh, skipped_schemas)
+    if wh.engine == "spark":
+        found = []
+        for schema, table, base in relations:
+            columns = []
+            for name, data_type, *_ in wh.rows(f"describe table {schema}.{table}"):
+                if not name or str(name).startswith("#"):
+                    break
+                if str(data_type).lower().startswith(_TEXT_TYPES):
+                    columns.append(str(name))
+            if columns:
+                found.append((schema, table, base, columns))
+        return found
+    catalog_filter = "and table_catalog = current_database() " if wh.engine == "duckdb" else ""
+    by_relation: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column, data_type in wh.rows(
+            "select table_schema, table_name, column_name, data_type "
+            f"from information_schema.columns where 1 = 1 {catalog_filter}"
+            "order by table_schema, table_name, ordinal_position"):
+        if str(data_type).lower() in _TEXT_TYPES:
+            by_relation.setdefault((schema, table), []).append(column)
+    return [(schema, table, base, by_relation[(schema, table)])
+            for schema, table, base in relations if (schema, table) in by_relation]
