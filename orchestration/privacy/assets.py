@@ -21,14 +21,18 @@ def _compact_after_erasure(warehouse: WarehouseResource,
     from orchestration.serving.snapshot import remove_versions_before, snapshot_path
 
     started = now()
+    if warehouse.resolved_target != "duckdb":
+        return {"compaction": dg.MetadataValue.text(
+            f"not needed on {warehouse.resolved_target}: the engine reclaims deleted rows itself "
+            "(PostgreSQL vacuum, Spark rewrites the table's files); there is no DuckDB file")}
     path = warehouse.resolved_path
     try:
         report = compact_warehouse(path)
     except (CompactionError, OSError) as error:
         context.log.error(f"warehouse compaction after erasure failed: {error}")
         return {"compaction": dg.MetadataValue.text(f"failed, retried next run: {error}")}
-    with warehouse.connect() as con:
-        write_log(con, "compaction", started, [TargetResult(
+    with warehouse.open() as wh:
+        write_log(wh, "compaction", started, [TargetResult(
             COMPACTION_TARGET, "compact", report.tables,
             detail=f"{report.bytes_before} -> {report.bytes_after} bytes in "
                    f"{report.seconds:.2f} s")])
@@ -50,7 +54,7 @@ def _compact_after_erasure(warehouse: WarehouseResource,
     pool=WAREHOUSE_POOL,
     group_name="privacy",
     owners=["team:privacy"],
-    kinds={"python", "duckdb"},
+    kinds={"python"},
     description=(
         "Executes new data-subject requests (erasure, suppression, access) on the whole identity "
         "cluster, purges late-arriving rows of erased people, and records "
@@ -59,17 +63,17 @@ def _compact_after_erasure(warehouse: WarehouseResource,
 )
 def privacy_requests_executed(context: dg.AssetExecutionContext,
                               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.connect() as con:
-        report = execute_privacy_requests(con, log=context.log.info)
-        open_requests = con.execute(
-            f"select status, count(*) from {REQUESTS} group by 1 order by 1").fetchall()
-        suppressed = con.execute(f"select count(distinct identifier_hash) from {SUPPRESSION}"
-                                 ).fetchone()[0]
-        compact = compaction_due(con)
+    with warehouse.open() as wh:
+        report = execute_privacy_requests(wh, log=context.log.info)
+        open_requests = wh.rows(f"select status, count(*) from {REQUESTS} "
+                                "group by status order by status")
+        suppressed = wh.scalar(f"select count(distinct identifier_hash) from {SUPPRESSION}")
+        compact = compaction_due(wh)
     failed = [o.request_id for o in report.outcomes if o.status == "failed"]
     metadata = {
         "requests_this_run": dg.MetadataValue.json(report.counts()),
-        "requests_by_status": dg.MetadataValue.json(dict(open_requests)),
+        "requests_by_status": dg.MetadataValue.json(
+            {status: int(count) for status, count in open_requests}),
         "late_rows_removed": dg.MetadataValue.int(sum(t.rows_affected for t in report.late_data)),
         "suppressed_identifiers": dg.MetadataValue.int(int(suppressed)),
         "destination_removals_confirmed": dg.MetadataValue.int(

@@ -3,67 +3,87 @@
 from __future__ import annotations
 
 import json
-
-import duckdb
+from collections.abc import Mapping
 
 from orchestration.activation.state import STATE as SYNC_STATE
 from orchestration.privacy.audit import (
-    LOG, REQUESTS, TargetResult, identifier_hash, now, relation_exists, salt,
+    LOG, REQUESTS, TABLES, TargetResult, identifier_hash, now, rewrite_rows, salt, table_of,
 )
-from orchestration.privacy.matching import load_values
+from orchestration.privacy.sql import (
+    Target, atomic, hash_sql, placeholders, text, warehouse_of,
+)
+
+Customers = Mapping[str, set[str]]  # request_id -> customer ids
 
 
-def destination_removals(con: duckdb.DuckDBPyConnection,
-                         customers: str) -> dict[str, list[TargetResult]]:
-    """Per request of `customers` (request_id, customer_id), the syncs whose state still holds
-    one of its keys: the next sync sends the removal. One query over the sync state."""
-    if not relation_exists(con, SYNC_STATE):
+def destination_removals(target: Target, customers: Customers) -> dict[str, list[TargetResult]]:
+    """Per request of `customers`, the syncs whose state still holds one of its keys: the next
+    sync sends the removal. One query over the sync state."""
+    wh = warehouse_of(target)
+    everyone = set().union(*customers.values()) if customers else set()
+    if not everyone or not wh.exists(SYNC_STATE):
         return {}
-    keys = dict(con.execute(f"select request_id, list(customer_id) from {customers} "
-                            "group by 1").fetchall())
+    marks, params = placeholders(sorted(everyone), "c")
+    held = wh.rows(f"select sync_name, row_key, count(*) from {SYNC_STATE} "
+                   f"where row_key in ({marks}) group by sync_name, row_key", params)
     results: dict[str, list[TargetResult]] = {}
-    for request_id, sync_name, count in con.execute(
-            f"select c.request_id, s.sync_name, count(*) from {SYNC_STATE} as s "
-            f"inner join {customers} as c on c.customer_id = s.row_key "
-            "group by 1, 2 order by 1, 2").fetchall():
-        hashes = json.dumps(sorted(identifier_hash(c) for c in set(keys[request_id])))
-        results.setdefault(request_id, []).append(TargetResult(
-            f"activation:{sync_name}", "destination_removal", count, "running", hashes))
+    for request_id in sorted(customers):
+        mine = customers[request_id]
+        by_sync: dict[str, int] = {}
+        for sync_name, row_key, count in held:
+            if row_key in mine:
+                by_sync[sync_name] = by_sync.get(sync_name, 0) + int(count)
+        hashes = json.dumps(sorted(identifier_hash(c) for c in mine))
+        for sync_name in sorted(by_sync):
+            results.setdefault(request_id, []).append(TargetResult(
+                f"activation:{sync_name}", "destination_removal", by_sync[sync_name],
+                "running", hashes))
     return results
 
 
-def pending_destination_removals(con: duckdb.DuckDBPyConnection,
-                                 customer_ids: set[str]) -> list[TargetResult]:
+def pending_destination_removals(target: Target, customer_ids: set[str]) -> list[TargetResult]:
     """`destination_removals` of one set of customers."""
-    customers = load_values(con, "_privacy_removal_customers", "", customer_ids)
-    con.execute(f"alter table {customers} rename value to customer_id")
-    return destination_removals(con, customers).get("", [])
+    return destination_removals(target, {"": set(customer_ids)}).get("", [])
 
 
-def refresh_destination_removals(con: duckdb.DuckDBPyConnection) -> int:
+def refresh_destination_removals(target: Target) -> int:
     """Mark pending destination removals finished once the sync state no longer holds the keys."""
-    if not relation_exists(con, SYNC_STATE):
+    wh = warehouse_of(target)
+    if not wh.exists(SYNC_STATE):
         return 0
-    pending = con.execute(
-        f"select request_id, target, detail from {LOG} "
-        "where action = 'destination_removal' and status = 'running'").fetchall()
-    finished = 0
-    for request_id, target, detail in pending:
-        sync_name = target.split(":", 1)[1]
-        hashes = json.loads(detail or "[]")
-        left = con.execute(
-            f"select count(*) from {SYNC_STATE} where sync_name = ? "
-            "and list_contains(?, sha256(? || row_key))", [sync_name, hashes, salt()]).fetchone()[0]
-        if left == 0:
-            con.execute(f"update {LOG} set status = 'finished', completed_at = ? "
-                        "where request_id = ? and target = ? and status = 'running'",
-                        [now(), request_id, target])
-            finished += 1
-    for (request_id,) in con.execute(
-            f"select request_id from {REQUESTS} where status = 'partial'").fetchall():
-        open_targets = con.execute(f"select count(*) from {LOG} where request_id = ? and "
-                                   "status in ('running', 'failed')", [request_id]).fetchone()[0]
-        if open_targets == 0:
-            con.execute(f"update {REQUESTS} set status = 'finished' where request_id = ?",
-                        [request_id])
-    return finished
+    names = TABLES[LOG].names
+    pending = [dict(zip(names, row)) for row in wh.rows(
+        f"select {', '.join(names)} from {LOG} "
+        "where action = 'destination_removal' and status = 'running'")]
+    done = []
+    for row in pending:
+        sync_name = row["target"].split(":", 1)[1]
+        hashes = json.loads(row["detail"] or "[]")
+        if not hashes:
+            done.append(row)
+            continue
+        marks, params = placeholders(hashes, "h")
+        left = wh.scalar(
+            f"select count(*) from {SYNC_STATE} where sync_name = %(sync)s and "
+            f"{hash_sql(wh, '%(salt)s || ' + text(wh, 'row_key'))} in ({marks})",
+            {**params, "sync": sync_name, "salt": salt()})
+        if not left:
+            done.append(row)
+    if done:
+        finished_at = now()
+        with atomic(wh):
+            for row in done:
+                wh.delete_keys(LOG, table_of(LOG, [row]).select(
+                    ["request_id", "target", "action", "status"]))
+            wh.append(LOG, table_of(LOG, [{**row, "status": "finished",
+                                           "completed_at": finished_at} for row in done]))
+    partial = [r for (r,) in wh.rows(f"select request_id from {REQUESTS} "
+                                     "where status = 'partial'")]
+    if partial:
+        marks, params = placeholders(partial, "r")
+        still_open = {r for (r,) in wh.rows(
+            f"select distinct request_id from {LOG} where request_id in ({marks}) "
+            "and status in ('running', 'failed')", params)}
+        rewrite_rows(wh, REQUESTS, "request_id", {
+            r: {"status": "finished"} for r in partial if r not in still_open})
+    return len(done)

@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from orchestration.privacy import steps
-from orchestration.privacy.audit import (
-    REQUESTS, TargetResult, now, transaction, write_logs,
-)
+from orchestration.privacy.audit import REQUESTS, TargetResult, now, rewrite_rows, write_logs
 from orchestration.privacy.export import collect_exports, write_export
 from orchestration.privacy.requests import (
-    REQUEST_CUSTOMERS, REQUEST_IDENTIFIERS, customers_by_request, hash_request_identifiers,
-    invalid_reason, items_of, load_batch, record_failure, register_requests, request_action,
+    Batch, hash_request_identifiers, invalid_reason, items_of, load_batch, record_failure,
+    register_requests, request_action,
 )
 from orchestration.privacy.sources import IdentifiedSource
+from orchestration.privacy.sql import Target, atomic, warehouse_of
+from orchestration.warehouse.base import Warehouse
 
 Log = Callable[[str], None]
 GROUPS = (("access",), ("erase", "suppress"))  # run in this order
@@ -41,97 +39,86 @@ class RequestOutcome:
     export_path: Path | None = None
 
 
-def finish_requests(con: duckdb.DuckDBPyConnection,
+def finish_requests(wh: Warehouse, batch: Batch,
                     targets_by_request: dict[str, list[TargetResult]]) -> dict[str, str]:
-    """Status, cluster sizes and processed_at of the batch's requests, in one update."""
+    """Status, cluster sizes and processed_at of the batch's requests, in one rewrite."""
     statuses = {r: "partial" if any(t.status != "finished" for t in targets) else "finished"
                 for r, targets in targets_by_request.items()}
-    con.execute(f"""
-        update {REQUESTS} set
-            status = d.status,
-            customers_in_cluster = d.customers,
-            identifiers_in_cluster = d.identifiers,
-            processed_at = ?
-        from (
-            select
-                r.request_id,
-                r.status,
-                (select count(*) from {REQUEST_CUSTOMERS} as c
-                 where c.request_id = r.request_id) as customers,
-                (select count(*) from {REQUEST_IDENTIFIERS} as i
-                 where i.request_id = r.request_id) as identifiers
-            from (select unnest(?::varchar[]) as request_id,
-                         unnest(?::varchar[]) as status) as r
-        ) as d
-        where d.request_id = {REQUESTS}.request_id""",
-                [now(), list(statuses), list(statuses.values())])
+    processed = now()
+    rewrite_rows(wh, REQUESTS, "request_id", {r: {
+        "status": status, "processed_at": processed,
+        "customers_in_cluster": len(batch.customers.get(r, ())),
+        "identifiers_in_cluster": len(batch.identifiers.get(r, ()))}
+        for r, status in statuses.items()})
     return statuses
 
 
-def _export(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource],
+def _export(wh: Warehouse, batch: Batch, sources: Sequence[IdentifiedSource],
             request_ids: Sequence[str]) -> tuple[dict[str, list[TargetResult]], dict[str, Path]]:
     """The access requests of the batch: one JSON file each; their identifiers hashed."""
-    exports = collect_exports(con, sources)
-    customers = customers_by_request(con)
+    exports = collect_exports(wh, batch, sources)
     targets, paths = {}, {}
     for request_id in request_ids:
         export = exports.get(request_id, {})
-        paths[request_id] = write_export(request_id, customers.get(request_id, []), export)
+        paths[request_id] = write_export(request_id, batch.customers.get(request_id, set()),
+                                         export)
         targets[request_id] = [TargetResult("export", "export", sum(map(len, export.values())),
                                             detail=str(paths[request_id]))]
-    hash_request_identifiers(con, None, ["access"])
+    hash_request_identifiers(wh, batch, {}, ["access"])
     return targets, paths
 
 
-def _run(con: duckdb.DuckDBPyConnection, requests: Sequence[dict[str, Any]],
+def _run(wh: Warehouse, requests: Sequence[dict[str, Any]],
          sources: Sequence[IdentifiedSource], started: dt.datetime) -> list[RequestOutcome]:
-    """Resolve and execute the requests (all of one group) as one batch, in one transaction."""
+    """Resolve and execute the requests (all of one group) as one batch, in one transaction
+    where the engine has them (on Spark every step is re-runnable: see docs/privacy.md)."""
     ids = [r["request_id"] for r in requests]
     actions = {r["request_id"]: request_action(r["request_type"]) for r in requests}
     paths: dict[str, Path] = {}
-    with transaction(con):
-        load_batch(con, items_of(requests))
+    with atomic(wh):
+        batch = load_batch(wh, items_of(requests))
         if all(a == "access" for a in actions.values()):
-            targets, paths = _export(con, sources, ids)
+            targets, paths = _export(wh, batch, sources, ids)
         else:
-            targets = steps.erase_and_suppress(con, sources)
-        write_logs(con, started, targets)
-        statuses = finish_requests(con, targets)
+            targets = steps.erase_and_suppress(wh, batch, sources)
+        write_logs(wh, started, targets)
+        statuses = finish_requests(wh, batch, targets)
     return [RequestOutcome(r, actions[r], statuses[r], targets[r], paths.get(r)) for r in ids]
 
 
-def _run_isolating(con: duckdb.DuckDBPyConnection, requests: Sequence[dict[str, Any]],
+def _run_isolating(wh: Warehouse, requests: Sequence[dict[str, Any]],
                    sources: Sequence[IdentifiedSource], started: dt.datetime,
                    log: Log) -> list[RequestOutcome]:
     """`_run`; on failure the halves run on their own, until the failing request is alone."""
     try:
-        return _run(con, requests, sources, started)
+        return _run(wh, requests, sources, started)
     except Exception as error:
         if len(requests) == 1:
             request = requests[0]
             action = request_action(request["request_type"])
-            record_failure(con, request["request_id"], started, str(error), str(action))
+            record_failure(wh, request["request_id"], started, str(error), str(action))
             return [RequestOutcome(request["request_id"], action, "failed", [])]
         log(f"batch of {len(requests)} requests failed ({error}); "
             "executing each half on its own to isolate the failing request")
         half = len(requests) // 2
-        return (_run_isolating(con, requests[:half], sources, started, log)
-                + _run_isolating(con, requests[half:], sources, started, log))
+        return (_run_isolating(wh, requests[:half], sources, started, log)
+                + _run_isolating(wh, requests[half:], sources, started, log))
 
 
-def execute_batch(con: duckdb.DuckDBPyConnection, requests: Sequence[dict[str, Any]],
+def execute_batch(target: Target, requests: Sequence[dict[str, Any]],
                   sources: Sequence[IdentifiedSource],
                   log: Log = lambda message: None) -> list[RequestOutcome]:
     """Execute new requests together: every request gets its record (`running`), invalid ones
     fail alone, then each group runs as one batch, split on failure; outcomes in request order."""
+    wh = warehouse_of(target)
     started = now()
-    register_requests(con, requests)
+    register_requests(wh, requests)
     outcomes: dict[str, RequestOutcome] = {}
     valid = []
     for request in requests:
         reason = invalid_reason(request)
         if reason:
-            record_failure(con, request["request_id"], started, reason, "validate")
+            record_failure(wh, request["request_id"], started, reason, "validate")
             outcomes[request["request_id"]] = RequestOutcome(
                 request["request_id"], request_action(request["request_type"]), "failed", [])
         else:
@@ -139,6 +126,6 @@ def execute_batch(con: duckdb.DuckDBPyConnection, requests: Sequence[dict[str, A
     for kinds in GROUPS:
         group = [r for r in valid if request_action(r["request_type"]) in kinds]
         if group:
-            outcomes.update({o.request_id: o for o in _run_isolating(con, group, sources,
+            outcomes.update({o.request_id: o for o in _run_isolating(wh, group, sources,
                                                                      started, log)})
     return [outcomes[r["request_id"]] for r in requests]

@@ -10,12 +10,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from orchestration.privacy.audit import now, quote, relation_exists
-from orchestration.privacy.matching import access_tables, match_records, match_rows, rows_by_request
-from orchestration.privacy.requests import restrict
+from orchestration.privacy.audit import now
+from orchestration.privacy.matching import access_tables, match_records, match_rows
+from orchestration.privacy.requests import Batch
 from orchestration.privacy.sources import IdentifiedSource
+from orchestration.privacy.sql import Target, frame_records, placeholders, warehouse_of
 from orchestration.settings import PROJECT_DIR
 
 Export = dict[str, list[dict[str, Any]]]  # table -> rows
@@ -63,31 +62,38 @@ def write_export(request_id: str, customer_ids: Iterable[str], tables: Export) -
 
 def _add(exports: dict[str, Export], table: str, found: dict[str, list[dict[str, Any]]]) -> None:
     for request_id, rows in found.items():
-        exports.setdefault(request_id, {})[table] = rows
+        if rows:
+            exports.setdefault(request_id, {})[table] = rows
 
 
-def collect_exports(con: duckdb.DuckDBPyConnection,
+def collect_exports(target: Target, batch: Batch,
                     sources: Sequence[IdentifiedSource]) -> dict[str, Export]:
     """Every row held about each access request's cluster of the batch, `{request_id: {table:
     rows}}`: raw rows by record id, every other table and view by value; one scan per table."""
-    values, customers = restrict(con, ["access"])
+    wh = warehouse_of(target)
+    values, customers = batch.values(["access"]), batch.customers_of(["access"])
     exports: dict[str, Export] = {}
     for source in sources:
-        if not relation_exists(con, source.raw_table) or not match_records(
-                con, source, values, customers):
+        if not wh.exists(source.raw_table):
             continue
-        _add(exports, source.raw_table, rows_by_request(
-            con, "select r.request_id as __privacy_request_id, "
-            "t.* exclude (__privacy_record_id) from (select cast("
-            f"{source.raw_record_id_sql} as varchar) as __privacy_record_id, * "
-            f"from {source.raw_table}) as t inner join _privacy_records as r "
-            "on t.__privacy_record_id = r.record_id order by r.request_id"))
-    for schema, table, columns in access_tables(con):
-        if not match_rows(con, f"{quote(schema)}.{quote(table)}", columns, values,
-                          "row_number() over ()", all_columns=True):
+        found = match_records(wh, source, values, customers)
+        if not found:
             continue
-        _add(exports, f"{schema}.{table}", rows_by_request(
-            con, "select m.request_id as __privacy_request_id, h.* exclude (__privacy_row) "
-            "from _privacy_hits as h inner join _privacy_matches as m using (__privacy_row) "
-            "order by m.request_id, h.__privacy_row"))
-    return exports
+        record_id = source.raw_record_id(wh)
+        marks, params = placeholders(sorted(set().union(*found.values())), "r")
+        rows = wh.query(f"select {record_id} as __privacy_record_id, * from {source.raw_table} "
+                        f"where {record_id} in ({marks})", params)
+        ids = list(rows["__privacy_record_id"])
+        rows = frame_records(rows.drop(columns="__privacy_record_id"))
+        _add(exports, source.raw_table, {
+            r: [row for row, i in zip(rows, ids) if i in records]
+            for r, records in sorted(found.items())})
+    for schema, table, columns in access_tables(wh):
+        hits, matches = match_rows(wh, f"{schema}.{table}", columns, values, all_columns=True)
+        if not len(hits):
+            continue
+        rows = frame_records(hits.drop(columns=[c for c in hits.columns
+                                                if str(c).startswith("__privacy_")]))
+        _add(exports, f"{schema}.{table}", {
+            r: [rows[p] for p in positions] for r, positions in sorted(matches.items())})
+    return {r: exports[r] for r in sorted(exports)}

@@ -1,11 +1,10 @@
 """Data-subject requests: their types, the new ones of a run, and their identity clusters.
 
-A batch is a set of temp tables built once from the requests it holds (one request is a batch of
-one); every step of the executor reads them:
-  _privacy_batch(position, request_id, action, identifier_type, identifier_value, typed)
-  _privacy_request_customers(request_id, customer_id)            the clusters' profiles
-  _privacy_request_identifiers(request_id, identifier_type, identifier_value)
-  _privacy_request_values(request_id, value)                      identifiers and customer ids
+A batch (`Batch`) is resolved once from the requests it holds (one request is a batch of one):
+its items (request, action, identifier), each request's whole cluster of profiles
+(`customer_identities`) and every identifier those profiles hold. Every step of the executor
+reads it; the values go to the warehouse as query parameters, so the same SQL runs on DuckDB,
+PostgreSQL and Spark.
 """
 
 from __future__ import annotations
@@ -14,23 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from orchestration.catalog import catalog
 from orchestration.privacy.audit import (
-    HASH_PREFIX, REQUESTS, TargetResult, identifier_hash, now, relation_exists, salt, write_log,
+    HASH_PREFIX, REQUESTS, TargetResult, identifier_hash, now, rewrite_rows, table_of, write_log,
 )
 from orchestration.privacy.sources import request_table
+from orchestration.privacy.sql import Target, ident, placeholders, records, warehouse_of
+from orchestration.warehouse.base import Warehouse
 
 ERASE_TYPES = frozenset({"erasure", "erase", "deletion", "delete", "suppress_and_delete"})
 SUPPRESS_TYPES = frozenset({"suppression", "suppress", "suppress_only", "restriction",
                             "do_not_sell", "opt_out"})
 ACCESS_TYPES = frozenset({"access", "export", "portability"})
-
-BATCH = "_privacy_batch"
-REQUEST_CUSTOMERS = "_privacy_request_customers"
-REQUEST_IDENTIFIERS = "_privacy_request_identifiers"
-REQUEST_VALUES = "_privacy_request_values"
 
 
 def request_action(request_type: str | None) -> str | None:
@@ -57,40 +51,35 @@ def staged_requests() -> str:
     return catalog().relation("stg_privacy__requests")
 
 
-def new_requests(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def new_requests(target: Target) -> list[dict[str, Any]]:
     """Staged requests not executed before, oldest first."""
-    if not relation_exists(con, staged_requests()):
+    wh = warehouse_of(target)
+    if not wh.exists(staged_requests()):
         return []
-    cursor = con.execute(
-        "select request_id, identifier_type, identifier_value, request_type, received_at "
-        f"from {staged_requests()} where request_id not in "
-        f"(select request_id from {REQUESTS}) order by received_at, request_id")
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return records(
+        wh, "select s.request_id, s.identifier_type, s.identifier_value, s.request_type, "
+        f"s.received_at from {staged_requests()} as s where not exists (select 1 from "
+        f"{REQUESTS} as p where p.request_id = s.request_id) order by s.received_at, s.request_id")
 
 
-def register_requests(con: duckdb.DuckDBPyConnection,
-                      requests: Sequence[dict[str, Any]]) -> None:
-    """A `privacy_requests_processed` row (status running) for every request, in one insert."""
+def register_requests(target: Target, requests: Sequence[dict[str, Any]]) -> None:
+    """A `privacy_requests_processed` row (status running) for every request, in one append."""
     if not requests:
         return
-    con.execute(
-        f"insert into {REQUESTS} select unnest(?::varchar[]), unnest(?::varchar[]), "
-        "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), "
-        "unnest(?::timestamp[]), 'running', null, null, null, null",
-        [[r["request_id"] for r in requests], [r["request_type"] for r in requests],
-         [request_action(r["request_type"]) for r in requests],
-         [r["identifier_type"] for r in requests],
-         [identifier_hash(r["identifier_value"]) if r["identifier_value"] else None
-          for r in requests], [r["received_at"] for r in requests]])
+    warehouse_of(target).append(REQUESTS, table_of(REQUESTS, [{
+        "request_id": r["request_id"], "request_type": r["request_type"],
+        "action": request_action(r["request_type"]), "identifier_type": r["identifier_type"],
+        "identifier_hash": identifier_hash(r["identifier_value"]) if r["identifier_value"]
+        else None, "received_at": r["received_at"], "status": "running"} for r in requests]))
 
 
-def record_failure(con: duckdb.DuckDBPyConnection, request_id: str, started: Any,
-                   reason: str, log_action: str) -> None:
+def record_failure(target: Target, request_id: str, started: Any, reason: str,
+                   log_action: str) -> None:
     """The request failed: status, detail and a log row (target `request`)."""
-    con.execute(f"update {REQUESTS} set status = 'failed', processed_at = ?, detail = ? "
-                "where request_id = ?", [now(), reason[:500], request_id])
-    write_log(con, request_id, started,
+    wh = warehouse_of(target)
+    rewrite_rows(wh, REQUESTS, "request_id", {request_id: {
+        "status": "failed", "processed_at": now(), "detail": reason[:500]}})
+    write_log(wh, request_id, started,
               [TargetResult("request", log_action, 0, "failed", reason[:500])])
 
 
@@ -106,118 +95,127 @@ class BatchItem:
     typed: bool = True
 
 
+@dataclass
+class Batch:
+    """A resolved batch: items in order, and per request its cluster's customers and
+    identifiers (type, value), its own identifier included."""
+
+    items: list[BatchItem]
+    customers: dict[str, set[str]] = field(default_factory=dict)
+    identifiers: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+
+    def request_ids(self, actions: Sequence[str] | None = None) -> list[str]:
+        """The requests with one of `actions` (all when None), in batch order."""
+        return list(dict.fromkeys(i.request_id for i in self.items
+                                  if actions is None or i.action in actions))
+
+    def actions(self) -> dict[str, str]:
+        return {r: next(i.action for i in self.items if i.request_id == r)
+                for r in self.request_ids()}
+
+    def values(self, actions: Sequence[str] | None = None) -> dict[str, set[str]]:
+        """Per request: its identifiers' values and its customer ids (none empty)."""
+        return {r: {v for _, v in self.identifiers.get(r, ()) if v}
+                | {c for c in self.customers.get(r, ()) if c}
+                for r in self.request_ids(actions)}
+
+    def customers_of(self, actions: Sequence[str] | None = None) -> dict[str, set[str]]:
+        return {r: set(self.customers.get(r, ())) for r in self.request_ids(actions)}
+
+
 def items_of(requests: Iterable[dict[str, Any]]) -> list[BatchItem]:
     return [BatchItem(r["request_id"], str(request_action(r["request_type"])),
                       r["identifier_type"], r["identifier_value"]) for r in requests]
 
 
-def load_batch(con: duckdb.DuckDBPyConnection, items: Sequence[BatchItem]) -> None:
-    """The batch and its whole clusters as temp tables (two statements resolve them all)."""
-    con.execute(f"create or replace temp table {BATCH} (position integer, request_id varchar, "
-                "action varchar, identifier_type varchar, identifier_value varchar, "
-                "typed boolean)")
-    if items:
-        con.execute(
-            f"insert into {BATCH} select unnest(?::integer[]), unnest(?::varchar[]), "
-            "unnest(?::varchar[]), unnest(?::varchar[]), unnest(?::varchar[]), "
-            "unnest(?::boolean[])",
-            [list(range(len(items))), [i.request_id for i in items], [i.action for i in items],
-             [i.identifier_type for i in items], [i.identifier_value for i in items],
-             [i.typed for i in items]])
-    own = (f"select request_id, coalesce(identifier_type, 'unknown') as identifier_type, "
-           f"identifier_value from {BATCH}")
+def load_batch(target: Target, items: Sequence[BatchItem]) -> Batch:
+    """The batch and its whole clusters (two queries resolve them all)."""
+    wh = warehouse_of(target)
+    batch = Batch(list(items))
+    for item in items:
+        batch.customers.setdefault(item.request_id, set())
+        batch.identifiers.setdefault(item.request_id, set()).add(
+            (item.identifier_type or "unknown", item.identifier_value))
     identities = catalog().relation("customer_identities")
-    if relation_exists(con, identities):
-        con.execute(f"""
-            create or replace temp table {REQUEST_CUSTOMERS} as
-            select distinct b.request_id, i.customer_id
-            from {BATCH} as b
-            inner join {identities} as i
-                on i.identifier_value = b.identifier_value
-                and (i.identifier_type = b.identifier_type or b.identifier_type is null
-                     or not b.typed)""")
-        con.execute(f"""
-            create or replace temp table {REQUEST_IDENTIFIERS} as
-            {own}
-            union
-            select c.request_id, i.identifier_type, i.identifier_value
-            from {REQUEST_CUSTOMERS} as c
-            inner join {identities} as i on i.customer_id = c.customer_id""")
-    else:
-        con.execute(f"create or replace temp table {REQUEST_CUSTOMERS} "
-                    "(request_id varchar, customer_id varchar)")
-        con.execute(f"create or replace temp table {REQUEST_IDENTIFIERS} as {own}")
-    con.execute(f"""
-        create or replace temp table {REQUEST_VALUES} as
-        select request_id, identifier_value as value from {REQUEST_IDENTIFIERS}
-        where coalesce(identifier_value, '') <> ''
-        union
-        select request_id, customer_id from {REQUEST_CUSTOMERS}
-        where coalesce(customer_id, '') <> ''""")
+    wanted = sorted({i.identifier_value for i in items if i.identifier_value})
+    if not wanted or not wh.exists(identities):
+        return batch
+    marks, params = placeholders(wanted, "v")
+    holders = wh.rows(f"select identifier_type, identifier_value, customer_id from {identities} "
+                      f"where identifier_value in ({marks})", params)
+    for item in items:
+        batch.customers[item.request_id] |= {
+            customer for kind, value, customer in holders
+            if value == item.identifier_value and (
+                kind == item.identifier_type or item.identifier_type is None or not item.typed)}
+    everyone = sorted(set().union(*batch.customers.values()))
+    if everyone:
+        marks, params = placeholders(everyone, "c")
+        held: dict[str, set[tuple[str, str]]] = {}
+        for customer, kind, value in wh.rows(
+                f"select customer_id, identifier_type, identifier_value from {identities} "
+                f"where customer_id in ({marks})", params):
+            held.setdefault(customer, set()).add((kind, value))
+        for request_id, customers in batch.customers.items():
+            for customer in customers:
+                batch.identifiers[request_id] |= held.get(customer, set())
+    return batch
 
 
-def restrict(con: duckdb.DuckDBPyConnection, actions: Sequence[str]) -> tuple[str, str]:
-    """Values and customers of the batch's requests with one of `actions`, as temp tables."""
-    name = "_".join(actions)
-    values, customers = f"_privacy_values_{name}", f"_privacy_customers_{name}"
-    for target, source in ((values, REQUEST_VALUES), (customers, REQUEST_CUSTOMERS)):
-        con.execute(f"create or replace temp table {target} as select * from {source} "
-                    f"where request_id in (select request_id from {BATCH} "
-                    "where list_contains(?, action))", [list(actions)])
-    return values, customers
+def _hash_raw_requests(wh: Warehouse, hashes: dict[str, str]) -> None:
+    """Rewrite the raw request table with `identifier_value` replaced for these request ids."""
+    if not hashes:
+        return
+    raw = request_table()
+    cases = " ".join(f"when %(r{i})s then %(h{i})s" for i in range(len(hashes)))
+    params = {**{f"r{i}": r for i, r in enumerate(hashes)},
+              **{f"h{i}": h for i, h in enumerate(hashes.values())}}
+    columns = [f"case request_id {cases} else identifier_value end as identifier_value"
+               if c == "identifier_value" else ident(wh, c) for c in wh.columns(raw)]
+    wh.replace_table_as(raw, f"select {', '.join(columns)} from {raw}", params)
 
 
-def request_ids(con: duckdb.DuckDBPyConnection, actions: Sequence[str]) -> list[str]:
-    """The batch's requests with one of `actions`, in batch order."""
-    return [r[0] for r in con.execute(
-        f"select request_id from {BATCH} where list_contains(?, action) "
-        "group by request_id order by min(position)", [list(actions)]).fetchall()]
-
-
-def customers_by_request(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    return dict(con.execute(f"select request_id, list(customer_id) from {REQUEST_CUSTOMERS} "
-                            "group by 1").fetchall())
-
-
-def hash_request_identifiers(con: duckdb.DuckDBPyConnection, erase_values: str | None,
+def hash_request_identifiers(target: Target, batch: Batch, erase_values: dict[str, set[str]],
                              actions: Sequence[str]) -> dict[str, int]:
     """Hash in the raw request table the identifiers of the batch's requests with `actions`
     and, for erasures, of every request of the person; returns rows per erasure (its cluster)."""
+    wh = warehouse_of(target)
     raw, staged = request_table(), staged_requests()
-    if not relation_exists(con, raw) or not relation_exists(con, staged):
+    if not wh.exists(raw) or not wh.exists(staged):
         return {}
-    table = raw.split(".", 1)[1]
-    counts: dict[str, int] = {}
-    matched = (f"s.identifier_value in (select identifier_value from {BATCH} "
-               "where list_contains(?, action))")
-    if erase_values:
-        counts = dict(con.execute(
-            f"select v.request_id, count(distinct p.rowid) from {raw} as p "
-            f"inner join {staged} as s on s.request_id = p.request_id "
-            f"inner join {erase_values} as v on v.value = s.identifier_value group by 1"
-        ).fetchall())
-        matched += f" or s.identifier_value in (select value from {erase_values})"
-    con.execute(
-        f"update {raw} set identifier_value = '{HASH_PREFIX}' || "
-        f"sha256(? || s.identifier_value) from {staged} s "
-        f"where s.request_id = {table}.request_id and ({matched})",
-        [salt(), list(actions)])
-    return counts
+    own = {i.identifier_value for i in batch.items if i.action in actions and i.identifier_value}
+    erased = set().union(*erase_values.values()) if erase_values else set()
+    wanted = sorted(own | erased)
+    if not wanted:
+        return {}
+    marks, params = placeholders(wanted, "v")
+    staged_rows = wh.rows(f"select request_id, identifier_value from {staged} "
+                          f"where identifier_value in ({marks})", params)
+    if not staged_rows:
+        return {}
+    marks, params = placeholders(sorted({r for r, _ in staged_rows}), "r")
+    raw_rows = dict(wh.rows(f"select request_id, count(*) from {raw} "
+                            f"where request_id in ({marks}) group by request_id", params))
+    counts = {r: sum(int(raw_rows.get(s, 0)) for s, v in dict(staged_rows).items() if v in values)
+              for r, values in erase_values.items()}
+    _hash_raw_requests(wh, {r: HASH_PREFIX + identifier_hash(v) for r, v in staged_rows})
+    return {r: n for r, n in counts.items() if n}
 
 
-def rehash_redelivered_requests(con: duckdb.DuckDBPyConnection) -> int:
+def rehash_redelivered_requests(target: Target) -> int:
     """A re-delivered request file: processed requests whose raw identifier is plain again."""
+    wh = warehouse_of(target)
     raw, staged = request_table(), staged_requests()
-    if not relation_exists(con, raw):
+    if not wh.exists(raw) or not wh.exists(staged):
         return 0
-    table = raw.split(".", 1)[1]
-    return con.execute(
-        f"update {raw} set identifier_value = '{HASH_PREFIX}' || "
-        f"sha256(? || s.identifier_value) from {staged} s "
-        f"where s.request_id = {table}.request_id "
-        f"and s.request_id in (select request_id from {REQUESTS}) "
-        f"and not starts_with({table}.identifier_value, '{HASH_PREFIX}')", [salt()]
-    ).fetchone()[0]
+    plain = wh.rows(
+        f"select r.request_id, s.identifier_value from {raw} as r "
+        f"inner join {staged} as s on s.request_id = r.request_id "
+        f"inner join {REQUESTS} as p on p.request_id = r.request_id "
+        f"where r.identifier_value not like '{HASH_PREFIX}%'")
+    hashes = {r: HASH_PREFIX + identifier_hash(v) for r, v in plain if v is not None}
+    _hash_raw_requests(wh, hashes)
+    return sum(1 for r, v in plain if v is not None)
 
 
 @dataclass
@@ -232,14 +230,12 @@ class Cluster:
         return {value for _, value in self.identifiers} | self.customer_ids
 
 
-def resolve_cluster(con: duckdb.DuckDBPyConnection, identifier_type: str | None,
+def resolve_cluster(target: Target, identifier_type: str | None,
                     identifier_value: str | None) -> Cluster:
     """Every customer holding the identifier, and every identifier of those customers: the
     cluster the executor resolves for a request of that identifier (a batch of one)."""
     if not identifier_value:
         return Cluster()
-    load_batch(con, [BatchItem("cluster", "access", identifier_type, identifier_value)])
-    return Cluster(
-        {r[0] for r in con.execute(f"select customer_id from {REQUEST_CUSTOMERS}").fetchall()},
-        set(con.execute(f"select identifier_type, identifier_value from {REQUEST_IDENTIFIERS}"
-                        ).fetchall()))
+    batch = load_batch(target, [BatchItem("cluster", "access", identifier_type,
+                                          identifier_value)])
+    return Cluster(batch.customers["cluster"], batch.identifiers["cluster"])

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from orchestration.activation.state import forget_erased_payloads
 from orchestration.privacy.audit import TargetResult, ensure_privacy_tables, now, salt, write_log
 from orchestration.privacy.destinations import refresh_destination_removals
@@ -15,8 +13,9 @@ from orchestration.privacy.executor import RequestOutcome, execute_batch
 from orchestration.privacy.requests import new_requests, rehash_redelivered_requests
 from orchestration.privacy.sources import identified_sources, request_table
 from orchestration.privacy.suppression import (
-    LATE_DATA, forget_erased_phone_spellings, purge_suppressed,
+    LATE_DATA, on_duckdb_connection, forget_erased_phone_spellings, purge_suppressed,
 )
+from orchestration.privacy.sql import Target, warehouse_of
 
 
 @dataclass
@@ -32,24 +31,26 @@ class PrivacyRunReport:
         return by_status
 
 
-def execute_privacy_requests(con: duckdb.DuckDBPyConnection,
+def execute_privacy_requests(target: Target,
                              log: Callable[[str], None] = lambda message: None,
                              project_file: Path | None = None) -> PrivacyRunReport:
     """Purge late data of erased people, then execute every request not executed before."""
-    ensure_privacy_tables(con)
+    wh = warehouse_of(target)
+    ensure_privacy_tables(wh)
     sources = identified_sources(project_file)
-    late = purge_suppressed(con, sources)
+    late = purge_suppressed(wh, sources)
     if late:
         log(f"late data of erased people removed: {sum(t.rows_affected for t in late)} rows")
-    outcomes = execute_batch(con, new_requests(con), sources, log)
+    outcomes = execute_batch(wh, new_requests(wh), sources, log)
     for outcome in outcomes:
         log(f"request {outcome.request_id} ({outcome.action}): {outcome.status}")
-    rehashed = rehash_redelivered_requests(con)
+    rehashed = rehash_redelivered_requests(wh)
     if rehashed:  # logged so the compaction that follows removes the plain values' bytes
-        write_log(con, LATE_DATA, now(), [TargetResult(
+        write_log(wh, LATE_DATA, now(), [TargetResult(
             request_table(), "hash_identifier", int(rehashed))])
-    forget_erased_payloads(con, salt())  # the sync state keeps keys only for them
-    finished = refresh_destination_removals(con)
-    forget_erased_phone_spellings(con)
-    con.execute("select 1").fetchall()  # leave no unfetched result on the caller's connection
+    # the sync state keeps keys only for them
+    on_duckdb_connection(wh, lambda raw: forget_erased_payloads(raw, salt()),
+                          "sync state payloads of erased people")
+    finished = refresh_destination_removals(wh)
+    forget_erased_phone_spellings(wh)
     return PrivacyRunReport(outcomes, late, finished)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from orchestration.catalog import Catalog, catalog, load_catalog
 from orchestration.ingestion.contract import SOURCES_BY_NAME
-from orchestration.privacy.audit import SCHEMA, quote
+from orchestration.privacy.audit import SCHEMA
+from orchestration.privacy.sql import text
+from orchestration.warehouse.base import Warehouse
 
 # Raw tables whose rows must stay for accounting: their identifier columns (those dbt declares,
 # `raw_identifier_columns`) are nulled, not deleted.
@@ -28,9 +30,18 @@ class IdentifiedSource:
     staging_model: str
     staging_record_id: str
     identifier_columns: tuple[str, ...]
-    raw_record_id_sql: str
+    raw_record_id_template: str  # SQL of the raw record id, `{string}` the engine's text type
     raw_table: str  # schema.table of the raw rows (from the dbt source)
     staging_relation: str  # schema.view of the staged rows (from the dbt model)
+
+    @property
+    def raw_record_id_sql(self) -> str:
+        """The raw record id's SQL on DuckDB."""
+        return self.raw_record_id_template.format(string="varchar")
+
+    def raw_record_id(self, wh: Warehouse) -> str:
+        """The raw record id as text, in the SQL of `wh`'s engine."""
+        return text(wh, self.raw_record_id_template.format(string=wh.sql_type("string")))
 
 
 def _catalog(project_file: Path | None) -> Catalog:
@@ -47,10 +58,10 @@ def identified_sources(project_file: Path | None = None) -> list[IdentifiedSourc
         if entry.get("identifier_value_column"):
             columns += (entry["identifier_value_column"],)
         contract = SOURCES_BY_NAME[name]
-        raw_id = quote(contract.record_id)
+        raw_id = contract.record_id  # plain names (the landing contract's)
         if name == "consents":  # stg_consent__consents: a hash of file and line when missing
             raw_id = ("coalesce(consent_id, md5(_source_file || ':' || "
-                      "cast(_source_line as varchar)))")
+                      "cast(_source_line as {string})))")
         found.append(IdentifiedSource(
             name, entry["model"], entry["record_id"], tuple(dict.fromkeys(columns)), raw_id,
             cat.source(contract.dbt_source, name), cat.relation(entry["model"])))

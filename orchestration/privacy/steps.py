@@ -1,164 +1,183 @@
 """The steps of an erasure or suppression batch: suppression list, raw rows, derived rows.
 
-Every step works on the loaded batch (orchestration/privacy/requests.py) with one scan and one
-delete (or update) per table, whatever the number of requests, and credits each request with the
-rows holding one of its own values.
+Every step works on the resolved batch (orchestration/privacy/requests.py) with one scan and one
+write per table, whatever the number of requests, and credits each request with the rows holding
+one of its own values. Rows are removed with `delete_keys` (raw rows by file and line) or by
+rewriting the table without them (`replace_table_as`), columns blanked by rewriting them: the
+same calls on DuckDB, PostgreSQL and Spark (which has no row-level DML).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 
-import duckdb
+import pyarrow as pa
 
-from orchestration.privacy.audit import SUPPRESSION, TargetResult, now, quote, relation_exists, salt
-from orchestration.privacy.destinations import destination_removals
-from orchestration.privacy.matching import derived_tables, match_records, match_rows
-from orchestration.privacy.requests import (
-    BATCH, REQUEST_IDENTIFIERS, hash_request_identifiers, request_ids, restrict,
+from orchestration.privacy.audit import (
+    SUPPRESSION, TargetResult, identifier_hash, now, salt, table_of,
 )
+from orchestration.privacy.destinations import destination_removals
+from orchestration.privacy.matching import (
+    ValuesByRequest, derived_tables, match_records, match_rows, value_condition,
+)
+from orchestration.privacy.requests import Batch, hash_request_identifiers
 from orchestration.privacy.sources import (
     KEPT_FOR_ACCOUNTING, REQUEST_SOURCE, IdentifiedSource, load_rejects, raw_identifier_columns,
     request_table,
 )
+from orchestration.privacy.sql import Target, ident, placeholders, warehouse_of
+from orchestration.warehouse.base import Warehouse
 
 Targets = dict[str, list[TargetResult]]
+Line = tuple[str, str, int]  # source, _source_file, _source_line
 
 
-def _credit(results: Targets, rows: Iterable[tuple[str, int]], target: str,
-            action: str) -> None:
-    for request_id, count in rows:
-        results.setdefault(request_id, []).append(TargetResult(target, action, int(count)))
+def _credit(results: Targets, counts: Mapping[str, int], target: str, action: str) -> None:
+    for request_id in sorted(counts):
+        results.setdefault(request_id, []).append(
+            TargetResult(target, action, int(counts[request_id])))
 
 
-def add_to_suppression(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def add_to_suppression(target: Target, batch: Batch) -> dict[str, int]:
     """Hashes of every erase/suppress cluster on the suppression list, each hash once per
     action (credited to the first request holding it); returns the cluster size per request."""
-    con.execute(f"""
-        insert into {SUPPRESSION}
-        select identifier_hash, identifier_type, action, request_id, ? from (
-            select
-                sha256(? || i.identifier_value) as identifier_hash,
-                i.identifier_type,
-                b.action,
-                i.request_id,
-                row_number() over (
-                    partition by b.action, sha256(? || i.identifier_value), i.identifier_type
-                    order by b.position
-                ) as n
-            from {REQUEST_IDENTIFIERS} as i
-            inner join {BATCH} as b using (request_id)
-            where b.action in ('erase', 'suppress') and coalesce(i.identifier_value, '') <> ''
-        ) as new
-        where n = 1 and not exists (
-            select 1 from {SUPPRESSION} as s
-            where s.identifier_hash = new.identifier_hash
-                and s.suppression_action = new.action
-        )""", [now(), salt(), salt()])
-    return dict(con.execute(
-        f"select request_id, count(*) from {REQUEST_IDENTIFIERS} group by 1").fetchall())
+    wh = warehouse_of(target)
+    actions = batch.actions()
+    new: dict[tuple[str, str, str], str] = {}  # (action, hash, type) -> request
+    for request_id in batch.request_ids(["erase", "suppress"]):
+        for kind, value in sorted(batch.identifiers.get(request_id, ())):
+            if value:
+                new.setdefault((actions[request_id], identifier_hash(value, salt()), kind),
+                               request_id)
+    if new:
+        marks, params = placeholders(sorted({h for _, h, _ in new}), "h")
+        listed = set(wh.rows(f"select suppression_action, identifier_hash from {SUPPRESSION} "
+                             f"where identifier_hash in ({marks})", params))
+        added = now()
+        rows = [{"identifier_hash": h, "identifier_type": kind, "suppression_action": action,
+                 "request_id": request_id, "added_at": added}
+                for (action, h, kind), request_id in new.items() if (action, h) not in listed]
+        if rows:
+            wh.append(SUPPRESSION, table_of(SUPPRESSION, rows))
+    return {r: len(ids) for r, ids in batch.identifiers.items()}
 
 
-def _erase_raw_table(con: duckdb.DuckDBPyConnection, source: IdentifiedSource,
-                     results: Targets) -> None:
-    """Delete (or null PII of) the raw rows of `_privacy_records`; their lines to
-    `_privacy_lines`."""
-    con.execute(
-        "create or replace temp table _privacy_raw_hits as select rowid as __privacy_row, "
-        f"cast({source.raw_record_id_sql} as varchar) as record_id, _source_file, "
-        f"_source_line from {source.raw_table} where cast({source.raw_record_id_sql} "
-        "as varchar) in (select record_id from _privacy_records)")
-    con.execute("insert into _privacy_lines select distinct r.request_id, ?, h._source_file, "
-                "h._source_line from _privacy_raw_hits as h "
-                "inner join _privacy_records as r using (record_id)", [source.source])
-    counts = con.execute(
-        "select r.request_id, count(distinct h.__privacy_row) from _privacy_records as r "
-        "left join _privacy_raw_hits as h using (record_id) group by 1 order by 1").fetchall()
-    rows = "rowid in (select __privacy_row from _privacy_raw_hits)"
+def _erase_raw_table(wh: Warehouse, source: IdentifiedSource, found: dict[str, set[str]],
+                     results: Targets, lines: dict[str, set[Line]]) -> None:
+    """Delete (or null PII of) the raw rows of the found records; their lines to `lines`."""
+    record_id = source.raw_record_id(wh)
+    ids = sorted(set().union(*found.values()))
+    marks, params = placeholders(ids, "r")
+    hits = wh.rows(f"select {record_id} as record_id, _source_file, _source_line "
+                   f"from {source.raw_table} where {record_id} in ({marks})", params)
+    counts = {}
+    for request_id, records in found.items():
+        mine = {(f, int(n)) for r, f, n in hits if r in records}
+        counts[request_id] = len(mine)
+        lines.setdefault(request_id, set()).update((source.source, f, n) for f, n in mine)
     if source.source in KEPT_FOR_ACCOUNTING:
-        sets = ", ".join(f"{quote(c)} = null" for c in raw_identifier_columns(source.source))
-        con.execute(f"update {source.raw_table} set {sets} where {rows}")
+        pii = set(raw_identifier_columns(source.source))
+        columns = [f"case when {record_id} in ({marks}) then null else {ident(wh, c)} end "
+                   f"as {ident(wh, c)}" if c in pii else ident(wh, c)
+                   for c in wh.columns(source.raw_table)]
+        if hits:
+            wh.replace_table_as(source.raw_table,
+                                f"select {', '.join(columns)} from {source.raw_table}", params)
         _credit(results, counts, source.raw_table, "null_pii")
     else:
-        con.execute(f"delete from {source.raw_table} where {rows}")
+        keys = sorted({(f, int(n)) for _, f, n in hits})
+        if keys:
+            wh.delete_keys(source.raw_table, pa.table({
+                "_source_file": pa.array([f for f, _ in keys], pa.string()),
+                "_source_line": pa.array([n for _, n in keys], pa.int64())}))
         _credit(results, counts, source.raw_table, "delete")
 
 
-def _erase_rejects(con: duckdb.DuckDBPyConnection, values: str, results: Targets) -> None:
+def _erase_rejects(wh: Warehouse, values: ValuesByRequest, lines: dict[str, set[Line]],
+                   results: Targets, erasures: Sequence[str]) -> None:
     """Rejected lines of the erased lines, and rejects whose raw value is an identifier."""
     rejects = load_rejects()
-    if not relation_exists(con, rejects):
+    if not wh.exists(rejects):
         return
-    con.execute(
-        "create or replace temp table _privacy_reject_hits as select r.rowid as "
-        "__privacy_row, r.source, r._source_file, r._source_line, "
-        f"lower(trim(r.raw_value)) as value from {rejects} as r "
-        "where exists (select 1 from _privacy_lines as l where l.source = r.source "
-        "and l._source_file = r._source_file and l._source_line = r._source_line) "
-        f"or lower(trim(r.raw_value)) in (select lower(value) from {values})")
-    counts = dict(con.execute(f"""
-        select request_id, count(distinct __privacy_row) from (
-            select l.request_id, h.__privacy_row from _privacy_reject_hits as h
-            inner join _privacy_lines as l using (source, _source_file, _source_line)
-            union all
-            select v.request_id, h.__privacy_row from _privacy_reject_hits as h
-            inner join {values} as v on lower(v.value) = h.value
-        ) group by 1""").fetchall())
-    con.execute(f"delete from {rejects} where rowid in "
-                "(select __privacy_row from _privacy_reject_hits)")
-    _credit(results, [(r, counts.get(r, 0)) for r in request_ids(con, ["erase"])],
-            rejects, "delete")
+    lowered = {r: {v.lower() for v in vs} for r, vs in values.items()}
+    files = sorted({f for found in lines.values() for _, f, _ in found})
+    file_marks, params = placeholders(files, "f")
+    value_marks, value_params = placeholders(sorted(set().union(*lowered.values())
+                                                    if lowered else set()), "v")
+    rows = wh.rows(
+        f"select source, _source_file, _source_line, lower(trim(raw_value)) from {rejects} "
+        f"where _source_file in ({file_marks}) or lower(trim(raw_value)) in ({value_marks})",
+        {**params, **value_params})
+    hit: set[Line] = set()
+    counts = {r: 0 for r in erasures}
+    for source, file, line, value in rows:
+        key = (source, file, int(line))
+        mine = [r for r in erasures if key in lines.get(r, set())
+                or value in lowered.get(r, set())]
+        if mine:
+            hit.add(key)
+            for r in mine:
+                counts[r] += 1
+    if hit:
+        keys = sorted(hit)
+        wh.delete_keys(rejects, pa.table({
+            "source": pa.array([k[0] for k in keys], pa.string()),
+            "_source_file": pa.array([k[1] for k in keys], pa.string()),
+            "_source_line": pa.array([k[2] for k in keys], pa.int64())}))
+    _credit(results, counts, rejects, "delete")
 
 
-def erase_raw(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource],
-              values: str, customers: str) -> Targets:
-    """One scan and one delete (or PII update) per raw table for every erasure of the batch,
+def erase_raw(target: Target, sources: Sequence[IdentifiedSource], values: ValuesByRequest,
+              customers: ValuesByRequest) -> Targets:
+    """One scan and one delete (or PII rewrite) per raw table for every erasure of the batch,
     then the rejects of those lines."""
+    wh = warehouse_of(target)
     results: Targets = {}
-    con.execute("create or replace temp table _privacy_lines (request_id varchar, "
-                "source varchar, _source_file varchar, _source_line bigint)")
+    lines: dict[str, set[Line]] = {}
     for source in sources:
-        if source.source == REQUEST_SOURCE[1] or not relation_exists(con, source.raw_table):
+        if source.source == REQUEST_SOURCE[1] or not wh.exists(source.raw_table):
             continue
-        if match_records(con, source, values, customers):
-            _erase_raw_table(con, source, results)
-    _erase_rejects(con, values, results)
+        found = match_records(wh, source, values, customers)
+        if found:
+            _erase_raw_table(wh, source, found, results, lines)
+    _erase_rejects(wh, values, lines, results, list(values))
     return results
 
 
-def scrub_derived(con: duckdb.DuckDBPyConnection, values: str) -> Targets:
-    """One scan and one delete per derived table for every request of `values`."""
+def scrub_derived(target: Target, values: ValuesByRequest) -> Targets:
+    """One scan and one rewrite per derived table holding a value of a request of `values`."""
+    wh = warehouse_of(target)
     results: Targets = {}
-    for schema, table, columns in derived_tables(con):
-        relation = f"{quote(schema)}.{quote(table)}"
-        if not match_rows(con, relation, columns, values, "rowid"):
+    for schema, table, columns in derived_tables(wh):
+        relation = f"{schema}.{table}"
+        rows, matches = match_rows(wh, relation, columns, values)
+        if not len(rows):
             continue
-        _credit(results, con.execute("select request_id, count(*) from _privacy_matches "
-                                     "group by 1 order by 1").fetchall(),
-                f"{schema}.{table}", "delete")
-        con.execute(f"delete from {relation} where rowid in "
-                    "(select __privacy_row from _privacy_hits)")
+        _credit(results, {r: len(p) for r, p in matches.items()}, relation, "delete")
+        where, params = value_condition(wh, columns, set().union(*values.values()))
+        wh.replace_table_as(relation, f"select * from {relation} "
+                                      f"where not coalesce({where}, false)", params)
     return results
 
 
-def erase_and_suppress(con: duckdb.DuckDBPyConnection, sources: Sequence[IdentifiedSource],
+def erase_and_suppress(target: Target, batch: Batch, sources: Sequence[IdentifiedSource],
                        late_data: bool = False) -> Targets:
     """Every step of the batch's erase and suppress requests, in order: suppression list, raw
     rows of the erasures, request identifiers hashed, derived rows, pending destination
     removals. The log targets per request, in batch order. `late_data`: the batch is the purge
     of late rows (no request record to hash, the suppression list is not one of its targets)."""
-    all_values, all_customers = restrict(con, ["erase", "suppress"])
-    erase_values, erase_customers = restrict(con, ["erase"])
-    actions = dict(con.execute(f"select request_id, any_value(action) from {BATCH} "
-                               "group by 1").fetchall())
-    suppressed = add_to_suppression(con)
-    raw = erase_raw(con, sources, erase_values, erase_customers)
-    hashed = {} if late_data else hash_request_identifiers(con, erase_values,
+    wh = warehouse_of(target)
+    all_values = batch.values(["erase", "suppress"])
+    erase_values = batch.values(["erase"])
+    actions = batch.actions()
+    suppressed = add_to_suppression(wh, batch)
+    raw = erase_raw(wh, sources, erase_values, batch.customers_of(["erase"]))
+    hashed = {} if late_data else hash_request_identifiers(wh, batch, erase_values,
                                                            ["erase", "suppress"])
-    derived = scrub_derived(con, all_values)
-    removals = destination_removals(con, all_customers)
+    derived = scrub_derived(wh, all_values)
+    removals = destination_removals(wh, batch.customers_of(["erase", "suppress"]))
     targets: Targets = {}
-    for request_id in request_ids(con, ["erase", "suppress"]):
+    for request_id in batch.request_ids(["erase", "suppress"]):
         found = []
         if not late_data:
             found.append(TargetResult(SUPPRESSION, "suppress", suppressed.get(request_id, 0)))

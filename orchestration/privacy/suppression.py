@@ -8,106 +8,176 @@ request (`request_id = 'late_data'` in the log).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-import duckdb
+import pyarrow as pa
 
 from orchestration.catalog import catalog
 from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.privacy import steps
-from orchestration.privacy.audit import (
-    SUPPRESSION, TargetResult, now, quote, relation_exists, salt, transaction, write_log,
-)
+from orchestration.privacy.audit import SUPPRESSION, TargetResult, now, salt, write_log
 from orchestration.privacy.requests import BatchItem, load_batch, staged_requests
 from orchestration.privacy.sources import (
     REQUEST_SOURCE, IdentifiedSource, identified_sources, phone_lookup, raw_identifier_columns,
     raw_schema,
 )
+from orchestration.privacy.sql import Target, atomic, hash_sql, ident, text, warehouse_of
+from orchestration.warehouse.base import Warehouse
 
 LATE_DATA = "late_data"
 _ERASED = f"(select identifier_hash from {SUPPRESSION} where suppression_action = 'erase')"
 
 
-def _late_identifiers(con: duckdb.DuckDBPyConnection,
-                      sources: Sequence[IdentifiedSource]) -> list[BatchItem]:
+def _erased_hash_of(wh: Warehouse, expr: str) -> str:
+    """`<salted hash of expr> in <erased hashes>` (the salt is the parameter `salt`)."""
+    return f"{hash_sql(wh, '%(salt)s || ' + expr)} in {_ERASED}"
+
+
+def _anything_erased(wh: Warehouse) -> bool:
+    return bool(wh.scalar(f"select count(*) from {SUPPRESSION} "
+                          "where suppression_action = 'erase'"))
+
+
+def _late_identifiers(wh: Warehouse, sources: Sequence[IdentifiedSource]) -> list[BatchItem]:
     """Every identifier on a staged record that carries an erased one (a new device, a phone)."""
     found: set[tuple[str, str]] = set()
     for source in sources:
-        if source.source == REQUEST_SOURCE[1] or not relation_exists(
-                con, source.staging_relation):
+        if source.source == REQUEST_SOURCE[1] or not wh.exists(source.staging_relation):
             continue
         columns = source.identifier_columns
-        suppressed = " or ".join(f"sha256(? || {quote(c)}) in {_ERASED}" for c in columns)
-        for row in con.execute(
-                f"select {', '.join(quote(c) for c in columns)} from "
-                f"{source.staging_relation} where {suppressed}",
-                [salt()] * len(columns)).fetchall():
+        suppressed = " or ".join(_erased_hash_of(wh, text(wh, ident(wh, c))) for c in columns)
+        for row in wh.rows(
+                f"select {', '.join(text(wh, ident(wh, c)) for c in columns)} from "
+                f"{source.staging_relation} where {suppressed}", {"salt": salt()}):
             found |= {(column, value) for column, value in zip(columns, row)
                       if value is not None}
     return [BatchItem(LATE_DATA, "erase", column, value, typed=False)
             for column, value in sorted(found)]
 
 
-def purge_suppressed(con: duckdb.DuckDBPyConnection,
+def purge_suppressed(target: Target,
                      sources: Sequence[IdentifiedSource]) -> list[TargetResult]:
     """Late data: raw rows carrying an erased identifier are deleted with everything built on them.
 
     The records' customers (re-created from late rows) are erased as a cluster too, so an
     identifier that arrived together with an erased one (a new device) is not kept either."""
-    if con.execute(f"select count(*) from {SUPPRESSION} where suppression_action = 'erase'"
-                   ).fetchone()[0] == 0:
+    wh = warehouse_of(target)
+    if not _anything_erased(wh):
         return []
-    items = _late_identifiers(con, sources)
+    items = _late_identifiers(wh, sources)
     if not items:
         return []
-    with transaction(con):
-        load_batch(con, items)
-        results = steps.erase_and_suppress(con, sources, late_data=True).get(LATE_DATA, [])
-        write_log(con, LATE_DATA, now(), results)
+    with atomic(wh):
+        batch = load_batch(wh, items)
+        results = steps.erase_and_suppress(wh, batch, sources, late_data=True).get(LATE_DATA, [])
+        write_log(wh, LATE_DATA, now(), results)
     return results
 
 
-def forget_erased_phone_spellings(con: duckdb.DuckDBPyConnection) -> None:
-    """The phone lookup keeps raw spellings: the ones no raw row holds any more (erased) leave."""
+def on_duckdb_connection(wh: Warehouse, step: Callable[[Any], Any], what: str) -> None:
+    """Run a step that still takes a DuckDB connection (its module is not on the interface)."""
+    con = getattr(wh, "con", None)
+    if wh.engine == "duckdb" and con is not None:
+        step(con)
+    else:
+        import logging
+
+        logging.getLogger(__name__).info(f"{what}: skipped on {wh.engine} (that step runs on "
+                                         "DuckDB connections only)")
+
+
+def _held_phone_pairs_sql(wh: Warehouse) -> str:
+    """Every (phone text, country text or '') pair a raw row holds, one select per phone column
+    of the dbt var `phone_numbers` (as orchestration/phones.py reads them)."""
+    from orchestration.phones import phone_rules
+
+    selects = []
+    for column in phone_rules().columns:
+        relation = f"{raw_schema()}.{column.source}"
+        present = set(wh.columns(relation))
+        if column.phone not in present or (column.country and column.country not in present) \
+                or (column.type_column and column.type_column not in present):
+            continue
+        country = f"coalesce({text(wh, ident(wh, column.country))}, '')" if column.country \
+            else "''"
+        where = f"{ident(wh, column.phone)} is not null"
+        if column.type_column:
+            where += f" and lower(trim({ident(wh, column.type_column)})) = 'phone'"
+        selects.append(f"select {text(wh, ident(wh, column.phone))} as phone_raw, {country} "
+                       f"as country_raw from {relation} where {where}")
+    return " union all ".join(selects)
+
+
+def _drop_unheld_phone_spellings(wh: Warehouse) -> None:
+    """The lookup's pairs no raw row holds any more leave it (the lookup is only shrunk here:
+    new pairs are the loader's)."""
+    lookup, held = phone_lookup(), _held_phone_pairs_sql(wh)
+    if not held:
+        return
+    gone = wh.rows(f"select p.phone_raw, p.country_raw from {lookup} as p where not exists "
+                   f"(select 1 from ({held}) as r where r.phone_raw = p.phone_raw "
+                   "and r.country_raw = p.country_raw)")
+    if gone:
+        wh.delete_keys(lookup, pa.table({
+            "phone_raw": pa.array([g[0] for g in gone], pa.string()),
+            "country_raw": pa.array([g[1] for g in gone], pa.string())}))
+
+
+def forget_erased_phone_spellings(target: Target) -> None:
+    """The phone lookup keeps raw spellings: the ones no raw row holds any more (erased) leave.
+    On DuckDB the loader's own refresh does it; on the other engines (where orchestration/phones
+    takes no session yet) the pairs no raw row holds are deleted here."""
     from orchestration.phones import refresh_phone_numbers
 
-    if relation_exists(con, phone_lookup()):
-        refresh_phone_numbers(con)
+    wh = warehouse_of(target)
+    if not wh.exists(phone_lookup()):
+        return
+    if wh.engine == "duckdb" and getattr(wh, "con", None) is not None:
+        refresh_phone_numbers(wh.con)  # type: ignore[attr-defined]
+    else:
+        _drop_unheld_phone_spellings(wh)
 
 
-def purge_late_rows_at_load(con: duckdb.DuckDBPyConnection,
-                            project_file: Path | None = None) -> int:
+def purge_late_rows_at_load(target: Target, project_file: Path | None = None) -> int:
     """At load: late rows of erased people, in any spelling, purged before anything reads them.
 
     Matching uses dbt's own normalisation: the staging views (already built over raw) give each
     new raw row's normalised identifiers (mailbox, E.164 phone from the phone lookup), and
     `purge_suppressed` compares them with the suppression list. Before the first dbt run there
     are no staging views and nothing was erased yet: nothing to do."""
-    if not relation_exists(con, SUPPRESSION) or not relation_exists(con, staged_requests()):
+    wh = warehouse_of(target)
+    if not wh.exists(SUPPRESSION) or not wh.exists(staged_requests()):
         return 0
-    late = purge_suppressed(con, identified_sources(project_file))
+    late = purge_suppressed(wh, identified_sources(project_file))
     if late:
-        forget_erased_phone_spellings(con)
+        forget_erased_phone_spellings(wh)
     return sum(t.rows_affected for t in late if t.target.startswith(raw_schema() + "."))
 
 
-def drop_suppressed_rows(con: duckdb.DuckDBPyConnection, source_name: str,
-                         source_file: str) -> int:
+def drop_suppressed_rows(target: Target, source_name: str, source_file: str) -> int:
     """Delete the just-loaded rows of `source_file` that carry an erased identifier.
 
     Matches raw values lower-cased and trimmed (emails, ids) against the suppression hashes; the
     privacy asset's purge after dbt catches spellings only normalisation reveals (phones)."""
-    if not relation_exists(con, SUPPRESSION) or source_name == REQUEST_SOURCE[1]:
+    wh = warehouse_of(target)
+    if not wh.exists(SUPPRESSION) or source_name == REQUEST_SOURCE[1]:
         return 0
     candidates = raw_identifier_columns(source_name)
-    if not candidates:
+    if not candidates or not _anything_erased(wh):
         return 0
-    where = " or ".join(f"sha256(? || lower(trim(cast({quote(c)} as varchar)))) in {_ERASED}"
+    where = " or ".join(_erased_hash_of(wh, f"lower(trim({text(wh, ident(wh, c))}))")
                         for c in candidates)
     table = catalog().source(SOURCES_BY_NAME[source_name].dbt_source, source_name)
-    dropped = con.execute(f"delete from {table} where _source_file = ? and ({where})",
-                          [source_file, *[salt()] * len(candidates)]).fetchone()[0]
+    lines = sorted({int(n) for (n,) in wh.rows(
+        f"select _source_line from {table} where _source_file = %(file)s and ({where})",
+        {"file": source_file, "salt": salt()})})
+    if not lines:
+        return 0
+    dropped = wh.delete_keys(table, pa.table({
+        "_source_file": pa.array([source_file] * len(lines), pa.string()),
+        "_source_line": pa.array(lines, pa.int64())}))
     if dropped:  # logged so the next privacy run compacts the file (the rows reached its blocks)
-        write_log(con, LATE_DATA, now(), [TargetResult(table, "delete", int(dropped))])
+        write_log(wh, LATE_DATA, now(), [TargetResult(table, "delete", int(dropped))])
     return dropped

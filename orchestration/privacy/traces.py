@@ -4,40 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import duckdb
-
-from orchestration.privacy.audit import quote
+from orchestration.privacy.sql import Target, ident, list_relations, text, warehouse_of
 
 
-def find_traces(con: duckdb.DuckDBPyConnection, values: Iterable[str],
+def find_traces(target: Target, values: Iterable[str],
                 skip: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
     """Rows of any table or view, in any column cast to text, holding one of `values`:
     `{"schema.table.column": rows}`. Case-insensitive; values with letters (emails, ids) match
     inside longer text (JSON payloads), all-digit values (phones) only whole. For auditing.
     One query per relation (a view is computed once, not once per column)."""
+    wh = warehouse_of(target)
     wanted = sorted({v.strip().lower() for v in values if v and v.strip()})
     if not wanted:
         return {}
     literals = ", ".join("'" + v.replace("'", "''") + "'" for v in wanted)
     inside = [v for v in wanted if any(ch.isalpha() for ch in v)]
-    relations: dict[tuple[str, str], list[str]] = {}
-    for schema, table, column in con.execute(
-            "select table_schema, table_name, column_name from information_schema.columns "
-            "where table_catalog = current_database() "
-            "and table_schema not in ('information_schema', 'pg_catalog') order by all"
-    ).fetchall():
-        if (schema, table) not in skip:
-            relations.setdefault((schema, table), []).append(column)
     found: dict[str, int] = {}
-    for (schema, table), columns in relations.items():
+    for schema, table, _ in list_relations(wh, ("information_schema",)):
+        if (schema, table) in skip:
+            continue
+        columns = wh.columns(f"{schema}.{table}")
         counts = []
         for column in columns:
-            text = f"lower(cast({quote(column)} as varchar))"
-            match = " or ".join([f"trim({text}) in ({literals})"] + [
-                f"contains({text}, '{v.replace(chr(39), chr(39) * 2)}')" for v in inside])
-            counts.append(f"count(*) filter (where {match})")
-        row = con.execute(f"select {', '.join(counts)} from {quote(schema)}.{quote(table)}"
-                          ).fetchone()
-        found |= {f"{schema}.{table}.{column}": count
+            lowered = f"lower({text(wh, ident(wh, column))})"
+            # position(): substring search the three engines share (DuckDB's contains() is not)
+            match = " or ".join([f"trim({lowered}) in ({literals})"] + [
+                f"position('{v.replace(chr(39), chr(39) * 2)}' in {lowered}) > 0"
+                for v in inside])
+            counts.append(f"sum(case when {match} then 1 else 0 end)")
+        if not counts:
+            continue
+        row = wh.rows(f"select {', '.join(counts)} from {schema}.{table}")[0]
+        found |= {f"{schema}.{table}.{column}": int(count)
                   for column, count in zip(columns, row) if count}
     return found

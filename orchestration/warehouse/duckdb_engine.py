@@ -74,6 +74,8 @@ class DuckDBWarehouse(Warehouse):
     @contextmanager
     def _registered(self, frame: Frame) -> Iterator[str]:
         name = f"_cdp_frame_{next(_counter)}"
+        # DuckDB refuses to register while an earlier statement's result is unfetched
+        self.con.execute("select 1").fetchall()
         self.con.register(name, as_arrow(frame))
         try:
             yield name
