@@ -109,7 +109,7 @@ def test_an_erasure_reaches_every_table_of_the_postgres_target(
     replicate(raw_duckdb, "postgres")
     manifest = dbt_build({**os.environ}, tmp_path, "postgres")
     # relation names as dbt built them on this target (public_marts..., not main_marts...)
-    monkeypatch.setattr(catalog_module, "MANIFEST_PATH", manifest)
+    monkeypatch.setattr(catalog_module, "manifest_file", lambda: manifest)
     email, user_id = person_with_email_and_account(sample_landing)
     with closing(open_warehouse("postgres")) as wh:
         values = person_values(wh, email)
