@@ -112,6 +112,8 @@ def transform_sql(wh: Warehouse, transform: str, expr: str) -> str:
 
 def to_json(value: Any) -> Any:
     """A source value as the JSON the payload holds (decimals as numbers, dates ISO)."""
+    if type(value) in (str, int, bool):  # the common case, without the checks below
+        return value
     value = state.clean(value)
     if isinstance(value, Decimal):
         return float(value)
@@ -263,7 +265,8 @@ class SyncRun:
         seen: dict[str | None, int] = {}
         snap = Snapshot()
         for frame in self.wh.batches(self.snapshot_sql()):
-            for row in frame.itertuples(index=False, name=None):
+            # Column lists, not itertuples: far faster over Arrow-backed pandas columns.
+            for row in zip(*(frame[name].tolist() for name in frame.columns)):
                 parts = [state.clean(v) for v in row[:width]]
                 if any(part is None for part in parts):
                     key = None
@@ -283,7 +286,8 @@ class SyncRun:
                     continue
                 document = {name: to_json(value) for name, value in zip(names, values)}
                 payload = payload_json(document)
-                removal = payload_json({n: document.get(n) for n in removal_names})
+                removal = (payload_json({n: document.get(n) for n in removal_names})
+                           if removal_names else "{}")
                 snap.rows[key] = (payload, md5(payload), removal)
         for key, n in sorted(seen.items(), key=lambda item: (item[0] is not None, item[0] or "")):
             if key is None:
@@ -305,10 +309,11 @@ class SyncRun:
 
     def committed(self) -> dict[str, dict[str, Any]]:
         """The acknowledged state of the sync: row key -> hash, payload, removal fields."""
-        frame = self.wh.query(
+        rows = self.wh.rows(
             f"select row_key, row_hash, payload, removal_fields from {state.STATE}"
             " where sync_name = %(sync)s", {"sync": self.sync.name})
-        return {row["row_key"]: row for row in state.records(frame)}
+        return {key: {"row_hash": row_hash, "payload": payload, "removal_fields": removal}
+                for key, row_hash, payload, removal in rows}
 
     def diff(self, snap: Snapshot) -> None:
         ops = OPERATIONS[self.sync.mode]
