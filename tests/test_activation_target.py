@@ -19,7 +19,7 @@ from orchestration.catalog import catalog
 from orchestration.warehouse import WarehouseResource
 
 SPARK_READY = Path("/work/briefs/spark_ready.md")
-ENGINES = ["duckdb", "postgres"]
+ENGINES = ["duckdb", "postgres"] + (["spark"] if SPARK_READY.exists() else [])
 SYNC = "crm_hook"
 N = 12
 GRANTED_AT = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -37,6 +37,13 @@ def target(request: pytest.FixtureRequest, tmp_path: Path,
                 "activation").items():
             monkeypatch.setenv(key, value)
         return WarehouseResource(target="postgres")
+    if request.param == "spark":
+        server = request.getfixturevalue("spark_thrift_server")
+        for key, value in server.env.items():
+            monkeypatch.setenv(key, value)
+        server.drop_schemas(*{relation.split(".")[0] for relation in (
+            catalog().relation("customers"), catalog().relation("customer_consents"), STATE)})
+        return WarehouseResource(target="spark")
     return WarehouseResource(target="duckdb", path=str(tmp_path / "warehouse.duckdb"))
 
 
