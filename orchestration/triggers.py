@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
-from orchestration.activation.engine import relation_exists
+from orchestration.activation.state import as_warehouse
 from orchestration.catalog import catalog
 from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import load_settings
-from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 SCHEMA = "triggers"
 TABLE = f"{SCHEMA}.trigger_events"
@@ -63,36 +63,48 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
 
 
+def trigger_params(now: dt.datetime, lookback_hours: float) -> dict[str, dt.datetime]:
+    """The times trigger_events_sql compares with, computed here so that the SQL needs no
+    engine's interval arithmetic on parameters."""
+    return {"now": now, "an_hour_ago": now - dt.timedelta(hours=1),
+            "lookback_start": now - dt.timedelta(hours=lookback_hours)}
+
+
 def trigger_events_sql(events_relation: str | None = None) -> str:
-    """SQL with parameters $now and $lookback_hours, one row per trigger firing (by default
-    over dbt's customer_events)."""
+    """Portable SQL (DuckDB, PostgreSQL, Spark) with the parameters of trigger_params, one row
+    per trigger firing (by default over dbt's customer_events)."""
     events_relation = events_relation or catalog().relation("customer_events")
+    purchase = purchase_condition().replace("%", "%%")  # pyformat: a literal % is %%
     return f"""
         with events as (
             select customer_id, event_id, event_type, occurred_at
             from {events_relation}
-            where customer_id is not null and occurred_at <= $now
+            where customer_id is not null and occurred_at <= %(now)s
         ),
-        last_cart as (
-            select customer_id, event_id, occurred_at
+        carts_ranked as (
+            select customer_id, event_id, occurred_at,
+                row_number() over (
+                    partition by customer_id order by occurred_at desc, event_id desc
+                ) as cart_rank
             from events
             where event_type in {_in(cart_events())}
-            qualify row_number() over (
-                partition by customer_id order by occurred_at desc, event_id desc) = 1
+        ),
+        last_cart as (
+            select customer_id, event_id, occurred_at from carts_ranked where cart_rank = 1
         ),
         purchases as (
-            select customer_id, occurred_at from events where {purchase_condition()}
+            select customer_id, occurred_at from events where {purchase}
         ),
         cart_abandoned as (
             select
                 'cart_abandoned_1h' as trigger_name,
                 c.customer_id,
                 c.event_id as episode_key,
-                c.occurred_at + interval 1 hour as triggered_at,
+                c.occurred_at + interval '1' hour as triggered_at,
                 c.occurred_at as source_event_at
             from last_cart as c
-            where c.occurred_at <= $now - interval 1 hour
-              and c.occurred_at >= $now - to_hours(cast($lookback_hours as bigint))
+            where c.occurred_at <= %(an_hour_ago)s
+              and c.occurred_at >= %(lookback_start)s
               and not exists (
                   select 1 from purchases as p
                   where p.customer_id = c.customer_id and p.occurred_at >= c.occurred_at)
@@ -109,7 +121,7 @@ def trigger_events_sql(events_relation: str | None = None) -> str:
                 first_purchase_at as triggered_at,
                 first_purchase_at as source_event_at
             from first_purchase
-            where cast(first_purchase_at as date) = cast($now as date)
+            where cast(first_purchase_at as date) = cast(%(now)s as date)
         ),
         fired as (
             select * from cart_abandoned
@@ -122,17 +134,17 @@ def trigger_events_sql(events_relation: str | None = None) -> str:
             customer_id,
             triggered_at,
             source_event_at,
-            cast($now as timestamp) as evaluated_at
+            cast(%(now)s as timestamp) as evaluated_at
         from fired
     """
 
 
-# What the fast path reads of a source's raw row `r` that no dbt var says: its event type and
-# time as models/marts/identity/customer_events.sql and the staging model spell them. The rest
+# What the fast path reads of a source's raw row `r` that no dbt var says: its event type (SQL)
+# and time column as models/marts/identity/customer_events.sql and the staging model spell them. The rest
 # (raw table, record id, identifiers and their order) comes from dbt and the landing contract.
 PENDING_EVENT_SQL: dict[str, tuple[str, str]] = {
-    "segment_tracks": ("lower(trim(r.event))", 'r."timestamp"'),
-    "shop_orders": ("'order_' || coalesce(lower(trim(r.status)), 'placed')", "r.ordered_at"),
+    "segment_tracks": ("lower(trim(r.event))", "timestamp"),
+    "shop_orders": ("'order_' || coalesce(lower(trim(r.status)), 'placed')", "ordered_at"),
 }
 # Raw identifier values as staging normalises them, for the types that need no lookup (phone
 # numbers are parsed by libphonenumber into a lookup: they resolve on the next full run).
@@ -148,7 +160,7 @@ class PendingSource:
     source: str  # event_id prefix: the `source` of customer_events
     id_column: str  # the raw record id (landing contract)
     event_type: str
-    occurred_at: str
+    occurred_at: str  # the raw time column (quoted per engine where it is read)
     identifiers: tuple[tuple[str, str], ...]  # (identifier_type, normalised raw value), tried in order
 
 
@@ -175,22 +187,36 @@ def pending_sources() -> list[PendingSource]:
     return found
 
 
-def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
+def _quote(wh: Warehouse, name: str) -> str:
+    return f"`{name}`" if wh.engine == "spark" else f'"{name}"'
+
+
+def _utc_timestamp(wh: Warehouse, expr: str) -> str:
+    """A raw time as a UTC timestamp without zone. Spark's timestamps are in the session zone,
+    which the Spark target runs in UTC; DuckDB and PostgreSQL convert explicitly."""
+    if wh.engine == "spark":
+        return f"cast({expr} as timestamp)"
+    return f"cast(timezone('UTC', {expr}) as timestamp)"
+
+
+def pending_events_sql(con: Warehouse | duckdb.DuckDBPyConnection) -> str | None:
     """Events loaded since identity was last built (in raw, not yet in customer_events), with the
     customer the existing identity map gives their identifiers; None when there is nothing to read.
 
     This is the trigger fast path: a micro-batch need not wait for identity, profiles and the
     rest to rebuild before a known customer's abandoned cart fires. Identifiers the map does not
     know yet (a brand-new visitor) resolve on the next full run, and fire then."""
+    wh = as_warehouse(con)
     cat = catalog()
     events, identities = cat.relation("customer_events"), cat.relation("customer_identities")
-    if not (relation_exists(con, events) and relation_exists(con, identities)):
+    if not (wh.exists(events) and wh.exists(identities)):
         return None
     parts = []
     for pending in pending_sources():
-        if not relation_exists(con, pending.relation):
+        if not wh.exists(pending.relation):
             continue
-        event_id = f"'{pending.source}:' || cast(r.{pending.id_column} as varchar)"
+        event_id = (f"'{pending.source}:' || "
+                    f"cast(r.{pending.id_column} as {wh.sql_type('string')})")
         joins = "\n".join(
             f"left join {identities} as i{n} on i{n}.identifier_type = '{kind}' "
             f"and i{n}.identifier_value = {value}"
@@ -200,7 +226,7 @@ def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
         parts.append(f"""
             select {customer} as customer_id, {event_id} as event_id,
                    {pending.event_type} as event_type,
-                   cast(timezone('UTC', {pending.occurred_at}) as timestamp) as occurred_at
+                   {_utc_timestamp(wh, 'r.' + _quote(wh, pending.occurred_at))} as occurred_at
             from {pending.relation} as r
             {joins}
             where r.{pending.id_column} is not null
@@ -208,21 +234,21 @@ def pending_events_sql(con: duckdb.DuckDBPyConnection) -> str | None:
     return " union all ".join(parts) if parts else None
 
 
-def refresh_trigger_events(con: duckdb.DuckDBPyConnection, now: dt.datetime,
+def refresh_trigger_events(con: Warehouse | duckdb.DuckDBPyConnection, now: dt.datetime,
                            lookback_hours: float = 72) -> dict[str, int]:
-    """Replace triggers.trigger_events with the firings at `now`; counts per trigger.
+    """Replace triggers.trigger_events with the firings at `now` (atomically, on the target);
+    counts per trigger.
 
     Reads the unified timeline plus the events loaded since it was built (pending_events_sql)."""
-    con.execute(f"create schema if not exists {SCHEMA}")
-    pending = pending_events_sql(con)
+    wh = as_warehouse(con)
+    pending = pending_events_sql(wh)
     timeline = catalog().relation("customer_events")
     events = timeline if pending is None else (
         f"(select customer_id, event_id, event_type, occurred_at from {timeline} "
         f"union all {pending})")
-    con.execute(f"create or replace table {TABLE} as {trigger_events_sql(events)}",
-                {"now": now, "lookback_hours": lookback_hours})
-    return dict(con.execute(
-        f"select trigger_name, count(*) from {TABLE} group by 1 order by 1").fetchall())
+    wh.replace_table_as(TABLE, trigger_events_sql(events), trigger_params(now, lookback_hours))
+    return {str(name): int(n) for name, n in wh.rows(
+        f"select trigger_name, count(*) from {TABLE} group by trigger_name order by trigger_name")}
 
 
 def _lookback_hours() -> float:
@@ -239,7 +265,7 @@ def _lookback_hours() -> float:
     pool=WAREHOUSE_POOL,
     group_name="activation",
     owners=["team:marketing-ops"],
-    kinds={"duckdb"},
+    kinds={"sql"},
     tags={"layer": "activation", "latency": "near-real-time"},
     description=(
         "Trigger audiences, one row per firing (trigger_event_id): cart_abandoned_1h (latest cart "
@@ -252,8 +278,8 @@ def _lookback_hours() -> float:
 def trigger_events(context: dg.AssetExecutionContext,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:
     now = trigger_now(load_settings().as_of)
-    with warehouse.connect() as con:
-        counts = refresh_trigger_events(con, now, _lookback_hours())
+    with warehouse.open() as wh:
+        counts = refresh_trigger_events(wh, now, _lookback_hours())
     context.log.info(f"trigger firings at {now:%Y-%m-%d %H:%M}: {counts or 'none'}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),

@@ -171,3 +171,65 @@ def test_fast_path_adds_nothing_once_the_full_run_has_the_events(warehouse: Path
     con.close()
     assert count == len(rows)   # no firing twice from raw and the timeline
     assert ("cart_abandoned_1h", "new") in rows and ("first_purchase_today", "jon") in rows
+
+
+# --- on PostgreSQL: the same SQL through the warehouse interface ---------------------------------
+
+def firings(wh) -> set[tuple]:
+    return set(wh.rows(f"select trigger_event_id, trigger_name, customer_id, triggered_at, "
+                       f"source_event_at, evaluated_at from {TABLE}"))
+
+
+def copy_into(wh, path: Path) -> None:
+    """The test warehouse's tables, as they are, into another engine."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for schema, name in con.execute("select table_schema, table_name from "
+                                        "information_schema.tables").fetchall():
+            wh.replace_table(f"{schema}.{name}",
+                             con.sql(f"select * from {schema}.{name}").to_arrow_table())
+    finally:
+        con.close()
+
+
+def duckdb_firings(path: Path) -> set[tuple]:
+    """The firings at NOW on the DuckDB test warehouse (fast path included); the trigger table is
+    dropped again so that copy_into carries only the inputs."""
+    add_pending(path)  # the fast path too: raw tables with a quoted "timestamp" column
+    con = duckdb.connect(str(path))
+    try:
+        refresh_trigger_events(con, NOW)
+        found = set(con.execute(
+            f"select trigger_event_id, trigger_name, customer_id, triggered_at, source_event_at, "
+            f"evaluated_at from {TABLE}").fetchall())
+        con.execute(f"drop table {TABLE}")
+    finally:
+        con.close()
+    return found
+
+
+def test_the_same_firings_on_postgres(warehouse: Path, postgres_server,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in postgres_server.fresh_database("triggers").items():
+        monkeypatch.setenv(key, value)
+    on_duckdb = duckdb_firings(warehouse)
+    with WarehouseResource(target="postgres").open() as wh:
+        copy_into(wh, warehouse)
+        counts = refresh_trigger_events(wh, NOW)
+        on_postgres = firings(wh)
+    assert on_postgres == on_duckdb
+    assert counts == {"cart_abandoned_1h": 3, "first_purchase_today": 3}  # ann hal ivy; bob eve jon
+
+
+def test_the_same_firings_on_spark(warehouse: Path, request: pytest.FixtureRequest,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    server = request.getfixturevalue("spark_thrift_server")
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    server.drop_schemas("main_marts", "raw", "triggers")
+    on_duckdb = duckdb_firings(warehouse)
+    with WarehouseResource(target="spark").open() as wh:
+        copy_into(wh, warehouse)
+        refresh_trigger_events(wh, NOW)
+        on_spark = firings(wh)
+    assert on_spark == on_duckdb

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-import duckdb
+from pathlib import Path
 
 from orchestration.activation import state
-from orchestration.activation.config import ConfigError, load_config
+from orchestration.activation.config import ActivationConfig, ConfigError, SyncConfig, load_config
 from orchestration.activation.engine import run_sync
 from orchestration.settings import load_settings
+from orchestration.warehouse import Warehouse, open_warehouse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["run", "preview", "reset", "list"])
     parser.add_argument("sync", nargs="?", help="sync name (all active syncs when omitted)")
     parser.add_argument("--config", help="sync file (default activation/syncs.yml)")
-    parser.add_argument("--warehouse", help="DuckDB file (default CDP_WAREHOUSE)")
+    parser.add_argument("--warehouse", help="DuckDB file when the target is duckdb "
+                                            "(default CDP_WAREHOUSE)")
     parser.add_argument("--rows", type=int, default=5, help="preview rows per operation")
     args = parser.parse_args(argv)
     try:
@@ -33,22 +34,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{sync.name}\t{sync.mode}\t{sync.source} -> {sync.destination.type}"
                   f"{'' if sync.is_active else '  (inactive)'}")
         return 0
-    con = duckdb.connect(args.warehouse or str(load_settings().warehouse))
+    # The target dbt builds (CDP_DBT_TARGET): state, run log and source are all read there.
+    wh = open_warehouse(load_settings().dbt_target,
+                        Path(args.warehouse) if args.warehouse else None)
+    try:
+        return 1 if run_command(wh, config, syncs, args) else 0
+    finally:
+        wh.close()
+
+
+def run_command(wh: Warehouse, config: ActivationConfig, syncs: list[SyncConfig],
+                args: argparse.Namespace) -> int:
+    """Run, preview or reset each sync; the number that failed."""
     failed = 0
     for sync in syncs:
         if args.command == "reset":
-            state.ensure_schema(con)
-            state.reset_sync(con, sync.name)
+            state.ensure_schema(wh)
+            state.reset_sync(wh, sync.name)
             print(f"{sync.name}: state cleared; the next run sends every row")
             continue
-        result = run_sync(con, config, sync, dry_run=args.command == "preview",
+        result = run_sync(wh, config, sync, dry_run=args.command == "preview",
                           preview_rows=args.rows, log=lambda m: print(m, flush=True))
         if args.command == "preview":
             print(json.dumps({"invalid_keys": result.invalid_keys, "preview": result.preview},
                              indent=2, default=str))
         failed += not result.ok
-    con.close()
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from orchestration.activation.config import (INVALID_FILE_NAME, ActivationConfig
                                              load_config_by_sync)
 from orchestration.activation.engine import SyncResult, run_sync
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse.base import WarehouseError
 
 OWNER = "team:marketing-ops"
 # Syncs run after the privacy requests, so an erased or suppressed person is removed downstream.
@@ -86,8 +87,8 @@ def build_sync_asset(config: ActivationConfig, sync: SyncConfig) -> dg.AssetsDef
             raise dg.Failure(description=(
                 f"sync {sync.name} not run: upstream {upstream.to_user_string()} has failing "
                 f"blocking checks {blocked}"))
-        with warehouse.connect() as con:
-            result = run_sync(con, config, sync, log=context.log.info)
+        with warehouse.open() as wh:
+            result = run_sync(wh, config, sync, log=context.log.info)
         metadata = result_metadata(result)
         if not result.ok:
             raise dg.Failure(description=f"sync {sync.name} failed: {result.error}",
@@ -107,9 +108,9 @@ def build_sync_check(sync: SyncConfig) -> dg.AssetChecksDefinition:
     )
     def last_run_delivered(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         try:
-            with warehouse.connect(read_only=True) as con:
-                last = state.last_run(con, sync.name)
-        except (duckdb.CatalogException, duckdb.IOException):
+            with warehouse.open(read_only=True) as wh:
+                last = state.last_run(wh, sync.name)
+        except (duckdb.IOException, WarehouseError):  # no warehouse file / server yet
             last = None
         if last is None:
             return dg.AssetCheckResult(passed=False, description="the sync has never run")

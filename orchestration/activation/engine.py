@@ -1,7 +1,8 @@
-"""The sync engine: snapshot the source, diff against acknowledged state, send, commit per batch."""
+"""The sync engine: read the source from the target, diff against acknowledged state, send, commit per batch."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import random
@@ -9,9 +10,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from orchestration.activation import state
 from orchestration.activation.config import ActivationConfig, FieldSpec, SyncConfig
@@ -26,6 +29,7 @@ from orchestration.activation.destinations import (
     Row,
     build_destination,
 )
+from orchestration.warehouse.base import Warehouse
 
 # change kind -> operation sent, per mode (None: not sent). `revoked`: the row is still in the
 # source but a required consent is no longer granted; it is removed downstream in every mode.
@@ -36,13 +40,7 @@ OPERATIONS: dict[str, dict[str, str | None]] = {
     "mirror": {"added": "upsert", "changed": "upsert", "revoked": "delete", "removed": "delete"},
     "audience": {"added": "add", "changed": "add", "revoked": "remove", "removed": "remove"},
 }
-TRANSFORMS = {
-    "lower": "lower({})",
-    "upper": "upper({})",
-    "trim": "trim({})",
-    "string": "cast({} as varchar)",
-    "iso_date": "strftime(cast({} as date), '%Y-%m-%d')",
-}
+TRANSFORMS = ("lower", "upper", "trim", "string", "iso_date")
 
 
 class SourceUnavailable(Exception):
@@ -73,7 +71,24 @@ class SyncResult:
         return text + (f"; error: {self.error}" if self.error else "")
 
 
-def quote(name: str) -> str:
+@dataclass
+class Change:
+    """One row of the diff: what changed for a key and the operation that sends it."""
+
+    seq: int
+    op: str
+    change: str
+    key: str
+    row_hash: str | None
+    payload: str | None
+    previous: str | None
+    removal: str | None
+
+
+def quote(wh: Warehouse, name: str) -> str:
+    """A column name quoted for the engine (Spark quotes with backticks)."""
+    if wh.engine == "spark":
+        return "`" + name.replace("`", "``") + "`"
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -87,47 +102,77 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def relation_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    try:
-        con.execute(f"select * from {relation} limit 0")
-    except duckdb.CatalogException:
-        return False
-    return True
+def transform_sql(wh: Warehouse, transform: str, expr: str) -> str:
+    """A field transform in SQL the three engines share (a date cast to text is ISO on each)."""
+    text = wh.sql_type("string")
+    return {"lower": f"lower({expr})", "upper": f"upper({expr})", "trim": f"trim({expr})",
+            "string": f"cast({expr} as {text})",
+            "iso_date": f"cast(cast({expr} as date) as {text})"}[transform]
 
 
-def _field_sql(spec: FieldSpec, consent_alias: dict[str, str]) -> str:
-    if spec.column is not None:
-        expr = f"s.{quote(spec.column)}"
-        return TRANSFORMS[spec.transform].format(expr) if spec.transform else expr
-    if spec.consent_status is not None:
-        return f"coalesce({consent_alias[spec.consent_status]}.consent_status, 'unspecified')"
-    return literal(spec.constant)
+def to_json(value: Any) -> Any:
+    """A source value as the JSON the payload holds (decimals as numbers, dates ISO)."""
+    if type(value) in (str, int, bool):  # the common case, without the checks below
+        return value
+    value = state.clean(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
 
 
-def _key_sql(primary_key: list[str]) -> str:
-    columns = [f"s.{quote(c)}" for c in primary_key]
-    if len(columns) == 1:
-        return f"cast({columns[0]} as varchar)"
-    any_null = " or ".join(f"{c} is null" for c in columns)
-    parts = ", ".join(f"cast({c} as varchar)" for c in columns)
-    return f"case when {any_null} then null else cast(to_json([{parts}]) as varchar) end"
+def payload_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _removal_sql(names: list[str]) -> str:
-    """JSON of the fields a removal needs (see SyncConfig.removal_fields), from `_act_src`."""
-    if not names:
-        return "'{}'"
-    return ("cast(to_json(struct_pack("
-            + ", ".join(f"{quote(n)} := {quote(n)}" for n in names) + ")) as varchar)")
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def type_name(value: Any) -> str:
+    """The column type a destination creates for a field, named as DuckDB names it (the
+    destinations' type maps read these names), from a value of the column."""
+    value = state.clean(value)
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "BIGINT"
+    if isinstance(value, float):
+        return "DOUBLE"
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        return f"DECIMAL(38,{-exponent if isinstance(exponent, int) and exponent < 0 else 0})"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP WITH TIME ZONE" if value.tzinfo else "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    return "VARCHAR"
+
+
+@dataclass
+class Snapshot:
+    """The source as the diff needs it: valid consented rows, withheld keys, invalid keys."""
+
+    rows: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> payload, hash, removal
+    withheld: set[str] = field(default_factory=set)
+    invalid: set[str] = field(default_factory=set)
+    invalid_keys: list[tuple[str | None, str]] = field(default_factory=list)
+    invalid_rows: int = 0
 
 
 class SyncRun:
-    """One run of one sync on an open warehouse connection."""
+    """One run of one sync on an open warehouse session (or a raw DuckDB connection)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, config: ActivationConfig, sync: SyncConfig,
-                 destination: Destination | None = None, sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, con: Warehouse | duckdb.DuckDBPyConnection, config: ActivationConfig,
+                 sync: SyncConfig, destination: Destination | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
                  rng: random.Random | None = None, log: Callable[[str], None] | None = None) -> None:
-        self.con = con
+        self.wh = state.as_warehouse(con)
         self.config = config
         self.sync = sync
         self.destination = destination
@@ -136,24 +181,35 @@ class SyncRun:
         self.log = log or (lambda message: None)
         self.run_id = uuid.uuid4().hex
         self.counts = state.RunCounts()
+        self.changes: list[Change] = []
+        self.invalid_keys: list[tuple[str | None, str]] = []
 
     # -- snapshot and diff -------------------------------------------------------------------
-    def _consent_table(self) -> None:
+    def _field_sql(self, spec: FieldSpec, consent_alias: dict[str, str]) -> str:
+        if spec.column is not None:
+            expr = f"s.{quote(self.wh, spec.column)}"
+            return transform_sql(self.wh, spec.transform, expr) if spec.transform else expr
+        if spec.consent_status is not None:
+            return f"coalesce({consent_alias[spec.consent_status]}.consent_status, 'unspecified')"
+        return literal(spec.constant)
+
+    def _consent_cte(self) -> str:
+        """`with _act_consent as (...)`: the latest decision per customer and purpose for the
+        purposes the sync needs (on a tie a denial wins), read from dbt's consent relation."""
         purposes = sorted(set(self.sync.consent_purposes) | {
             s.consent_status for s in self.sync.fields.values() if s.consent_status})
         if not purposes:
-            return
+            return ""
         relation = self.config.consents()
-        if not relation_exists(self.con, relation):
+        if not self.wh.exists(relation):
             raise SourceUnavailable(
                 f"sync {self.sync.name} needs consent ({', '.join(purposes)}) but the consent "
                 f"relation {relation} does not exist: build it first; nothing is sent ungated")
         wanted = ", ".join(literal(p) for p in purposes)
-        # Latest decision per customer and purpose; on a tie a denial wins.
-        self.con.execute(f"""
-            create or replace temp table _act_consent as
+        return f"""with _act_consent as (
             select customer_id, purpose, consent_status from (
-                select cast(customer_id as varchar) as customer_id, purpose, consent_status,
+                select cast(customer_id as {self.wh.sql_type('string')}) as customer_id, purpose,
+                    consent_status,
                     row_number() over (
                         partition by customer_id, purpose
                         order by decided_at desc,
@@ -161,14 +217,14 @@ class SyncRun:
                     ) as _rank
                 from {relation}
                 where purpose in ({wanted})
-            ) where _rank = 1""")
+            ) as _ranked where _rank = 1
+        )"""
 
-    def snapshot(self) -> list[FieldType]:
-        sync = self.sync
-        if not relation_exists(self.con, sync.source):
-            raise SourceUnavailable(f"sync {sync.name}: source relation {sync.source} does not exist")
-        self._consent_table()
-        consent_key = f"cast(s.{quote(sync.consent_key)} as varchar)"
+    def snapshot_sql(self) -> str:
+        """One portable query over the source: key columns, whether the consent gate passes
+        (1/0), then the fields in declaration order."""
+        sync, text = self.sync, self.wh.sql_type("string")
+        consent_key = f"cast(s.{quote(self.wh, sync.consent_key)} as {text})"
         joins: list[str] = []
         aliases: dict[str, str] = {}
         for index, purpose in enumerate(sorted({s.consent_status for s in sync.fields.values()
@@ -181,117 +237,135 @@ class SyncRun:
             required = ", ".join(literal(p) for p in sorted(set(sync.consent_purposes)))
             joins.append(
                 "left join (select customer_id, count(*) as _granted from _act_consent"
-                f" where consent_status = 'granted' and purpose in ({required}) group by 1)"
-                f" as _g on _g.customer_id = {consent_key}")
-            consented = f"coalesce(_g._granted, 0) = {len(set(sync.consent_purposes))}"
+                f" where consent_status = 'granted' and purpose in ({required})"
+                f" group by customer_id) as _g on _g.customer_id = {consent_key}")
+            consented = (f"case when coalesce(_g._granted, 0) = {len(set(sync.consent_purposes))}"
+                         " then 1 else 0 end")
         else:
-            consented = "true"
-        fields = ",\n                ".join(
-            f"{_field_sql(spec, aliases)} as {quote(name)}" for name, spec in sync.fields.items())
+            consented = "1"
+        keys = [f"cast(s.{quote(self.wh, c)} as {text}) as _k{i}"
+                for i, c in enumerate(sync.primary_key)]
+        fields = [f"{self._field_sql(spec, aliases)} as _f{i}"
+                  for i, spec in enumerate(sync.fields.values())]
         where = f"where ({sync.filter})" if sync.filter else ""
-        self.con.execute(f"""
-            create or replace temp table _act_src as
-            select
-                {_key_sql(sync.primary_key)} as _key,
-                {consented} as _consented,
-                {fields}
+        return f"""{self._consent_cte()}
+            select {', '.join(keys)}, {consented} as _consented, {', '.join(fields)}
             from {sync.source} as s
             {' '.join(joins)}
-            {where}""")
-        described = self.con.execute("describe _act_src").fetchall()
-        return [FieldType(name, str(kind)) for name, kind, *_ in described
-                if name not in ("_key", "_consented")]
+            {where}"""
 
-    def find_invalid_keys(self) -> None:
-        self.con.execute("""
-            create or replace temp table _act_invalid as
-            select _key, count(*) as n from _act_src group by _key
-            having _key is null or count(*) > 1""")
-        rows = self.con.execute("select _key, n from _act_invalid order by _key nulls first").fetchall()
-        self.counts.invalid = sum(n for _, n in rows)
-        self.invalid_keys = [
-            (key, "primary key is NULL" + f" in {n} source rows" if key is None
-             else f"primary key duplicated in {n} source rows") for key, n in rows]
-
-    def diff(self) -> None:
-        names = ", ".join(f"{quote(n)} := {quote(n)}" for n in self.sync.fields)
-        removal = _removal_sql(self.sync.removal_fields)
-        ops = OPERATIONS[self.sync.mode]
-        op_case = "case change " + " ".join(
-            f"when {literal(change)} then {literal(op)}" for change, op in ops.items()) + " end"
-        self.con.execute(f"""
-            create or replace temp table _act_diff as
-            with snap as (
-                select _key, _payload, md5(_payload) as _hash, _removal from (
-                    select _key, _consented,
-                        cast(to_json(struct_pack({names})) as varchar) as _payload,
-                        {removal} as _removal
-                    from _act_src
-                    where _key is not null
-                        and _key not in (select _key from _act_invalid where _key is not null)
-                ) where _consented
-            ),
-            committed as (
-                select row_key, row_hash, payload, removal_fields
-                from {state.STATE} where sync_name = ?
-            ),
-            withheld as (
-                select distinct _key from _act_src where _key is not null and not _consented
-            ),
-            changes as (
-                select snap._key, case when committed.row_key is null then 'added' else 'changed'
-                    end as change, snap._hash, snap._payload, committed.payload as _previous,
-                    snap._removal
-                from snap left join committed on committed.row_key = snap._key
-                where committed.row_key is null or committed.row_hash <> snap._hash
-                union all
-                select committed.row_key, case when withheld._key is null then 'removed'
-                    else 'revoked' end, null, null, committed.payload,
-                    committed.removal_fields
-                from committed
-                left join snap on snap._key = committed.row_key
-                left join withheld on withheld._key = committed.row_key
-                where snap._key is null
-                    and committed.row_key not in (
-                        select _key from _act_invalid where _key is not null)
-            ),
-            operations as (select *, {op_case} as op from changes)
-            select row_number() over (order by op, _key) as _seq, op, change, _key, _hash,
-                _payload, _previous, _removal
-            from operations where op is not null
-            order by _seq""", [self.sync.name])
-        for change, op, n in self.con.execute(
-                "select change, op, count(*) from _act_diff group by all").fetchall():
-            if op in REMOVALS:
-                self.counts.removed += n
-            elif change == "added":
-                self.counts.added += n
+    def snapshot(self) -> tuple[list[FieldType], Snapshot]:
+        sync = self.sync
+        if not self.wh.exists(sync.source):
+            raise SourceUnavailable(f"sync {sync.name}: source relation {sync.source} does not exist")
+        names = list(sync.fields)
+        removal_names = sync.removal_fields
+        width = len(sync.primary_key)
+        kinds: dict[str, str] = {}
+        seen: dict[str | None, int] = {}
+        snap = Snapshot()
+        for frame in self.wh.batches(self.snapshot_sql()):
+            # Column lists, not itertuples: far faster over Arrow-backed pandas columns.
+            for row in zip(*(frame[name].tolist() for name in frame.columns)):
+                parts = [state.clean(v) for v in row[:width]]
+                if any(part is None for part in parts):
+                    key = None
+                elif width == 1:
+                    key = str(parts[0])
+                else:
+                    key = payload_json([str(part) for part in parts])
+                seen[key] = seen.get(key, 0) + 1
+                values = row[width + 1:]
+                for name, value in zip(names, values):
+                    if name not in kinds and state.clean(value) is not None:
+                        kinds[name] = type_name(value)
+                if key is None:
+                    continue
+                if not state.clean(row[width]):
+                    snap.withheld.add(key)
+                    continue
+                document = {name: to_json(value) for name, value in zip(names, values)}
+                payload = payload_json(document)
+                removal = (payload_json({n: document.get(n) for n in removal_names})
+                           if removal_names else "{}")
+                snap.rows[key] = (payload, md5(payload), removal)
+        for key, n in sorted(seen.items(), key=lambda item: (item[0] is not None, item[0] or "")):
+            if key is None:
+                snap.invalid_keys.append((None, f"primary key is NULL in {n} source rows"))
+            elif n > 1:
+                snap.invalid_keys.append((key, f"primary key duplicated in {n} source rows"))
             else:
-                self.counts.changed += n
+                continue
+            snap.invalid_rows += n
+            if key is not None:
+                snap.invalid.add(key)
+                snap.rows.pop(key, None)
+        fields = [FieldType(name, kinds.get(name, "VARCHAR")) for name in names]
+        return fields, snap
+
+    def find_invalid_keys(self, snap: Snapshot) -> None:
+        self.counts.invalid = snap.invalid_rows
+        self.invalid_keys = snap.invalid_keys
+
+    def committed(self) -> dict[str, dict[str, Any]]:
+        """The acknowledged state of the sync: row key -> hash, payload, removal fields."""
+        rows = self.wh.rows(
+            f"select row_key, row_hash, payload, removal_fields from {state.STATE}"
+            " where sync_name = %(sync)s", {"sync": self.sync.name})
+        return {key: {"row_hash": row_hash, "payload": payload, "removal_fields": removal}
+                for key, row_hash, payload, removal in rows}
+
+    def diff(self, snap: Snapshot) -> None:
+        ops = OPERATIONS[self.sync.mode]
+        committed = self.committed()
+        found: list[tuple[Any, ...]] = []  # change, key, hash, payload, previous, removal
+        for key, (payload, row_hash, removal) in snap.rows.items():
+            old = committed.get(key)
+            if old is None:
+                found.append(("added", key, row_hash, payload, None, removal))
+            elif old["row_hash"] != row_hash and not _same_payload(old["payload"], payload):
+                found.append(("changed", key, row_hash, payload, old["payload"], removal))
+        for key, old in committed.items():
+            if key in snap.rows or key in snap.invalid:
+                continue
+            change = "revoked" if key in snap.withheld else "removed"
+            found.append((change, key, None, None, old["payload"], old["removal_fields"]))
+        sendable = sorted(((ops[change], change, *rest) for change, *rest in found
+                           if ops[change] is not None), key=lambda item: (item[0], item[2]))
+        self.changes = [Change(seq, *item) for seq, item in enumerate(sendable, start=1)]
+        for change in self.changes:
+            if change.op in REMOVALS:
+                self.counts.removed += 1
+            elif change.change == "added":
+                self.counts.added += 1
+            else:
+                self.counts.changed += 1
 
     # -- sending -----------------------------------------------------------------------------
     def batches(self) -> list[tuple[str, int, int]]:
-        ranges = self.con.execute(
-            "select op, min(_seq), max(_seq) from _act_diff group by op order by 2").fetchall()
+        ranges: dict[str, list[int]] = {}
+        for change in self.changes:
+            ranges.setdefault(change.op, [change.seq, change.seq])[1] = change.seq
         size = self.sync.batch_size
         return [(op, lo, min(lo + size - 1, hi))
-                for op, first, hi in ranges for lo in range(first, hi + 1, size)]
+                for op, (first, hi) in sorted(ranges.items(), key=lambda item: item[1][0])
+                for lo in range(first, hi + 1, size)]
 
     def fetch(self, lo: int, hi: int) -> list[tuple[str, str | None, Row]]:
         """Rows of one batch. A removal carries the key and the removal fields only, never the
         previous payload (an erased person's data must not travel again)."""
-        rows = self.con.execute(
-            "select _key, coalesce(_hash, md5(_previous)), _payload, _previous, _removal"
-            " from _act_diff where _seq between ? and ? order by _seq",
-            [lo, hi]).fetchall()
         fetched = []
-        for key, row_hash, payload, previous, removal in rows:
-            if payload is None:
-                row = Row(key, self.removal_row(previous, removal), None, row_hash)
+        for change in self.changes[lo - 1:hi]:
+            row_hash = change.row_hash or (md5(change.previous) if change.previous is not None
+                                           else None)
+            if change.payload is None:
+                row = Row(change.key, self.removal_row(change.previous, change.removal), None,
+                          row_hash)
             else:
-                row = Row(key, json.loads(payload),
-                          json.loads(previous) if previous is not None else None, row_hash)
-            fetched.append((key, row_hash, row))
+                row = Row(change.key, json.loads(change.payload),
+                          json.loads(change.previous) if change.previous is not None else None,
+                          row_hash)
+            fetched.append((change.key, row_hash, row))
         return fetched
 
     def removal_row(self, previous: str | None, removal: str | None) -> dict[str, Any]:
@@ -309,33 +383,31 @@ class SyncRun:
         return digest.hexdigest()[:32]
 
     def commit(self, operation: str, lo: int, hi: int, result: BatchResult) -> None:
-        """Promote acknowledged rows of one batch to committed state, with its row errors, atomically."""
-        rejected = list(result.rejected)
-        con = self.con
-        con.execute("begin transaction")
-        try:
-            acked = ("from _act_diff where _seq between ? and ?"
-                     " and not list_contains(?::varchar[], _key)")
-            con.execute(f"delete from {state.STATE} where sync_name = ? and row_key in"
-                        f" (select _key {acked})", [self.sync.name, lo, hi, rejected])
-            if operation not in REMOVALS:
-                con.execute(f"insert into {state.STATE} (sync_name, row_key, row_hash, payload,"
-                            f" synced_at, removal_fields) select ?, _key, _hash, _payload, ?,"
-                            f" _removal {acked}", [self.sync.name, state.now(), lo, hi, rejected])
+        """Promote acknowledged rows of one batch to committed state, with its row errors,
+        atomically where the engine has transactions (delete the keys, append the new rows)."""
+        rejected = set(result.rejected)
+        acked = [c for c in self.changes[lo - 1:hi] if c.key not in rejected]
+        synced_at = state.now()
+        with self.wh.transaction():
+            if acked:
+                self.wh.delete_keys(state.STATE, pd.DataFrame(
+                    {"sync_name": [self.sync.name] * len(acked), "row_key": [c.key for c in acked]}))
+            if operation not in REMOVALS and acked:
+                self.wh.append(state.STATE, state.table(state.STATE_SCHEMA, [
+                    {"sync_name": self.sync.name, "row_key": c.key, "row_hash": c.row_hash,
+                     "payload": c.payload, "synced_at": synced_at, "removal_fields": c.removal}
+                    for c in acked]))
             self._record_errors("rejected", result.rejected)
             self._record_errors("warning", result.warnings)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
 
     def _record_errors(self, kind: str, errors: dict[Any, str]) -> None:
         if not errors:
             return
-        self.con.execute(
-            f"insert into {state.ROW_ERRORS} select ?, ?, unnest(?::varchar[]),"
-            " ?, unnest(?::varchar[]), ?",
-            [self.run_id, self.sync.name, list(errors), kind, list(errors.values()), state.now()])
+        recorded = state.now()
+        self.wh.append(state.ROW_ERRORS, state.table(state.ROW_ERRORS_SCHEMA, [
+            {"run_id": self.run_id, "sync_name": self.sync.name,
+             "row_key": None if key is None else str(key), "error_kind": kind, "reason": reason,
+             "recorded_at": recorded} for key, reason in errors.items()]))
 
     def send(self, destination: Destination, fields: list[FieldType]) -> None:
         deliverer = Deliverer(
@@ -367,14 +439,13 @@ class SyncRun:
 
     def preview(self, limit: int) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        for (op,) in self.con.execute("select distinct op from _act_diff order by op").fetchall():
-            rows = self.con.execute(
-                "select _key, change, _payload, _previous, _removal from _act_diff where op = ?"
-                " order by _seq limit ?", [op, limit]).fetchall()
-            out[op] = [{"key": k, "change": c,
-                        "fields": json.loads(p) if p is not None else self.removal_row(old, r)}
-                       for k, c, p, old, r in rows]
-        return out
+        for change in self.changes:
+            shown = out.setdefault(change.op, [])
+            if len(shown) < limit:
+                shown.append({"key": change.key, "change": change.change,
+                              "fields": json.loads(change.payload) if change.payload is not None
+                              else self.removal_row(change.previous, change.removal)})
+        return dict(sorted(out.items()))
 
     def record_invalid(self) -> None:
         if self.invalid_keys:
@@ -382,23 +453,20 @@ class SyncRun:
                                                 if k is not None})
             nulls = [reason for k, reason in self.invalid_keys if k is None]
             if nulls:
-                self.con.execute(
-                    f"insert into {state.ROW_ERRORS} values (?, ?, null, 'invalid_key', ?, ?)",
-                    [self.run_id, self.sync.name, nulls[0], state.now()])
+                self._record_errors("invalid_key", {None: nulls[0]})
 
     # -- the run -----------------------------------------------------------------------------
     def run(self, dry_run: bool = False, preview_rows: int = 5) -> SyncResult:
-        con = self.con
-        state.ensure_schema(con)
-        state.apply_retention(con, self.config.log_retention_days)
-        started = state.start_run(con, self.run_id, self.sync.name, self.sync.destination.type,
+        wh = self.wh
+        state.ensure_schema(wh)
+        state.apply_retention(wh, self.config.log_retention_days)
+        started = state.start_run(wh, self.run_id, self.sync.name, self.sync.destination.type,
                                   self.sync.mode, dry_run)
         result = SyncResult(self.run_id, self.sync.name, "running", self.counts)
-        self.invalid_keys: list[tuple[str | None, str]] = []
         try:
-            fields = self.snapshot()
-            self.find_invalid_keys()
-            self.diff()
+            fields, snap = self.snapshot()
+            self.find_invalid_keys(snap)
+            self.diff(snap)
             result.invalid_keys = self.invalid_keys
             if dry_run:
                 result.preview = self.preview(preview_rows)
@@ -420,17 +488,29 @@ class SyncRun:
         except Exception as exc:
             result.status = "failed"
             result.error = f"{type(exc).__name__}: {exc}"
-            result.duration_seconds = state.finish_run(con, self.run_id, result.status, started,
-                                                       self.counts, result.error)
+            result.duration_seconds = state.finish_run(wh, started, result.status, self.counts,
+                                                       result.error)
             raise
-        result.duration_seconds = state.finish_run(con, self.run_id, result.status, started,
-                                                   self.counts, result.error)
+        result.duration_seconds = state.finish_run(wh, started, result.status, self.counts,
+                                                   result.error)
         self.log(result.summary())
         return result
 
 
-def run_sync(con: duckdb.DuckDBPyConnection, config: ActivationConfig, sync: SyncConfig | str, *,
-             destination: Destination | None = None, dry_run: bool = False, preview_rows: int = 5,
+def _same_payload(previous: str | None, payload: str) -> bool:
+    """Whether a stored payload holds the same values as the new one though its text differs
+    (state written by an earlier serialisation): no change to send."""
+    if previous is None:
+        return False
+    try:
+        return json.loads(previous) == json.loads(payload)
+    except ValueError:
+        return False
+
+
+def run_sync(con: Warehouse | duckdb.DuckDBPyConnection, config: ActivationConfig,
+             sync: SyncConfig | str, *, destination: Destination | None = None,
+             dry_run: bool = False, preview_rows: int = 5,
              sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
              log: Callable[[str], None] | None = None) -> SyncResult:
     """Run one sync: diff, send only the changes, commit state per acknowledged batch, log the run."""

@@ -57,7 +57,7 @@ class DuckDBWarehouse(Warehouse):
         schema, table = split_relation(relation)
         return bool(self.con.execute(
             "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?", [schema, table]).fetchone()[0])
+            "and table_name = ?", [schema, table]).fetchall()[0][0])
 
     def columns(self, relation: str) -> list[str]:
         schema, table = split_relation(relation)
@@ -102,7 +102,7 @@ class DuckDBWarehouse(Warehouse):
         with self._atomic():
             self.ensure_schema(schema)
             self._run(f"create or replace table {relation} as {sql}", params)
-        return self.con.execute(f"select count(*) from {relation}").fetchone()[0]
+        return self.con.execute(f"select count(*) from {relation}").fetchall()[0][0]
 
     def append(self, relation: str, frame: Frame) -> int:
         schema, _ = split_relation(relation)
@@ -119,8 +119,8 @@ class DuckDBWarehouse(Warehouse):
         with self._registered(keys) as name:
             row = self.con.execute(
                 f"delete from {relation} t where exists (select 1 from {name} k where {match})"
-            ).fetchone()
-        return int(row[0]) if row else 0
+            ).fetchall()
+        return int(row[0][0]) if row else 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
