@@ -216,6 +216,12 @@ class SyncConfig(Strict):
             return [f for f in (dest.email_field, dest.phone_field) if f]
         return []
 
+    def source_relation(self) -> str:
+        """`schema.table` the sync reads: `source` as written when it names a schema, else the dbt
+        model of that name as the target builds it (`customers` is `main_marts.customers` on DuckDB,
+        `public_marts.customers` on PostgreSQL), looked up in the catalog when the sync runs."""
+        return self.source if "." in self.source else catalog().relation(self.source)
+
     @property
     def source_asset_key(self) -> str:
         return self.source_asset or self.source.split(".")[-1]

@@ -250,14 +250,15 @@ class SyncRun:
         where = f"where ({sync.filter})" if sync.filter else ""
         return f"""{self._consent_cte()}
             select {', '.join(keys)}, {consented} as _consented, {', '.join(fields)}
-            from {sync.source} as s
+            from {sync.source_relation()} as s
             {' '.join(joins)}
             {where}"""
 
     def snapshot(self) -> tuple[list[FieldType], Snapshot]:
         sync = self.sync
-        if not self.wh.exists(sync.source):
-            raise SourceUnavailable(f"sync {sync.name}: source relation {sync.source} does not exist")
+        relation = sync.source_relation()
+        if not self.wh.exists(relation):
+            raise SourceUnavailable(f"sync {sync.name}: source relation {relation} does not exist")
         names = list(sync.fields)
         removal_names = sync.removal_fields
         width = len(sync.primary_key)
