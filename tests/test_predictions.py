@@ -15,6 +15,7 @@ from orchestration import churn
 from orchestration.predictions import (KEYS, PREDICTION_ASSETS, PredictionsConfig, as_of_bound,
                                        transactions_relation)
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 from tools.purchase_histories import simulate_transactions
 
 
@@ -26,23 +27,23 @@ def transactions() -> pd.DataFrame:
     return simulate_transactions(1500, seed=3)
 
 
-def test_features_are_point_in_time_and_labels_look_ahead() -> None:
-    con = duckdb.connect()
+def test_features_are_point_in_time_and_labels_look_ahead(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     frame = pd.DataFrame({
         "customer_id": ["a", "a", "a", "b"],
         "transacted_at": pd.to_datetime(["2024-01-01", "2024-06-01", "2024-07-15", "2024-08-01"]),
         "amount": [10.0, 20.0, 30.0, 5.0],
         "channel": ["online", "store", "online", "store"],
     })
-    con.register("tx", frame)
-    features = churn.features_at(con, "tx", dt.datetime(2024, 7, 1), 30).set_index("customer_id")
+    wh.replace_table("main.tx", frame)
+    features = churn.features_at(wh, "main.tx", dt.datetime(2024, 7, 1), 30).set_index("customer_id")
     assert list(features.index) == ["a"]  # b had not purchased yet
     a = features.loc["a"]
     assert a["orders_total"] == 2 and a["revenue_total"] == 30  # the July purchase is in the future
     assert a["orders_30d"] == 1 and a["days_since_last_purchase"] == 30
     assert a["online_order_share"] == 0.5 and a["mean_days_between_orders"] == 152
     assert a["churned"] == 0  # bought again on 2024-07-15, within 30 days
-    features = churn.features_at(con, "tx", dt.datetime(2024, 7, 1), 14).set_index("customer_id")
+    features = churn.features_at(wh, "main.tx", dt.datetime(2024, 7, 1), 14).set_index("customer_id")
     assert features.loc["a", "churned"] == 1  # not within 14 days
 
 
@@ -55,11 +56,11 @@ def test_lift_and_calibration() -> None:
     assert table["observed_rate"].iloc[-1] == 1.0
 
 
-def test_out_of_time_churn_model_beats_chance(transactions: pd.DataFrame) -> None:
-    con = duckdb.connect()
-    con.register("tx", transactions)
+def test_out_of_time_churn_model_beats_chance(tmp_path: Path, transactions: pd.DataFrame) -> None:
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    wh.replace_table("main.tx", transactions)
     as_of_at = as_of_bound(AS_OF)
-    evaluation, scores = churn.train_evaluate_score(con, "tx", as_of_at, 90)
+    evaluation, scores = churn.train_evaluate_score(wh, "main.tx", as_of_at, 90)
     assert evaluation.train_cutoff < evaluation.test_cutoff < as_of_at
     assert evaluation.test_cutoff + dt.timedelta(days=90) == as_of_at
     assert evaluation.auc > 0.75
