@@ -50,14 +50,14 @@ class DuckDBWarehouse(Warehouse):
         return self._run(sql, params).fetchall()
 
     def scalar(self, sql: str, params: Params = None):
-        row = self._run(sql, params).fetchone()
-        return None if row is None else row[0]
+        rows = self._run(sql, params).fetchall()  # fetchone would leave the result unfinished
+        return rows[0][0] if rows else None
 
     def exists(self, relation: str) -> bool:
         schema, table = split_relation(relation)
         return bool(self.con.execute(
             "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?", [schema, table]).fetchone()[0])
+            "and table_name = ?", [schema, table]).fetchall()[0][0])
 
     def columns(self, relation: str) -> list[str]:
         schema, table = split_relation(relation)
@@ -100,7 +100,7 @@ class DuckDBWarehouse(Warehouse):
         with self._atomic():
             self.ensure_schema(schema)
             self._run(f"create or replace table {relation} as {sql}", params)
-        return self.con.execute(f"select count(*) from {relation}").fetchone()[0]
+        return self.con.execute(f"select count(*) from {relation}").fetchall()[0][0]
 
     def append(self, relation: str, frame: Frame) -> int:
         schema, _ = split_relation(relation)
@@ -115,10 +115,10 @@ class DuckDBWarehouse(Warehouse):
         columns = self.key_columns(keys)
         match = " and ".join(f"t.{c} = k.{c}" for c in columns)
         with self._registered(keys) as name:
-            row = self.con.execute(
+            rows = self.con.execute(
                 f"delete from {relation} t where exists (select 1 from {name} k where {match})"
-            ).fetchone()
-        return int(row[0]) if row else 0
+            ).fetchall()  # fetchone would leave the result unfinished
+        return int(rows[0][0]) if rows else 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
