@@ -13,8 +13,8 @@ import pytest
 
 from orchestration import churn
 from orchestration.predictions import (KEYS, PREDICTION_ASSETS, PredictionsConfig, as_of_bound,
-                                       transactions_relation)
-from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+                                       predictions_schema, source_columns, transactions_relation)
+from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource, open_warehouse
 from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 from tools.purchase_histories import simulate_transactions
 
@@ -130,3 +130,93 @@ def test_kpi_report_asset(tmp_path: Path) -> None:
     assert metadata["kpi/profiles"].value == 120.0
     assert metadata["kpi/churn_rate_90d"].value == 0.4
     assert "| profiles | 120.0000 | 110.0000 | 100.0000 |" in metadata["trend"].value
+
+
+def _materialize(resource: WarehouseResource) -> dg.ExecuteInProcessResult:
+    return dg.materialize(PREDICTION_ASSETS, resources={"warehouse": resource},
+                          run_config=dg.RunConfig(
+                              {"customer_predictions": PredictionsConfig(churn_horizon_days=90)}))
+
+
+def _postgres_env(postgres_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                  name: str) -> Path:
+    """Point the CDP at a fresh PostgreSQL database; returns the DuckDB path that must stay absent."""
+    for key, value in postgres_server.fresh_database(name).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CDP_DBT_TARGET", "postgres")
+    never = tmp_path / "never.duckdb"
+    monkeypatch.setenv("CDP_WAREHOUSE", str(never))
+    return never
+
+
+def test_predictions_on_postgres_equal_duckdb(tmp_path: Path, postgres_server,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same customers and predictions (1e-6) on PostgreSQL as on DuckDB; a re-run for the same
+    as-of keeps one set of fit and evaluation rows; no DuckDB file is created on postgres."""
+    transactions = simulate_transactions(300, seed=11)
+    transactions["amount"] = transactions["amount"].round(2)
+    monkeypatch.setenv("CDP_AS_OF", AS_OF.isoformat())
+    relation = transactions_relation()
+    schema = predictions_schema()
+
+    duck_path = tmp_path / "warehouse.duckdb"
+    duck = open_warehouse("duckdb", duck_path)
+    duck.replace_table(relation, transactions)
+    duck.close()
+    assert _materialize(WarehouseResource(path=str(duck_path), target="duckdb")).success
+    duck = open_warehouse("duckdb", duck_path, read_only=True)
+    expected = duck.query(f"select * from {schema}.customer_predictions")
+    duck.close()
+
+    never = _postgres_env(postgres_server, monkeypatch, tmp_path, "predictions")
+    pg = open_warehouse("postgres")
+    try:
+        pg.replace_table(relation, transactions)
+        for _ in range(2):  # a re-run for the same as-of date replaces, never duplicates
+            result = _materialize(WarehouseResource())
+            assert result.success
+            checks = result.get_asset_check_evaluations()
+            assert [c.passed for c in checks] == [True]
+        actual = pg.query(f"select * from {schema}.customer_predictions")
+        fits = pg.query(f"select as_of_at, model, parameter, count(*) as n from {schema}.ltv_model_fits "
+                        "group by as_of_at, model, parameter")
+        metrics = pg.query(f"select metric, score_decile, count(*) as n "
+                           f"from {schema}.churn_model_evaluation group by metric, score_decile")
+    finally:
+        pg.close()
+    assert not never.exists()
+
+    expected = expected.sort_values("customer_id").reset_index(drop=True)
+    actual = actual.sort_values("customer_id").reset_index(drop=True)
+    assert list(actual["customer_id"]) == list(expected["customer_id"])
+    assert len(actual) == transactions["customer_id"].nunique()
+    numeric = [c for c in expected.columns if expected[c].dtype.kind == "f"]
+    assert {"p_alive", "churn_risk", "predicted_clv_365d"} <= set(numeric)
+    for column in numeric:
+        np.testing.assert_allclose(actual[column].astype(float), expected[column], rtol=0,
+                                   atol=1e-6, err_msg=column)
+    assert (pd.to_datetime(actual["as_of_at"]) == pd.Timestamp(as_of_bound(AS_OF))).all()
+    assert set(fits["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "gamma"}
+    assert (fits["n"] == 1).all() and fits["as_of_at"].nunique() == 1
+    assert (metrics["n"] == 1).all() and {"auc", "brier"} <= set(metrics["metric"])
+
+
+def test_nothing_to_fit_on_postgres_leaves_an_empty_predictions_table(
+        tmp_path: Path, postgres_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No purchases before the as-of date: the check warns, the step succeeds and an empty
+    customer_predictions with the source's columns stands in, in PostgreSQL."""
+    never = _postgres_env(postgres_server, monkeypatch, tmp_path, "predictions_empty")
+    monkeypatch.setenv("CDP_AS_OF", "2000-01-01")
+    pg = open_warehouse("postgres")
+    try:
+        pg.replace_table(transactions_relation(), simulate_transactions(20, seed=1))
+        result = _materialize(WarehouseResource())
+        assert result.success
+        (check,) = result.get_asset_check_evaluations()
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+        relation = f"{predictions_schema()}.customer_predictions"
+        assert pg.columns(relation) == source_columns()
+        assert pg.scalar(f"select count(*) from {relation}") == 0
+    finally:
+        pg.close()
+    assert not never.exists()
