@@ -201,7 +201,7 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = [pa.field(f.name, pa.timestamp("us", f.type.tz)) if pa.types.is_timestamp(f.type)
               else f for f in table.schema]
-    return table.cast(pa.schema(fields))
+    return table.cast(pa.schema(fields), safe=False)
 
 
 def write_tables(wh: Warehouse, predictions: pd.DataFrame, fits: pd.DataFrame,

@@ -149,43 +149,37 @@ def _postgres_env(postgres_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     return never
 
 
-def test_predictions_on_postgres_equal_duckdb(tmp_path: Path, postgres_server,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same customers and predictions (1e-6) on PostgreSQL as on DuckDB; a re-run for the same
-    as-of keeps one set of fit and evaluation rows; no DuckDB file is created on postgres."""
+@pytest.fixture(scope="module")
+def duckdb_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """300 customers' purchases and the predictions the asset writes for them on DuckDB."""
     transactions = simulate_transactions(300, seed=11)
     transactions["amount"] = transactions["amount"].round(2)
-    monkeypatch.setenv("CDP_AS_OF", AS_OF.isoformat())
-    relation = transactions_relation()
-    schema = predictions_schema()
-
-    duck_path = tmp_path / "warehouse.duckdb"
-    duck = open_warehouse("duckdb", duck_path)
-    duck.replace_table(relation, transactions)
-    duck.close()
-    assert _materialize(WarehouseResource(path=str(duck_path), target="duckdb")).success
-    duck = open_warehouse("duckdb", duck_path, read_only=True)
-    expected = duck.query(f"select * from {schema}.customer_predictions")
-    duck.close()
-
-    never = _postgres_env(postgres_server, monkeypatch, tmp_path, "predictions")
-    pg = open_warehouse("postgres")
+    # Microseconds: the timestamp precision every engine stores.
+    transactions["transacted_at"] = transactions["transacted_at"].dt.floor("us")
+    path = tmp_path_factory.mktemp("duckdb_reference") / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CDP_AS_OF", AS_OF.isoformat())
+        duck = open_warehouse("duckdb", path)
+        duck.replace_table(transactions_relation(), transactions)
+        duck.close()
+        assert _materialize(WarehouseResource(path=str(path), target="duckdb")).success
+    duck = open_warehouse("duckdb", path, read_only=True)
     try:
-        pg.replace_table(relation, transactions)
-        for _ in range(2):  # a re-run for the same as-of date replaces, never duplicates
-            result = _materialize(WarehouseResource())
-            assert result.success
-            checks = result.get_asset_check_evaluations()
-            assert [c.passed for c in checks] == [True]
-        actual = pg.query(f"select * from {schema}.customer_predictions")
-        fits = pg.query(f"select as_of_at, model, parameter, count(*) as n from {schema}.ltv_model_fits "
-                        "group by as_of_at, model, parameter")
-        metrics = pg.query(f"select metric, score_decile, count(*) as n "
-                           f"from {schema}.churn_model_evaluation group by metric, score_decile")
+        return transactions, duck.query(f"select * from {predictions_schema()}.customer_predictions")
     finally:
-        pg.close()
-    assert not never.exists()
+        duck.close()
 
+
+def _assert_same_predictions_and_one_run_per_as_of(
+        wh, reference: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Same customers and predictions (1e-6) as DuckDB; one set of fit/evaluation rows per as-of."""
+    transactions, expected = reference
+    schema = predictions_schema()
+    actual = wh.query(f"select * from {schema}.customer_predictions")
+    fits = wh.query(f"select as_of_at, model, parameter, count(*) as n from {schema}.ltv_model_fits "
+                    "group by as_of_at, model, parameter")
+    metrics = wh.query(f"select metric, score_decile, count(*) as n "
+                       f"from {schema}.churn_model_evaluation group by metric, score_decile")
     expected = expected.sort_values("customer_id").reset_index(drop=True)
     actual = actual.sort_values("customer_id").reset_index(drop=True)
     assert list(actual["customer_id"]) == list(expected["customer_id"])
@@ -199,6 +193,51 @@ def test_predictions_on_postgres_equal_duckdb(tmp_path: Path, postgres_server,
     assert set(fits["parameter"]) == {"r", "alpha", "a", "b", "p", "q", "gamma"}
     assert (fits["n"] == 1).all() and fits["as_of_at"].nunique() == 1
     assert (metrics["n"] == 1).all() and {"auc", "brier"} <= set(metrics["metric"])
+
+
+def _materialize_twice(wh, transactions: pd.DataFrame) -> None:
+    """Load the purchases, then run the asset twice for the same as-of on the target."""
+    wh.replace_table(transactions_relation(), transactions)
+    for _ in range(2):  # a re-run for the same as-of date replaces, never duplicates
+        result = _materialize(WarehouseResource())
+        assert result.success
+        assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
+
+
+def test_predictions_on_postgres_equal_duckdb(
+        tmp_path: Path, postgres_server, monkeypatch: pytest.MonkeyPatch,
+        duckdb_reference: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """On PostgreSQL: DuckDB's customers and predictions, one run per as-of, no DuckDB file."""
+    never = _postgres_env(postgres_server, monkeypatch, tmp_path, "predictions")
+    monkeypatch.setenv("CDP_AS_OF", AS_OF.isoformat())
+    pg = open_warehouse("postgres")
+    try:
+        _materialize_twice(pg, duckdb_reference[0])
+        _assert_same_predictions_and_one_run_per_as_of(pg, duckdb_reference)
+    finally:
+        pg.close()
+    assert not never.exists()
+
+
+def test_predictions_on_spark_equal_duckdb(
+        tmp_path: Path, spark_thrift_server, monkeypatch: pytest.MonkeyPatch,
+        duckdb_reference: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """On Spark (Thrift server): DuckDB's customers and predictions, one run per as-of, no
+    DuckDB file."""
+    for key, value in spark_thrift_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CDP_DBT_TARGET", "spark")
+    never = tmp_path / "never.duckdb"
+    monkeypatch.setenv("CDP_WAREHOUSE", str(never))
+    monkeypatch.setenv("CDP_AS_OF", AS_OF.isoformat())
+    spark_thrift_server.drop_schemas(transactions_relation().split(".")[0], predictions_schema())
+    spark = open_warehouse("spark")
+    try:
+        _materialize_twice(spark, duckdb_reference[0])
+        _assert_same_predictions_and_one_run_per_as_of(spark, duckdb_reference)
+    finally:
+        spark.close()
+    assert not never.exists()
 
 
 def test_nothing_to_fit_on_postgres_leaves_an_empty_predictions_table(
