@@ -30,6 +30,7 @@ from orchestration.catalog import catalog
 from orchestration.ltv.bgnbd import BgNbdFit, fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
 from orchestration.ltv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
+from orchestration.ltv.summary import rfm_summary
 from orchestration.ltv.warehouse_summary import rfm_summary_on
 from orchestration.run_report import first_line
 from orchestration.settings import load_settings
@@ -83,12 +84,15 @@ class LtvResult:
     seconds: dict[str, float]
 
 
-def fit_ltv(wh: Warehouse, as_of_at: dt.datetime, config: PredictionsConfig) -> LtvResult:
-    """Fit BG/NBD and Gamma-Gamma with the LTV library on the engine's RFM summary of the
-    purchases before `as_of_at`, and predict over the configured horizons."""
+def fit_ltv(source: Warehouse | pd.DataFrame, as_of_at: dt.datetime,
+            config: PredictionsConfig) -> LtvResult:
+    """Fit BG/NBD and Gamma-Gamma with the LTV library on the RFM summary of the purchases before
+    `as_of_at`, and predict over the configured horizons. `source` is the warehouse (the engine
+    summarises dbt's transactions: the asset's path) or a frame of transactions (customer_id,
+    transacted_at, amount) summarised in pandas, the in-memory twin the LTV tests use."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    summary = rfm_summary_on(wh, transactions_relation(), as_of_at, config.time_unit_days)
+    summary = summarise(source, as_of_at, config.time_unit_days)
     seconds["rfm_summary"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -116,6 +120,17 @@ def fit_ltv(wh: Warehouse, as_of_at: dt.datetime, config: PredictionsConfig) -> 
 
     return LtvResult(predictions=predictions, fits=fit_rows(bgnbd, gamma_gamma, config),
                      seconds=seconds)
+
+
+def summarise(source: Warehouse | pd.DataFrame, as_of_at: dt.datetime,
+              time_unit_days: float) -> pd.DataFrame:
+    """The RFM summary of the purchases before `as_of_at`: on the engine, or of a frame."""
+    if isinstance(source, Warehouse):
+        return rfm_summary_on(source, transactions_relation(), as_of_at, time_unit_days)
+    # rfm_summary counts whole days up to and including the as-of day; as_of_at is exclusive.
+    as_of_day = (as_of_at - dt.timedelta(microseconds=1)).date()
+    return rfm_summary(source, "customer_id", "transacted_at", "amount", as_of=as_of_day,
+                       time_unit_days=time_unit_days)
 
 
 def fit_rows(bgnbd: BgNbdFit, gamma_gamma: GammaGammaFit, config: PredictionsConfig) -> pd.DataFrame:
