@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from orchestration.settings import default_salt_warning, load_settings
 
 if TYPE_CHECKING:
@@ -128,17 +126,19 @@ def summarise(warehouse: Path) -> str:
     """A short text report: latest KPIs, segment sizes, what each sync sent, every table's rows."""
     from orchestration.catalog import catalog
     from orchestration.overview import overview
+    from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 
     if not warehouse.exists():
         return f"no warehouse at {warehouse} yet: run `make run`"
-    con = duckdb.connect(str(warehouse), read_only=True)
+    wh = DuckDBWarehouse(warehouse, read_only=True)
+    con = wh.con
     try:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema not in ('information_schema', 'pg_catalog') "
             "order by table_schema, table_name"
         ).fetchall()
-        lines = [f"Warehouse {warehouse}", "", *overview(con), "Tables:"]
+        lines = [f"Warehouse {warehouse}", "", *overview(wh), "Tables:"]
         current_schema = None
         for schema, table in tables:
             if schema != current_schema:
@@ -151,7 +151,7 @@ def summarise(warehouse: Path) -> str:
             n = con.execute(f"select count(*) from {rejects}").fetchone()[0]
             lines.append(f"  {n:,} landing rows were rejected: select * from {rejects}")
     finally:
-        con.close()
+        wh.close()
     lines += [
         "",
         "Look at it:",

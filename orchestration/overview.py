@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import duckdb
-
 from orchestration.activation.state import RUNS
 from orchestration.catalog import catalog
+from orchestration.warehouse.base import Warehouse
+
 # KPIs shown as a percentage (the others are counts or amounts); names from models/marts/kpis.
 SHARE_KPIS = ("rate", "share", "completeness", "growth")
-
-
-def _exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, table = relation.split(".")
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                       "and table_name = ?", [schema, table]).fetchone()[0] > 0
 
 
 def format_kpi(name: str, value: float | None) -> str:
@@ -24,41 +18,55 @@ def format_kpi(name: str, value: float | None) -> str:
     return f"{value:,.2f}" if value % 1 else f"{value:,.0f}"
 
 
-def kpi_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _number(value: object) -> float | None:
+    """A float, or None for SQL NULL (NaN once it has passed through a DataFrame)."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
+def kpi_lines(wh: Warehouse) -> list[str]:
     kpis = catalog().relation("cdp_kpis")
-    if not _exists(con, kpis):
+    if not wh.exists(kpis):
         return []
-    rows = con.execute(
-        f"select kpi_date, kpi_name, cast(kpi_value as double) from {kpis} "
-        f"where kpi_date = (select max(kpi_date) from {kpis}) order by kpi_name").fetchall()
+    rows = wh.rows(
+        f"select kpi_date, kpi_name, cast(kpi_value as {wh.sql_type('double')}) from {kpis} "
+        f"where kpi_date = (select max(kpi_date) from {kpis}) order by kpi_name")
     if not rows:
         return []
-    return [f"KPIs on {rows[0][0]}:"] + [f"  {name:<32} {format_kpi(name, value):>14}"
+    return [f"KPIs on {rows[0][0]}:"] + [f"  {name:<32} {format_kpi(name, _number(value)):>14}"
                                          for _, name, value in rows]
 
 
-def segment_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+def segment_lines(wh: Warehouse) -> list[str]:
     segments = catalog().relation("segments")
-    if not _exists(con, segments):
+    if not wh.exists(segments):
         return []
-    rows = con.execute(f"select segment_name, member_count from {segments} "
-                       "order by member_count desc, segment_name").fetchall()
-    return ["Segments (members):"] + [f"  {name:<32} {count or 0:>14,}" for name, count in rows]
+    rows = wh.rows(f"select segment_name, member_count from {segments} "
+                   "order by member_count desc, segment_name")
+    return ["Segments (members):"] + [f"  {name:<32} {int(count or 0):>14,}" for name, count in rows]
 
 
-def sync_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
-    if not _exists(con, RUNS):
+def sync_lines(wh: Warehouse) -> list[str]:
+    if not wh.exists(RUNS):
         return []
-    rows = con.execute(f"""
+    # The latest run per sync: a window function in a subquery (QUALIFY is DuckDB's own).
+    rows = wh.rows(f"""
         select sync_name, status, rows_sent, rows_added, rows_changed, rows_removed,
             rows_acknowledged, rows_failed, error
-        from {RUNS}
-        qualify row_number() over (partition by sync_name order by started_at desc) = 1
-        order by sync_name""").fetchall()
+        from (
+            select *, row_number() over (partition by sync_name order by started_at desc) as latest
+            from {RUNS}
+        ) as runs
+        where latest = 1
+        order by sync_name""")
     lines = ["Syncs (last run):"]
     for name, status, sent, added, changed, removed, acked, failed, error in rows:
-        line = (f"  {name:<32} {status}: sent {sent or 0:,} (added {added or 0:,}, changed "
-                f"{changed or 0:,}, removed {removed or 0:,}), acknowledged {acked or 0:,}")
+        sent, added, changed, removed, acked, failed = (
+            int(_number(v) or 0) for v in (sent, added, changed, removed, acked, failed))
+        line = (f"  {name:<32} {status}: sent {sent:,} (added {added:,}, changed "
+                f"{changed:,}, removed {removed:,}), acknowledged {acked:,}")
         if failed:
             line += f", {failed:,} rejected"
         if status != "success" and error:
@@ -67,18 +75,18 @@ def sync_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
-def prediction_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+def prediction_lines(wh: Warehouse) -> list[str]:
     predictions = catalog().source("predictions", "customer_predictions")
-    if not _exists(con, predictions):
+    if not wh.exists(predictions):
         return []
-    count, as_of = con.execute(f"select count(*), max(as_of_at) from {predictions}").fetchone()
-    return [f"Predictions: {count:,} customers, fitted on data before {as_of}"]
+    count, as_of = wh.rows(f"select count(*), max(as_of_at) from {predictions}")[0]
+    return [f"Predictions: {int(count):,} customers, fitted on data before {as_of}"]
 
 
-def overview(con: duckdb.DuckDBPyConnection) -> list[str]:
+def overview(wh: Warehouse) -> list[str]:
     """The at-a-glance lines, each block followed by a blank line; empty before any run."""
     lines: list[str] = []
-    for block in (kpi_lines(con), segment_lines(con), sync_lines(con), prediction_lines(con)):
+    for block in (kpi_lines(wh), segment_lines(wh), sync_lines(wh), prediction_lines(wh)):
         if block:
             lines += [*block, ""]
     return lines

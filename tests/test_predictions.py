@@ -259,3 +259,62 @@ def test_nothing_to_fit_on_postgres_leaves_an_empty_predictions_table(
     finally:
         pg.close()
     assert not never.exists()
+
+
+def _overview_tables(wh) -> None:
+    """Small KPI, segment, sync-run and prediction tables, the shape dbt and the assets write."""
+    from orchestration.activation.state import RUNS
+    from orchestration.catalog import catalog
+
+    wh.replace_table(catalog().relation("cdp_kpis"), pd.DataFrame({
+        "kpi_date": [dt.date(2024, 5, 1), dt.date(2024, 6, 1), dt.date(2024, 6, 24),
+                     dt.date(2024, 7, 1), dt.date(2024, 7, 1)],
+        "kpi_name": ["profiles", "profiles", "profiles", "profiles", "churn_rate_90d"],
+        "kpi_value": [90.0, 100.0, 110.0, 120.0, 0.4]}))
+    wh.replace_table(catalog().relation("segments"), pd.DataFrame({
+        "segment_name": ["vip", "lapsed"], "member_count": [3, 12]}))
+    stamps = pd.to_datetime(["2024-07-01 10:00", "2024-07-02 10:00"])
+    wh.replace_table(RUNS, pd.DataFrame({
+        "sync_name": ["crm", "crm"], "status": ["failed", "success"], "started_at": stamps,
+        "rows_sent": [5, 7], "rows_added": [5, 2], "rows_changed": [0, 4], "rows_removed": [0, 1],
+        "rows_acknowledged": [0, 6], "rows_failed": [5, 1], "error": ["boom", None]}))
+    wh.replace_table(catalog().source("predictions", "customer_predictions"), pd.DataFrame({
+        "customer_id": ["a", "b"], "as_of_at": pd.to_datetime(["2024-07-02", "2024-07-02"])}))
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_kpi_report_and_overview_read_the_target(engine: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 request: pytest.FixtureRequest) -> None:
+    """The KPI asset's trend (60 days before the latest date) and the `cdp summary` lines come
+    from the target warehouse; on postgres no DuckDB file is created."""
+    from orchestration.kpis import KPI_ASSETS
+    from orchestration.overview import overview
+
+    never = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CDP_WAREHOUSE", str(never))
+    monkeypatch.setenv("CDP_DBT_TARGET", engine)
+    if engine == "postgres":
+        _postgres_env(request.getfixturevalue("postgres_server"), monkeypatch, tmp_path,
+                      "kpi_overview")
+    wh = open_warehouse(engine, never)
+    try:
+        _overview_tables(wh)
+    finally:
+        wh.close()  # one DuckDB session at a time: the asset opens its own
+    result = dg.materialize(KPI_ASSETS, resources={"warehouse": WarehouseResource()})
+    with WarehouseResource().open(read_only=True) as wh:
+        lines = overview(wh)
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["kpi/profiles"].value == 120.0
+    # 2024-05-01 is more than 60 days before the latest date: not in the trend
+    assert "| profiles | 120.0000 | 110.0000 | 100.0000 |" in metadata["trend"].value
+    assert lines[0] == "KPIs on 2024-07-01:"
+    assert any(line.split() == ["profiles", "120"] for line in lines)
+    assert any(line.split() == ["churn_rate_90d", "40.0", "%"] for line in lines)
+    assert lines.index("  lapsed                                       12") < lines.index(
+        "  vip                                           3")
+    (crm,) = [line for line in lines if line.startswith("  crm")]
+    assert "success: sent 7 (added 2, changed 4, removed 1), acknowledged 6, 1 rejected" in crm
+    assert "Predictions: 2 customers, fitted on data before 2024-07-02 00:00:00" in lines
+    assert never.exists() == (engine == "duckdb")
