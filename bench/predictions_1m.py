@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestration.predictions import (  # noqa: E402
     PredictionsConfig, as_of_bound, build_predictions, transactions_relation)
+from orchestration.warehouse.duckdb_engine import DuckDBWarehouse  # noqa: E402
 from tools.purchase_histories import simulate_transactions  # noqa: E402
 
 
@@ -34,7 +33,8 @@ def main() -> None:
     start = time.perf_counter()
     transactions = simulate_transactions(args.customers, seed=args.seed)
     simulate_seconds = time.perf_counter() - start
-    con = duckdb.connect()
+    wh = DuckDBWarehouse(Path(":memory:"))
+    con = wh.con
     con.execute("set threads = 2")
     relation = transactions_relation()
     con.execute(f"create schema {relation.split('.')[0]}")
@@ -45,7 +45,7 @@ def main() -> None:
 
     start = time.perf_counter()
     predictions, fits, _, evaluation, timings = build_predictions(
-        con, as_of_bound(dt.date(2024, 12, 31)), PredictionsConfig())
+        wh, as_of_bound(dt.date(2024, 12, 31)), PredictionsConfig())
     total = time.perf_counter() - start
     n_tx = con.execute(f"select count(*) from {relation}").fetchone()[0]
 

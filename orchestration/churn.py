@@ -16,13 +16,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from orchestration.catalog import dbt_var
+from orchestration.warehouse.base import Warehouse
 
 MODEL_VERSION = "churn-hgb-1"
 
@@ -49,55 +49,88 @@ def feature_columns() -> tuple[str, ...]:
 
 
 def features_at(
-    con: duckdb.DuckDBPyConnection, transactions: str, cutoff: dt.datetime, horizon_days: int | None
+    wh: Warehouse, transactions: str, cutoff: dt.datetime, horizon_days: int | None,
+    before: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Features of every customer with a purchase before `cutoff` (exclusive), and the churn label.
 
-    `transactions` is a relation with customer_id, transacted_at, amount, channel. With
-    `horizon_days`, `churned` is 1 when the customer made no purchase in [cutoff, cutoff + horizon).
+    `transactions` is a relation with customer_id, transacted_at, amount, channel; only its rows
+    before `before` (default: no bound) count. With `horizon_days`, `churned` is 1 when the
+    customer made no purchase in [cutoff, cutoff + horizon). The engine aggregates (portable SQL,
+    one pass, window bounds computed here); the day differences are taken here from the
+    timestamps it returns, in whole seconds, so every engine gives the same numbers.
     """
-    past = "transacted_at < $cutoff"
-    windows = ",\n".join(
-        f"count(*) filter (where {past} and transacted_at >= $cutoff - interval {d} day) "
-        f"as orders_{d}d, "
-        f"coalesce(sum(amount) filter (where {past} and transacted_at >= $cutoff - interval {d} day), 0) "
-        f"as revenue_{d}d"
-        for d in windows_days()
-    )
-    # One pass over the transactions: history before the cut-off, the first purchase after it.
-    label = (
-        f"case when min(transacted_at) filter (where transacted_at >= $cutoff) "
-        f"< $cutoff + interval {int(horizon_days)} day then 0 else 1 end"
-        if horizon_days is not None
-        else "cast(null as integer)"
-    )
-    sql = f"""
-        select
-            customer_id,
-            date_diff('second', max(transacted_at) filter (where {past}), $cutoff) / 86400.0
-                as days_since_last_purchase,
-            date_diff('second', min(transacted_at), $cutoff) / 86400.0 as days_since_first_purchase,
-            count(*) filter (where {past}) as orders_total,
-            sum(amount) filter (where {past}) as revenue_total,
-            {windows},
-            sum(amount) filter (where {past}) / count(*) filter (where {past}) as avg_order_value,
-            avg(case when channel = 'online' then 1.0 else 0.0 end) filter (where {past})
-                as online_order_share,
-            case when count(*) filter (where {past}) > 1 then
-                date_diff('second', min(transacted_at),
-                          max(transacted_at) filter (where {past})) / 86400.0
-                / (count(*) filter (where {past}) - 1)
-            end as mean_days_between_orders,
-            {label} as churned
-        from {transactions}
-        group by customer_id
-        having count(*) filter (where {past}) > 0
-        order by customer_id
-    """
-    frame = con.execute(sql, {"cutoff": cutoff}).df()
+    frame = wh.query(features_sql(wh, transactions, horizon_days is not None, before is not None),
+                     feature_params(cutoff, horizon_days, before))
+    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    first_at, last_at = _whole_seconds(frame.pop("first_at")), _whole_seconds(frame.pop("last_at"))
+    cutoff_at = pd.Timestamp(cutoff)
+    orders = frame["orders_total"].astype("float64")
+    frame["days_since_last_purchase"] = (cutoff_at - last_at).dt.total_seconds() / 86400.0
+    frame["days_since_first_purchase"] = (cutoff_at - first_at).dt.total_seconds() / 86400.0
+    frame["avg_order_value"] = frame["revenue_total"].astype("float64") / orders
+    frame["online_order_share"] = frame.pop("online_orders").astype("float64") / orders
+    frame["mean_days_between_orders"] = ((last_at - first_at).dt.total_seconds() / 86400.0
+                                         / (orders - 1)).where(orders > 1)
+    if horizon_days is None:
+        frame["churned"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    else:
+        frame["churned"] = 1 - frame.pop("bought_in_horizon").astype("int64")
     for column in feature_columns():
         frame[column] = frame[column].astype("float64")
-    return frame
+    return frame[["customer_id", *feature_columns(), "churned"]]
+
+
+def feature_params(cutoff: dt.datetime, horizon_days: int | None,
+                   before: dt.datetime | None) -> dict[str, dt.datetime]:
+    """The SQL parameters: the cut-off, each window's start, the label window's end."""
+    params = {"cutoff": cutoff, **{f"since_{d}": cutoff - dt.timedelta(days=d)
+                                   for d in windows_days()}}
+    if horizon_days is not None:
+        params["horizon_end"] = cutoff + dt.timedelta(days=int(horizon_days))
+    if before is not None:
+        params["before"] = before
+    return params
+
+
+def features_sql(wh: Warehouse, transactions: str, labelled: bool, bounded: bool) -> str:
+    """One aggregation per customer in SQL DuckDB, PostgreSQL and Spark share (no FILTER, no
+    interval arithmetic: the window bounds are parameters)."""
+    double = wh.sql_type("double")
+    past = "transacted_at < %(cutoff)s"
+    windows = "".join(
+        f"            sum(case when {past} and transacted_at >= %(since_{d})s then 1 else 0 end)"
+        f" as orders_{d}d,\n"
+        f"            sum(case when {past} and transacted_at >= %(since_{d})s then amount else 0 end)"
+        f" as revenue_{d}d,\n"
+        for d in windows_days())
+    label = ("max(case when transacted_at >= %(cutoff)s and transacted_at < %(horizon_end)s "
+             "then 1 else 0 end)" if labelled else "0")
+    bound = "where transacted_at < %(before)s" if bounded else ""
+    return f"""
+        with purchases as (
+            select customer_id, transacted_at, cast(amount as {double}) as amount, channel
+            from {transactions}
+            {bound}
+        )
+        select
+            customer_id,
+            min(transacted_at) as first_at,
+            max(case when {past} then transacted_at end) as last_at,
+            sum(case when {past} then 1 else 0 end) as orders_total,
+            sum(case when {past} then amount else 0 end) as revenue_total,
+{windows}            sum(case when {past} and channel = 'online' then 1 else 0 end) as online_orders,
+            {label} as bought_in_horizon
+        from purchases
+        group by customer_id
+        having sum(case when {past} then 1 else 0 end) > 0
+    """
+
+
+def _whole_seconds(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC, truncated to the second (what a difference in seconds counts)."""
+    stamps = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    return stamps.dt.floor("s")
 
 
 def top_decile_lift(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -166,7 +199,7 @@ def predict(model: HistGradientBoostingClassifier | float, frame: pd.DataFrame) 
 
 
 def train_evaluate_score(
-    con: duckdb.DuckDBPyConnection, transactions: str, as_of_at: dt.datetime, horizon_days: int,
+    wh: Warehouse, transactions: str, as_of_at: dt.datetime, horizon_days: int,
     seed: int = 0,
 ) -> tuple[ChurnEvaluation, pd.DataFrame]:
     """Out-of-time evaluation, then churn risk per customer at `as_of_at`.
@@ -177,8 +210,9 @@ def train_evaluate_score(
     """
     test_cutoff = as_of_at - dt.timedelta(days=horizon_days)
     train_cutoff = test_cutoff - dt.timedelta(days=horizon_days)
-    train = features_at(con, transactions, train_cutoff, horizon_days)
-    test = features_at(con, transactions, test_cutoff, horizon_days)
+    # Only purchases before the as-of bound exist for the model, labels included.
+    train = features_at(wh, transactions, train_cutoff, horizon_days, before=as_of_at)
+    test = features_at(wh, transactions, test_cutoff, horizon_days, before=as_of_at)
     y_test = test["churned"].to_numpy()
     score = predict(_fit(train, seed), test)
     both_classes = len(np.unique(y_test)) == 2
@@ -195,7 +229,7 @@ def train_evaluate_score(
         top_decile_lift=top_decile_lift(y_test, score) if len(test) else float("nan"),
         calibration=calibration_table(y_test, score) if len(test) else pd.DataFrame(),
     )
-    current = features_at(con, transactions, as_of_at, None)
+    current = features_at(wh, transactions, as_of_at, None, before=as_of_at)
     scores = pd.DataFrame({
         "customer_id": current["customer_id"],
         "churn_risk": predict(_fit(test, seed), current) if len(current) else [],

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.catalog import catalog
-from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 KPI_MODEL = dg.AssetKey(["cdp_kpis"])
 
@@ -37,6 +37,19 @@ def _number(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
+def read_history(wh: Warehouse, days: int = 60) -> pd.DataFrame:
+    """The KPI rows of the last `days` days before the latest KPI date (portable SQL: the start
+    date is computed here and passed as a parameter)."""
+    table = kpi_table()
+    latest = wh.scalar(f"select max(kpi_date) from {table}")
+    if latest is None:
+        return pd.DataFrame(columns=["kpi_date", "kpi_name", "kpi_value"])
+    since = pd.Timestamp(latest).date() - dt.timedelta(days=days)
+    return wh.query(
+        f"select kpi_date, kpi_name, cast(kpi_value as {wh.sql_type('double')}) as kpi_value "
+        f"from {table} where kpi_date >= %(since)s", {"since": since})
+
+
 @dg.asset(
     key=dg.AssetKey(["kpis", "cdp_kpi_report"]),
     deps=[KPI_MODEL],
@@ -47,12 +60,8 @@ def _number(value: object) -> float | None:
     description="Latest CDP KPIs and their trend (from cdp_kpis), plotted in the Dagster UI.",
 )
 def cdp_kpi_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    table = kpi_table()
-    with warehouse.connect(read_only=True) as con:
-        history = con.execute(
-            f"select kpi_date, kpi_name, cast(kpi_value as double) as kpi_value from {table} "
-            f"where kpi_date >= (select max(kpi_date) from {table}) - interval 60 day"
-        ).df()
+    with warehouse.open(read_only=True) as wh:
+        history = read_history(wh)
     if history.empty:
         return dg.MaterializeResult(metadata={"kpis": dg.MetadataValue.int(0)})
     history["kpi_date"] = pd.to_datetime(history["kpi_date"]).dt.date

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orchestration.activation.state import RUNS
 from orchestration.catalog import catalog
-from orchestration.warehouse import Warehouse
+from orchestration.warehouse.base import Warehouse
 
 # KPIs shown as a percentage (the others are counts or amounts); names from models/marts/kpis.
 SHARE_KPIS = ("rate", "share", "completeness", "growth")
@@ -18,6 +18,14 @@ def format_kpi(name: str, value: float | None) -> str:
     return f"{value:,.2f}" if value % 1 else f"{value:,.0f}"
 
 
+def _number(value: object) -> float | None:
+    """A float, or None for SQL NULL (NaN once it has passed through a DataFrame)."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
 def kpi_lines(wh: Warehouse) -> list[str]:
     kpis = catalog().relation("cdp_kpis")
     if not wh.exists(kpis):
@@ -27,7 +35,7 @@ def kpi_lines(wh: Warehouse) -> list[str]:
         f"where kpi_date = (select max(kpi_date) from {kpis}) order by kpi_name")
     if not rows:
         return []
-    return [f"KPIs on {rows[0][0]}:"] + [f"  {name:<32} {format_kpi(name, value):>14}"
+    return [f"KPIs on {rows[0][0]}:"] + [f"  {name:<32} {format_kpi(name, _number(value)):>14}"
                                          for _, name, value in rows]
 
 
@@ -37,26 +45,28 @@ def segment_lines(wh: Warehouse) -> list[str]:
         return []
     rows = wh.rows(f"select segment_name, member_count from {segments} "
                    "order by member_count desc, segment_name")
-    return ["Segments (members):"] + [f"  {name:<32} {count or 0:>14,}" for name, count in rows]
+    return ["Segments (members):"] + [f"  {name:<32} {int(count or 0):>14,}" for name, count in rows]
 
 
 def sync_lines(wh: Warehouse) -> list[str]:
     if not wh.exists(RUNS):
         return []
+    # The latest run per sync: a window function in a subquery (QUALIFY is DuckDB's own).
     rows = wh.rows(f"""
         select sync_name, status, rows_sent, rows_added, rows_changed, rows_removed,
             rows_acknowledged, rows_failed, error
         from (
-            select *, row_number() over (partition by sync_name order by started_at desc)
-                as run_rank
+            select *, row_number() over (partition by sync_name order by started_at desc) as latest
             from {RUNS}
         ) as runs
-        where run_rank = 1
+        where latest = 1
         order by sync_name""")
     lines = ["Syncs (last run):"]
     for name, status, sent, added, changed, removed, acked, failed, error in rows:
-        line = (f"  {name:<32} {status}: sent {sent or 0:,} (added {added or 0:,}, changed "
-                f"{changed or 0:,}, removed {removed or 0:,}), acknowledged {acked or 0:,}")
+        sent, added, changed, removed, acked, failed = (
+            int(_number(v) or 0) for v in (sent, added, changed, removed, acked, failed))
+        line = (f"  {name:<32} {status}: sent {sent:,} (added {added:,}, changed "
+                f"{changed:,}, removed {removed:,}), acknowledged {acked:,}")
         if failed:
             line += f", {failed:,} rejected"
         if status != "success" and error:
@@ -70,7 +80,7 @@ def prediction_lines(wh: Warehouse) -> list[str]:
     if not wh.exists(predictions):
         return []
     count, as_of = wh.rows(f"select count(*), max(as_of_at) from {predictions}")[0]
-    return [f"Predictions: {count:,} customers, fitted on data before {as_of}"]
+    return [f"Predictions: {int(count):,} customers, fitted on data before {as_of}"]
 
 
 def overview(wh: Warehouse) -> list[str]:

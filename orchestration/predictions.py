@@ -1,8 +1,11 @@
 """Dagster asset: LTV (BG/NBD + Gamma-Gamma) and churn predictions, refitted on every run.
 
-Reads purchases from the dbt model `int_transactions_attributed`, fits the LTV models
-(orchestration/ltv) and the churn model (orchestration/churn.py) on data up to the as-of date
-(CDP_AS_OF, or now), and writes back to the warehouse schema `predictions`:
+Runs on the dbt target warehouse (`WarehouseResource.open()`: DuckDB, PostgreSQL or Spark). The
+engine summarises the purchases of the dbt model `int_transactions_attributed` up to the as-of
+date (CDP_AS_OF, or now): one RFM row per customer (orchestration/ltv/warehouse_summary.py) and
+the churn features at three cut-offs (orchestration/churn.py), so no transaction is pulled into
+Python. Python fits the LTV models (orchestration/ltv) and the churn model on those summaries and
+writes back to the schema of the dbt source `predictions`:
 
 * `customer_predictions`: one row per customer who purchased before the as-of date;
 * `ltv_model_fits`: fitted parameters in long form, appended per run;
@@ -18,9 +21,9 @@ import time
 from dataclasses import dataclass
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from orchestration import churn
 from orchestration.catalog import catalog
@@ -28,9 +31,11 @@ from orchestration.ltv.bgnbd import BgNbdFit, fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
 from orchestration.ltv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
 from orchestration.ltv.summary import rfm_summary
+from orchestration.ltv.warehouse_summary import rfm_summary_on
 from orchestration.run_report import first_line
 from orchestration.settings import load_settings
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource
+from orchestration.warehouse.base import Warehouse
 
 # The dbt source the tables belong to (models/intermediate/features/_predictions__sources.yml),
 # also the prefix of their asset keys; the schema they live in is the one that source declares.
@@ -79,15 +84,15 @@ class LtvResult:
     seconds: dict[str, float]
 
 
-def fit_ltv(transactions: pd.DataFrame, as_of_at: dt.datetime, config: PredictionsConfig) -> LtvResult:
-    """Fit BG/NBD and Gamma-Gamma with the LTV library and predict over the configured horizons."""
+def fit_ltv(source: Warehouse | pd.DataFrame, as_of_at: dt.datetime,
+            config: PredictionsConfig) -> LtvResult:
+    """Fit BG/NBD and Gamma-Gamma with the LTV library on the RFM summary of the purchases before
+    `as_of_at`, and predict over the configured horizons. `source` is the warehouse (the engine
+    summarises dbt's transactions: the asset's path) or a frame of transactions (customer_id,
+    transacted_at, amount) summarised in pandas, the in-memory twin the LTV tests use."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    # rfm_summary counts whole days up to and including the as-of day; as_of_at is exclusive.
-    as_of_day = (as_of_at - dt.timedelta(microseconds=1)).date()
-    summary = rfm_summary(
-        transactions, "customer_id", "transacted_at", "amount",
-        as_of=as_of_day, time_unit_days=config.time_unit_days)
+    summary = summarise(source, as_of_at, config.time_unit_days)
     seconds["rfm_summary"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -117,6 +122,17 @@ def fit_ltv(transactions: pd.DataFrame, as_of_at: dt.datetime, config: Predictio
                      seconds=seconds)
 
 
+def summarise(source: Warehouse | pd.DataFrame, as_of_at: dt.datetime,
+              time_unit_days: float) -> pd.DataFrame:
+    """The RFM summary of the purchases before `as_of_at`: on the engine, or of a frame."""
+    if isinstance(source, Warehouse):
+        return rfm_summary_on(source, transactions_relation(), as_of_at, time_unit_days)
+    # rfm_summary counts whole days up to and including the as-of day; as_of_at is exclusive.
+    as_of_day = (as_of_at - dt.timedelta(microseconds=1)).date()
+    return rfm_summary(source, "customer_id", "transacted_at", "amount", as_of=as_of_day,
+                       time_unit_days=time_unit_days)
+
+
 def fit_rows(bgnbd: BgNbdFit, gamma_gamma: GammaGammaFit, config: PredictionsConfig) -> pd.DataFrame:
     """Long-form `ltv_model_fits` rows: one per identified parameter, with the fit case and message.
 
@@ -137,41 +153,34 @@ def fit_rows(bgnbd: BgNbdFit, gamma_gamma: GammaGammaFit, config: PredictionsCon
 
 # Columns added to ltv_model_fits after its first release. A warehouse whose table predates them
 # gets them (NULL for the earlier runs), so that appending this run's rows by name keeps working.
-FITS_ADDED_COLUMNS = {"fit_case": "varchar", "fit_message": "varchar"}
+FITS_ADDED_COLUMNS = {"fit_case": "string", "fit_message": "string"}
 
 
-def upgrade_fits_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Add the FITS_ADDED_COLUMNS an existing `ltv_model_fits` lacks (no-op for a new warehouse)."""
-    for column, sql_type in FITS_ADDED_COLUMNS.items():
-        con.execute(f"alter table if exists {predictions_schema()}.ltv_model_fits "
-                    f"add column if not exists {column} {sql_type}")
-
-
-def read_transactions(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> pd.DataFrame:
-    return con.execute(
-        f"select customer_id, transacted_at, cast(amount as double) as amount, channel "
-        f"from {transactions_relation()} where transacted_at < $as_of "
-        "order by customer_id, transacted_at",
-        {"as_of": as_of_at},
-    ).df()
+def upgrade_fits_table(wh: Warehouse) -> None:
+    """Add the FITS_ADDED_COLUMNS an existing `ltv_model_fits` lacks (no-op for a new warehouse),
+    by an atomic rewrite of the table (the one portable way to add a column: Spark's and
+    PostgreSQL's ALTER TABLE differ)."""
+    relation = f"{predictions_schema()}.ltv_model_fits"
+    existing = wh.columns(relation)
+    missing = [column for column in FITS_ADDED_COLUMNS if existing and column not in existing]
+    if not missing:
+        return
+    added = ", ".join(f"cast(null as {wh.sql_type(FITS_ADDED_COLUMNS[c])}) as {c}" for c in missing)
+    wh.replace_table_as(relation, f"select *, {added} from {relation}")
 
 
 def build_predictions(
-    con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime, config: PredictionsConfig
+    wh: Warehouse, as_of_at: dt.datetime, config: PredictionsConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, churn.ChurnEvaluation, dict[str, float]]:
     """(customer_predictions, ltv_model_fits, churn_model_evaluation, evaluation, timings)."""
-    transactions = read_transactions(con, as_of_at)
-    if transactions.empty:
+    if count_purchases(wh, as_of_at) == 0:
         raise dg.Failure(f"no purchases before {as_of_at} in {transactions_relation()}: "
                          "nothing to fit")
-    ltv_result = fit_ltv(transactions, as_of_at, config)
-    upgrade_fits_table(con)
+    ltv_result = fit_ltv(wh, as_of_at, config)
 
     start = time.perf_counter()
-    con.register("prediction_transactions", transactions)
     evaluation, churn_scores = churn.train_evaluate_score(
-        con, "prediction_transactions", as_of_at, config.churn_horizon_days, config.seed)
-    con.unregister("prediction_transactions")
+        wh, transactions_relation(), as_of_at, config.churn_horizon_days, config.seed)
     timings = {**ltv_result.seconds, "churn": time.perf_counter() - start}
 
     predictions = ltv_result.predictions.merge(churn_scores, on="customer_id", how="left")
@@ -201,35 +210,36 @@ def build_predictions(
     return predictions, fits, evaluation_table, evaluation, timings
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, predictions: pd.DataFrame, fits: pd.DataFrame,
+def to_table(frame: pd.DataFrame) -> pa.Table:
+    """The frame as Arrow with microsecond timestamps (the `timestamp` of every engine; pandas'
+    nanoseconds would make DuckDB create TIMESTAMP_NS columns)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    fields = [pa.field(f.name, pa.timestamp("us", f.type.tz)) if pa.types.is_timestamp(f.type)
+              else f for f in table.schema]
+    return table.cast(pa.schema(fields), safe=False)
+
+
+def write_tables(wh: Warehouse, predictions: pd.DataFrame, fits: pd.DataFrame,
                  evaluation: pd.DataFrame) -> None:
-    """Replace customer_predictions; append fits and evaluation (a run for the same as-of replaces its rows)."""
+    """Replace customer_predictions; append fits and evaluation (a run for the same as-of replaces
+    its rows: delete by as_of_at, then append), in one transaction where the engine has them."""
     schema = predictions_schema()
-    con.execute(f"create schema if not exists {schema}")
-    con.execute("begin")
-    try:
-        con.register("new_predictions", predictions)
-        con.execute(f"create or replace table {schema}.customer_predictions as "
-                    "select * from new_predictions")
+    wh.ensure_schema(schema)
+    upgrade_fits_table(wh)
+    with wh.transaction():
+        wh.replace_table(f"{schema}.customer_predictions", to_table(predictions))
         for table, frame in (("ltv_model_fits", fits), ("churn_model_evaluation", evaluation)):
-            con.register("new_rows", frame)
-            con.execute(f"create table if not exists {schema}.{table} as "
-                        "select * from new_rows where false")
-            con.execute(f"delete from {schema}.{table} where as_of_at = $as_of",
-                        {"as_of": frame["as_of_at"].iloc[0].to_pydatetime()})
-            con.execute(f"insert into {schema}.{table} by name select * from new_rows")
-            con.unregister("new_rows")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+            relation = f"{schema}.{table}"
+            rows = to_table(frame)
+            if wh.exists(relation):
+                wh.delete_keys(relation, rows.select(["as_of_at"]).slice(0, 1))
+            wh.append(relation, rows)
 
 
-def count_purchases(con: duckdb.DuckDBPyConnection, as_of_at: dt.datetime) -> int:
+def count_purchases(wh: Warehouse, as_of_at: dt.datetime) -> int:
     """Purchases the models could learn from: those before the as-of bound."""
-    return con.execute(f"select count(*) from {transactions_relation()} "
-                       "where transacted_at < $as_of",
-                       {"as_of": as_of_at}).fetchone()[0]
+    return int(wh.scalar(f"select count(*) from {transactions_relation()} "
+                         "where transacted_at < %(as_of)s", {"as_of": as_of_at}) or 0)
 
 
 def source_columns(table: str = "customer_predictions") -> list[str]:
@@ -237,29 +247,26 @@ def source_columns(table: str = "customer_predictions") -> list[str]:
     return list(catalog().source_node(SCHEMA, table).get("columns", {}))
 
 
-def _placeholder_type(column: str) -> str:
+def _placeholder_type(column: str) -> pa.DataType:
     if column.endswith("_at"):
-        return "timestamp"
+        return pa.timestamp("us")
     if column.endswith("_id") or column.endswith("_version"):
-        return "varchar"
-    return "double"
+        return pa.string()
+    return pa.float64()
 
 
-def keep_previous_predictions(con: duckdb.DuckDBPyConnection) -> str | None:
+def keep_previous_predictions(wh: Warehouse) -> str | None:
     """Leave the last good predictions in place; the as-of they were computed for (None: none yet).
 
     With no previous table, an empty one with the source's declared columns is created, so the
     dbt models that read it still build (on no predictions) instead of failing."""
-    schema = predictions_schema()
-    con.execute(f"create schema if not exists {schema}")
-    exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                         "and table_name = 'customer_predictions'", [schema]).fetchone()[0]
-    if not exists:
-        columns = ", ".join(f"{c} {_placeholder_type(c)}" for c in source_columns())
-        con.execute(f"create table {schema}.customer_predictions ({columns})")
+    relation = f"{predictions_schema()}.customer_predictions"
+    if not wh.exists(relation):
+        empty = pa.schema([(c, _placeholder_type(c)) for c in source_columns()]).empty_table()
+        wh.replace_table(relation, empty)
         return None
-    previous = con.execute(f"select max(as_of_at) from {schema}.customer_predictions").fetchone()[0]
-    return None if previous is None else str(previous)
+    previous = wh.scalar(f"select max(as_of_at) from {relation}")
+    return None if previous is None else str(pd.Timestamp(previous).to_pydatetime())
 
 
 @dataclass(frozen=True)
@@ -324,22 +331,22 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
     stay, the check `predictions_refreshed` fails, and everything downstream runs on the last
     good predictions (docs/operations.md)."""
     as_of_at = as_of_bound(load_settings().as_of)
-    with warehouse.connect() as con:
+    with warehouse.open() as wh:
         degraded = None
         try:
-            if count_purchases(con, as_of_at) == 0:
+            if count_purchases(wh, as_of_at) == 0:
                 degraded = Degraded(f"no purchases before {as_of_at} in {transactions_relation()}: "
                                     "nothing to fit", dg.AssetCheckSeverity.WARN)
             else:
                 predictions, fits, evaluation_table, evaluation, timings = build_predictions(
-                    con, as_of_at, config)
-                write_tables(con, predictions, fits, evaluation_table)
+                    wh, as_of_at, config)
+                write_tables(wh, predictions, fits, evaluation_table)
         except Exception as error:  # noqa: BLE001 - any fit failure degrades, never stops the run
             context.log.exception("predictions not refreshed")
             degraded = Degraded(f"{type(error).__name__}: {first_line(str(error))}",
                                 dg.AssetCheckSeverity.ERROR)
         if degraded is not None:
-            kept_as_of = keep_previous_predictions(con)
+            kept_as_of = keep_previous_predictions(wh)
             context.log.warning(f"predictions not refreshed: {degraded.reason}")
             yield from degraded_results(degraded, as_of_at, kept_as_of)
             return

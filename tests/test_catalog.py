@@ -17,6 +17,7 @@ import pytest
 from orchestration import churn, triggers
 from orchestration.catalog import CatalogError, catalog
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
+from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 
 
 def test_relations_come_from_the_manifest_schema() -> None:
@@ -103,7 +104,8 @@ def test_the_trigger_and_the_feature_count_the_same_cart_events(compiled: dict[s
 
 
 def test_churn_window_features_agree_with_dbt_at_the_as_of_date(compiled: dict[str, str]) -> None:
-    con = duckdb.connect()
+    wh = DuckDBWarehouse(Path(":memory:"))
+    con = wh.con
     transactions = _table(con, "int_transactions_attributed",
                           "transaction_id varchar, customer_id varchar, source_name varchar, "
                           "source_record_id varchar, channel varchar, transacted_at timestamp, "
@@ -121,7 +123,7 @@ def test_churn_window_features_agree_with_dbt_at_the_as_of_date(compiled: dict[s
     dbt_side = con.execute(
         f"select * from ({compiled['int_customers_purchases_summarised']}) order by customer_id"
     ).df().set_index("customer_id")
-    python_side = churn.features_at(con, transactions, AS_OF_AT, None).set_index("customer_id")
+    python_side = churn.features_at(wh, transactions, AS_OF_AT, None).set_index("customer_id")
     assert list(python_side.index) == list(dbt_side.index) == [f"c{n}" for n in range(len(windows))]
     compared = ["orders_total", "revenue_total",
                 *(f"{kind}_{days}d" for days in windows for kind in ("orders", "revenue"))]

@@ -15,6 +15,7 @@ from orchestration.predictions import (
     build_predictions,
     write_tables,
 )
+from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 
 AS_OF = dt.date(2024, 12, 31)
 
@@ -51,10 +52,14 @@ def test_fits_from_an_earlier_release_get_the_fit_case_columns(tmp_path: Path) -
                     "as_of_at timestamp, fitted_at timestamp)")
         con.execute("insert into predictions.ltv_model_fits values ('bgnbd', 'r', 0.3, '7 days', "
                     "-10.0, 5, '2024-06-30', '2024-06-30')")
-        predictions, fits, evaluation, _, _ = build_predictions(con, as_of_at, PredictionsConfig())
-        write_tables(con, predictions, fits, evaluation)
-        stored = con.execute("select as_of_at, model, parameter, fit_case, fit_message "
+    wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    try:
+        predictions, fits, evaluation, _, _ = build_predictions(wh, as_of_at, PredictionsConfig())
+        write_tables(wh, predictions, fits, evaluation)
+        stored = wh.con.execute("select as_of_at, model, parameter, fit_case, fit_message "
                              "from predictions.ltv_model_fits order by as_of_at, model").df()
+    finally:
+        wh.close()
     earlier = stored[stored["as_of_at"] < pd.Timestamp(as_of_at)]
     assert len(earlier) == 1 and earlier["fit_case"].isna().all()
     latest = stored[stored["as_of_at"] == pd.Timestamp(as_of_at)]

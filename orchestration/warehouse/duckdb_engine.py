@@ -117,10 +117,10 @@ class DuckDBWarehouse(Warehouse):
         columns = self.key_columns(keys)
         match = " and ".join(f"t.{c} = k.{c}" for c in columns)
         with self._registered(keys) as name:
-            row = self.con.execute(
+            rows = self.con.execute(
                 f"delete from {relation} t where exists (select 1 from {name} k where {match})"
             ).fetchall()
-        return int(row[0][0]) if row else 0
+        return int(rows[0][0]) if rows else 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
