@@ -78,3 +78,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory):
     server = start_postgres(tmp_path_factory.mktemp("pgserver"))
     yield server
     server.server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def spark_thrift_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real Spark Thrift server for the session (tmp warehouse + Derby metastore, free port);
+    `.env` has the CDP_SPARK_* variables that reach it (tests/engine_support/spark.py)."""
+    from engine_support.spark import start_spark
+
+    server = start_spark(tmp_path_factory.mktemp("spark_thrift"))
+    yield server
+    server.stop()
