@@ -38,10 +38,13 @@ _counter = itertools.count()
 
 
 def spark_type(field: pa.Field) -> str:
-    """The Spark SQL column type for an Arrow column (timestamps are instants shown in UTC)."""
+    """The Spark SQL column type for an Arrow column (timestamps are instants shown in UTC);
+    "nested" for lists, structs and maps, which parquet carries to Spark as they are."""
     t = field.type
     if pa.types.is_dictionary(t):
         return spark_type(pa.field(field.name, t.value_type))
+    if pa.types.is_nested(t):
+        return "nested"
     if pa.types.is_boolean(t):
         return "boolean"
     if pa.types.is_integer(t):
@@ -60,7 +63,7 @@ def spark_type(field: pa.Field) -> str:
 def spark_arrow(table: pa.Table) -> pa.Table:
     """The frame with each column in an Arrow type Spark reads from parquet as `spark_type` says:
     timestamps as UTC instants in microseconds (naive ones are taken as UTC), no null/unsigned/
-    dictionary/large types, anything else as strings."""
+    dictionary/large types, nested types as they are, anything else as strings."""
     fields, columns = [], []
     for field, column in zip(table.schema, table.columns):
         kind = spark_type(field)
@@ -76,7 +79,7 @@ def spark_arrow(table: pa.Table) -> pa.Table:
             target = pa.int32() if kind == "int" else pa.int64()
         elif kind == "double":
             target = pa.float64()
-        elif kind == "boolean" or kind.startswith("decimal"):
+        elif kind in ("boolean", "nested") or kind.startswith("decimal"):
             target = field.type
         else:
             target = pa.string()
@@ -87,6 +90,14 @@ def spark_arrow(table: pa.Table) -> pa.Table:
 
 def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
+
+
+def _cast(field: pa.Field) -> str:
+    """The select item that gives a staged parquet column its Spark type."""
+    kind = spark_type(field)
+    if kind == "nested":
+        return _quote(field.name)
+    return f"cast({_quote(field.name)} as {kind}) as {_quote(field.name)}"
 
 
 class SparkWarehouse(Warehouse):
@@ -216,8 +227,7 @@ class SparkWarehouse(Warehouse):
 
     def _select_frame(self, table: pa.Table, directory: Path) -> str:
         """A query over the staged parquet with each column cast to its Spark type."""
-        casts = ", ".join(f"cast({_quote(f.name)} as {spark_type(f)}) as {_quote(f.name)}"
-                          for f in table.schema)
+        casts = ", ".join(_cast(f) for f in table.schema)
         return f"select {casts} from parquet.`{directory}`"
 
     def _stage_frame(self, relation: str, table: pa.Table) -> str:
@@ -280,9 +290,8 @@ class SparkWarehouse(Warehouse):
         try:
             present = set(table.column_names)
             by_name = {f.name: f for f in table.schema}
-            select = ", ".join(
-                f"cast({_quote(c)} as {spark_type(by_name[c])}) as {_quote(c)}" if c in present
-                else f"null as {_quote(c)}" for c in target)
+            select = ", ".join(_cast(by_name[c]) if c in present else f"null as {_quote(c)}"
+                               for c in target)
             self.execute(f"insert into {relation} select {select} from parquet.`{directory}`")
         finally:
             shutil.rmtree(directory, ignore_errors=True)

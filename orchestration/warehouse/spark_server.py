@@ -94,6 +94,7 @@ def server_command(settings: SparkServerSettings) -> list[str]:
     """The spark-submit command line of a local Thrift server for these settings."""
     warehouse = settings.warehouse
     metastore = warehouse / "_metastore"
+    run = settings.run_dir
     java_options = (f"-Dderby.system.home={metastore} "
                     f"-Dderby.stream.error.file={metastore}/derby.log")
     confs = {
@@ -112,6 +113,10 @@ def server_command(settings: SparkServerSettings) -> list[str]:
     command += ["--hiveconf", f"hive.server2.thrift.port={settings.port}",
                 "--hiveconf", "hive.server2.thrift.bind.host=localhost",
                 "--hiveconf", "hive.server2.authentication=NONE",
+                # operation logs and Hive scratch space with the server's other files, not /tmp
+                "--hiveconf", f"hive.server2.logging.operation.log.location={run / 'operation_logs'}",
+                "--hiveconf", f"hive.exec.scratchdir={run / 'scratch'}",
+                "--hiveconf", f"hive.exec.local.scratchdir={run / 'local_scratch'}",
                 "spark-internal"]
     return command
 
