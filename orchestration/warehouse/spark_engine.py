@@ -182,20 +182,23 @@ class SparkWarehouse(Warehouse):
             cursor.close()
 
     # -- catalog -------------------------------------------------------------------------------
-    def _schema_exists(self, schema: str) -> bool:
-        names = [str(r[0]).lower() for r in self.rows("show databases")]
-        return schema.lower() in names
+    def _tables(self, schema: str) -> list[str]:
+        """Names (lower case) of the tables and views of a schema; [] when it does not exist."""
+        try:
+            listed = self.rows(f"show tables in {_quote(schema)}")
+        except WarehouseError as exc:
+            if "SCHEMA_NOT_FOUND" in str(exc) or "NoSuchDatabase" in str(exc):
+                return []
+            raise
+        return [str(row[1]).lower() for row in listed if not row[2]]
 
     def exists(self, relation: str) -> bool:
         schema, table = split_relation(relation)
-        if not self._schema_exists(schema):
-            return False
-        return any(str(r[1]).lower() == table.lower() and not r[2]
-                   for r in self.rows(f"show tables in {_quote(schema)}"))
+        return table.lower() in self._tables(schema)
 
-    def _described(self, relation: str) -> list[tuple[str, str]]:
-        """(column, type) pairs in order; [] when the relation does not exist."""
-        if not self.exists(relation):
+    def _described(self, relation: str, known: bool = False) -> list[tuple[str, str]]:
+        """(column, type) pairs in order; [] when the relation does not exist (`known`: it does)."""
+        if not known and not self.exists(relation):
             return []
         described = []
         for name, data_type, *_ in self.rows(f"describe table {relation}"):
@@ -244,19 +247,24 @@ class SparkWarehouse(Warehouse):
     def _swap_in(self, relation: str, staged: str) -> None:
         """Replace `relation` by the complete staged table. Same columns and types: `insert
         overwrite` (views on the table stay valid); otherwise drop it and rename the staged one."""
-        _, table = split_relation(relation)
-        new = self._described(staged)
-        try:
-            if self._described(relation) == new:
-                names = ", ".join(_quote(name) for name, _ in new)
+        new = self._described(staged, known=True)
+        if self._described(relation) == new:
+            names = ", ".join(_quote(name) for name, _ in new)
+            try:
                 self.execute(f"insert overwrite table {relation} select {names} from {staged}")
+            finally:
                 self.execute(f"drop table if exists {staged}")
-            else:
-                self.execute(f"drop table if exists {relation}")
-                self.execute(f"alter table {staged} rename to {relation}")
+            return
+        try:
+            self.execute(f"drop table if exists {relation}")
         except WarehouseError:
             self.execute(f"drop table if exists {staged}")
             raise
+        try:
+            self.execute(f"alter table {staged} rename to {relation}")
+        except WarehouseError as exc:
+            raise WarehouseError(f"spark: {relation} was dropped but renaming {staged} (which "
+                                 f"holds the new rows) failed: {exc}") from exc
 
     def replace_table(self, relation: str, frame: Frame) -> int:
         schema, _ = split_relation(relation)
