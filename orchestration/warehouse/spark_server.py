@@ -192,6 +192,8 @@ def _start_lock(settings: SparkServerSettings) -> Iterator[None]:
 def _launch(settings: SparkServerSettings) -> int:
     settings.warehouse.mkdir(parents=True, exist_ok=True)
     (settings.warehouse / "_metastore").mkdir(exist_ok=True)
+    for scratch in ("operation_logs", "scratch", "local_scratch"):
+        (settings.run_dir / scratch).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SPARK_LOG_DIR": str(settings.run_dir),
            "PYSPARK_PYTHON": sys.executable}
     with settings.log_file.open("ab") as log:
