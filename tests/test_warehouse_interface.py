@@ -148,3 +148,19 @@ def test_spark_swap_keeps_views_and_types(warehouse: Warehouse) -> None:
     warehouse.replace_table("cdp_test.people", people().assign(extra=1))
     assert warehouse.columns("cdp_test.people")[-1] == "extra"
     assert not [n for n in warehouse.rows("show tables in cdp_test") if "_cdp_new_" in n[1]]
+
+
+def test_spark_parameters_numpy_decimal_and_aware_timestamps(warehouse: Warehouse) -> None:
+    """PyHive escapes only plain Python values and drops a datetime's offset: the engine passes
+    numpy scalars, decimals and aware datetimes (as UTC) correctly."""
+    if warehouse.engine != "spark":
+        pytest.skip("PyHive's parameter escaping")
+    import numpy as np
+    from decimal import Decimal
+
+    warehouse.replace_table("cdp_test.people", people())
+    at = dt.datetime(2026, 1, 1, 11, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 09:30 UTC
+    assert warehouse.scalar("select count(*) from cdp_test.people where seen_at < %(at)s "
+                            "and orders >= %(n)s", {"at": at, "n": np.int64(1)}) == 0
+    assert warehouse.scalar("select cast(%(d)s as decimal(4,2))", {"d": Decimal("1.10")}) \
+        == Decimal("1.10")

@@ -16,6 +16,7 @@ import itertools
 import os
 import shutil
 import uuid
+from decimal import Decimal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ class SparkWarehouse(Warehouse):
     def _run(self, sql: str, params: Params = None) -> Any:
         cursor = self.conn.cursor()
         try:
-            cursor.execute(sql, dict(params) if params else None)
+            cursor.execute(sql, _pyhive_params(params))
         except Exception as exc:
             cursor.close()
             raise WarehouseError(f"spark: {_message(exc)}\nstatement: {sql[:500]}") from exc
@@ -329,6 +330,22 @@ class SparkWarehouse(Warehouse):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _pyhive_value(value: Any) -> Any:
+    """A parameter in a form PyHive escapes right: numpy scalars as Python values, aware
+    datetimes as naive UTC (the session time zone), decimals as their exact text."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _pyhive_params(params: Params) -> dict[str, Any] | None:
+    return {k: _pyhive_value(v) for k, v in params.items()} if params else None
 
 
 def _message(exc: BaseException) -> str:
