@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -155,9 +157,6 @@ def test_spark_parameters_numpy_decimal_and_aware_timestamps(warehouse: Warehous
     numpy scalars, decimals and aware datetimes (as UTC) correctly."""
     if warehouse.engine != "spark":
         pytest.skip("PyHive's parameter escaping")
-    import numpy as np
-    from decimal import Decimal
-
     warehouse.replace_table("cdp_test.people", people())
     at = dt.datetime(2026, 1, 1, 11, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 09:30 UTC
     assert warehouse.scalar("select count(*) from cdp_test.people where seen_at < %(at)s "

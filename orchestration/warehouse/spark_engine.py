@@ -16,8 +16,8 @@ import itertools
 import os
 import shutil
 import uuid
-from decimal import Decimal
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
