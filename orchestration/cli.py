@@ -210,8 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_argument("--end-date", type=dt.date.fromisoformat, default=None,
                           help="last day of the simulated window (YYYY-MM-DD; default: the "
                                "generator's)")
+    spark = commands.add_parser("spark-server", help="the local Spark Thrift server of the spark "
+                                "target (CDP_SPARK_*)")
+    spark.add_argument("action", choices=["start", "stop", "status"])
     args = parser.parse_args(argv)
 
+    if args.command == "spark-server":
+        from orchestration.warehouse.spark_server import main as spark_server
+
+        return spark_server([args.action])
     if args.command == "run":
         return run_pipeline(verbose=args.verbose)
     if args.command == "prepare":

@@ -46,6 +46,7 @@ def dbt_env_applied() -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in updates}
     os.environ.update(updates)
     try:
+        ensure_engine_server()
         yield
     finally:
         for name, value in saved.items():
@@ -53,6 +54,15 @@ def dbt_env_applied() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def ensure_engine_server() -> None:
+    """dbt's `spark` target reaches a Spark Thrift server: start the local one (or check the
+    remote CDP_SPARK_HOST) before dbt connects. Other targets need nothing."""
+    if load_settings().dbt_target == "spark":
+        from orchestration.warehouse.spark_server import ensure_running
+
+        ensure_running()
 
 
 def prepare_project(project: DbtProject | None = None) -> str | None:

@@ -5,10 +5,12 @@ The loader writes landing files into the DuckDB file only. When dbt runs on anot
 
 * Postgres: one transaction; per table `drop table if exists`, `create table` with mapped column
   types, `copy ... from stdin` of a CSV that DuckDB writes. A failure rolls every table back.
-* Spark: DuckDB writes one parquet file per table, then a child Python process opens a
-  SparkSession configured exactly like dbt's `session` profile (same warehouse dir and Derby
-  metastore) and runs `saveAsTable('<schema>.<table>')` in overwrite mode. A child process, because
-  the embedded Derby metastore admits one JVM at a time and dbt opens its own afterwards.
+* Spark (`method: thrift`, the `spark` target): each table goes through the warehouse interface's
+  Spark engine (`replace_table` on the Spark Thrift server that dbt uses too).
+* Spark (`method: session`, the `spark_session` target): DuckDB writes one parquet file per table,
+  then a child Python process opens a SparkSession configured exactly like dbt's `session` profile
+  (same warehouse dir and Derby metastore) and runs `saveAsTable('<schema>.<table>')` in overwrite
+  mode. A child process, because the embedded Derby metastore admits one JVM at a time.
 
 Tables of the `predictions` source that the DuckDB file does not hold yet are created empty on
 the target, so dbt's sources resolve before the (DuckDB-only) prediction asset has ever run.
@@ -301,6 +303,25 @@ def replicate_to_spark(
     return copies
 
 
+def replicate_to_spark_server(con: duckdb.DuckDBPyConnection) -> list[TableCopy]:
+    """Replace each table on the Spark Thrift server through the warehouse interface."""
+    from orchestration.warehouse.spark_engine import SparkWarehouse
+
+    copies: list[TableCopy] = []
+    spark = SparkWarehouse()
+    try:
+        for schema, table, relation in _sources(con):
+            rows = con.execute(f"select * from {relation}").to_arrow_table()
+            try:
+                count = spark.replace_table(f"{schema}.{table}", rows)
+            except Exception as exc:
+                raise ReplicationError(f"spark: loading {schema}.{table} failed: {exc}") from exc
+            copies.append(TableCopy(schema, table, count))
+    finally:
+        spark.close()
+    return copies
+
+
 # --------------------------------------------------------------------------------------------
 # Entry points
 
@@ -317,6 +338,8 @@ def replicate(warehouse: Path, target: str) -> list[TableCopy]:
         con.execute("set TimeZone = 'UTC'")
         if adapter == "postgres":
             return replicate_to_postgres(con, profile)
+        if adapter == "spark" and profile.get("method") == "thrift":
+            return replicate_to_spark_server(con)
         if adapter == "spark":
             return replicate_to_spark(con, target)
         raise ReplicationError(f"profiles.yml: target {target!r} has unsupported type {adapter!r}")

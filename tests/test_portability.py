@@ -1,11 +1,13 @@
-"""The whole dbt project on PostgreSQL (pgserver) and Spark (local session) gives DuckDB's answers.
+"""The whole dbt project on PostgreSQL (pgserver) and Spark (Thrift server) gives DuckDB's answers.
 
 One small generated landing folder (300 customers, seed 7) is loaded into a temporary DuckDB file
 by the loader, copied by the replication tool (`python -m orchestration.replication`) into each
 engine, and built with
 `dbt build` (models, seeds, data tests and unit tests). Spark is built once per module and shared
-by its two tests. Everything an engine writes lives under pytest's tmp dirs: the Postgres data
-dir, Spark's warehouse and its Derby metastore, dbt's target and logs; dbt runs from a tmp cwd.
+by its two tests; dbt and the replication and the queries all reach the session's one Spark Thrift
+server (tests/engine_support/spark.py), so only that JVM opens the Derby metastore. Everything an
+engine writes lives under pytest's tmp dirs: the Postgres data dir, Spark's warehouse and its
+metastore, dbt's target and logs; dbt runs from a tmp cwd.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 import psycopg2
 import pytest
+from engine_support.spark import SparkThriftServer
 
 from orchestration.ingestion import load_landing
 from orchestration.ingestion.contract import SOURCES
 from orchestration.replication import replicate
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR
+from orchestration.warehouse import open_warehouse
+from orchestration.warehouse.spark_server import SparkServerSettings, ensure_running
 
 pgserver = pytest.importorskip("pgserver")
 
@@ -85,7 +90,7 @@ def raw_row_counts(warehouse: Path) -> dict[str, int]:
                 for source in SOURCES}
 
 
-def replicate_with_dagster(warehouse: Path, target: str, env: dict[str, str]) -> dict[str, int]:
+def replicate_raw(warehouse: Path, target: str, env: dict[str, str]) -> dict[str, int]:
     """Copy the DuckDB file's raw tables with the replication tool; rows per raw source table."""
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
@@ -129,7 +134,7 @@ def postgres_build(tmp_path_factory: pytest.TempPathFactory, raw_warehouse: Path
         env = {**base_env(raw_warehouse, "postgres"), "CDP_PG_HOST": socket_dir,
                "CDP_PG_PORT": str(uri.port or 5432), "CDP_PG_USER": "postgres",
                "CDP_PG_PASSWORD": "", "CDP_PG_DATABASE": "cdp"}
-        counts = replicate_with_dagster(raw_warehouse, "postgres", env)
+        counts = replicate_raw(raw_warehouse, "postgres", env)
         assert counts == raw_row_counts(raw_warehouse)
         build = Build(env=env, workdir=workdir, results=[], seconds=[])
         access = json.dumps({"pii_access": {"pii_roles": ["cdp_pii_reader"],
@@ -155,32 +160,30 @@ def postgres_rows(build: Build, sql: str, user: str = "postgres") -> list[tuple]
 
 
 @pytest.fixture(scope="module")
-def spark_build(tmp_path_factory: pytest.TempPathFactory, raw_warehouse: Path) -> Build:
-    """Replicate into a local Spark warehouse (tmp, with its own metastore) and `dbt build` once."""
+def spark_build(tmp_path_factory: pytest.TempPathFactory, raw_warehouse: Path,
+                spark_thrift_server: SparkThriftServer) -> Build:
+    """Replicate into the session's Spark Thrift server (tmp warehouse and metastore) and
+    `dbt build` once through it (`method: thrift`)."""
     workdir = tmp_path_factory.mktemp("portability_spark")
-    env = {**base_env(raw_warehouse, "spark"), "CDP_SPARK_WAREHOUSE": str(workdir / "warehouse"),
-           "CDP_SPARK_MASTER": "local[2]"}
-    counts = replicate_with_dagster(raw_warehouse, "spark", env)
+    env = {**base_env(raw_warehouse, "spark"), **spark_thrift_server.env}
+    counts = replicate_raw(raw_warehouse, "spark", env)
     assert counts == raw_row_counts(raw_warehouse)
+    ensure_running(SparkServerSettings.from_env(env))  # as orchestration/dbt_project.py does
     result, seconds = dbt(["build"], env, workdir, timeout=1800)
     return Build(env=env, workdir=workdir, results=[result], seconds=[seconds])
 
 
 def spark_rows(build: Build, sql: str) -> list[tuple]:
-    """Query the Spark warehouse in a child process (the Derby metastore admits one JVM)."""
-    script = (
-        "import json, sys\n"
-        "from orchestration.replication import spark_session, target_profile\n"
-        "spark = spark_session(target_profile('spark'))\n"
-        "rows = [list(row) for row in spark.sql(sys.argv[1]).collect()]\n"
-        "spark.stop()\n"
-        "print('ROWS:' + json.dumps(rows, default=str))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script, sql], env=build.env, cwd=build.workdir,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(line for line in result.stdout.splitlines() if line.startswith("ROWS:"))
-    return [tuple(row) for row in json.loads(line[len("ROWS:"):])]
+    """Query the Spark warehouse through the warehouse interface (the same Thrift server)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in build.env.items():
+            if key.startswith("CDP_SPARK_"):
+                patch.setenv(key, value)
+        warehouse = open_warehouse("spark")
+        try:
+            return warehouse.rows(sql)
+        finally:
+            warehouse.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,32 @@
-"""The warehouse interface behaves the same on every engine (real DuckDB file, real PostgreSQL)."""
+"""The warehouse interface behaves the same on every engine (real DuckDB file, real PostgreSQL,
+real Spark Thrift server)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from orchestration.warehouse import Warehouse, WarehouseError, open_warehouse
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "spark"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path,
               monkeypatch: pytest.MonkeyPatch) -> Iterator[Warehouse]:
     if request.param == "postgres":
         server = request.getfixturevalue("postgres_server")
         for key, value in server.fresh_database("iface").items():
             monkeypatch.setenv(key, value)
+    if request.param == "spark":
+        spark = request.getfixturevalue("spark_thrift_server")
+        for key, value in spark.env.items():
+            monkeypatch.setenv(key, value)
+        spark.drop_schemas("cdp_test")
     wh = open_warehouse(request.param, tmp_path / "warehouse.duckdb")
     try:
         yield wh
@@ -81,6 +89,8 @@ def test_delete_keys_deletes_exactly_the_matching_rows(warehouse: Warehouse) -> 
 
 
 def test_transaction_rolls_back_every_statement(warehouse: Warehouse) -> None:
+    if warehouse.engine == "spark":
+        pytest.skip("Spark has no transactions: test_spark_transaction_is_a_documented_no_op")
     warehouse.replace_table("cdp_test.people", people())
     with pytest.raises(ValueError), warehouse.transaction():
         warehouse.execute("delete from cdp_test.people")
@@ -113,3 +123,43 @@ def test_sql_type_names_cast_on_the_engine(warehouse: Warehouse) -> None:
     assert list(frame.columns) == [f"c_{k}" for k in kinds]
     with pytest.raises(WarehouseError, match="unknown column kind"):
         warehouse.sql_type("blob")
+
+
+def test_spark_transaction_is_a_documented_no_op(warehouse: Warehouse) -> None:
+    """On Spark each table write is atomic on its own and stays when the block fails."""
+    if warehouse.engine != "spark":
+        pytest.skip("engines with transactions: test_transaction_rolls_back_every_statement")
+    with pytest.raises(ValueError), warehouse.transaction():
+        warehouse.replace_table("cdp_test.people", people())
+        raise ValueError("stop")
+    assert warehouse.scalar("select count(*) from cdp_test.people") == 3
+
+
+def test_spark_swap_keeps_views_and_types(warehouse: Warehouse) -> None:
+    """Same columns: the table is overwritten in place, so a view on it (as dbt's staging views
+    are) stays valid; new columns: the table is swapped. Types are Spark's for the Arrow types."""
+    if warehouse.engine != "spark":
+        pytest.skip("Spark's swap")
+    warehouse.replace_table("cdp_test.people", people())
+    warehouse.execute("create view cdp_test.people_view as select * from cdp_test.people")
+    warehouse.replace_table("cdp_test.people", people().iloc[:2])
+    assert warehouse.scalar("select count(*) from cdp_test.people_view") == 2
+    types = {r[0]: r[1] for r in warehouse.rows("describe table cdp_test.people")[:5]}
+    assert types == {"customer_id": "string", "score": "double", "orders": "bigint",
+                     "seen_at": "timestamp", "note": "string"}
+    warehouse.replace_table("cdp_test.people", people().assign(extra=1))
+    assert warehouse.columns("cdp_test.people")[-1] == "extra"
+    assert not [n for n in warehouse.rows("show tables in cdp_test") if "_cdp_new_" in n[1]]
+
+
+def test_spark_parameters_numpy_decimal_and_aware_timestamps(warehouse: Warehouse) -> None:
+    """PyHive escapes only plain Python values and drops a datetime's offset: the engine passes
+    numpy scalars, decimals and aware datetimes (as UTC) correctly."""
+    if warehouse.engine != "spark":
+        pytest.skip("PyHive's parameter escaping")
+    warehouse.replace_table("cdp_test.people", people())
+    at = dt.datetime(2026, 1, 1, 11, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 09:30 UTC
+    assert warehouse.scalar("select count(*) from cdp_test.people where seen_at < %(at)s "
+                            "and orders >= %(n)s", {"at": at, "n": np.int64(1)}) == 0
+    assert warehouse.scalar("select cast(%(d)s as decimal(4,2))", {"d": Decimal("1.10")}) \
+        == Decimal("1.10")
