@@ -13,7 +13,7 @@ from orchestration.privacy.executor import RequestOutcome, execute_batch
 from orchestration.privacy.requests import new_requests, rehash_redelivered_requests
 from orchestration.privacy.sources import identified_sources, request_table
 from orchestration.privacy.suppression import (
-    LATE_DATA, on_duckdb_connection, forget_erased_phone_spellings, purge_suppressed,
+    LATE_DATA, forget_erased_phone_spellings, purge_suppressed,
 )
 from orchestration.privacy.sql import Target, warehouse_of
 
@@ -49,8 +49,7 @@ def execute_privacy_requests(target: Target,
         write_log(wh, LATE_DATA, now(), [TargetResult(
             request_table(), "hash_identifier", int(rehashed))])
     # the sync state keeps keys only for them
-    on_duckdb_connection(wh, lambda raw: forget_erased_payloads(raw, salt()),
-                          "sync state payloads of erased people")
+    forget_erased_payloads(wh, salt())
     finished = refresh_destination_removals(wh)
     forget_erased_phone_spellings(wh)
     return PrivacyRunReport(outcomes, late, finished)

@@ -8,9 +8,8 @@ request (`request_id = 'late_data'` in the log).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -74,18 +73,6 @@ def purge_suppressed(target: Target,
         results = steps.erase_and_suppress(wh, batch, sources, late_data=True).get(LATE_DATA, [])
         write_log(wh, LATE_DATA, now(), results)
     return results
-
-
-def on_duckdb_connection(wh: Warehouse, step: Callable[[Any], Any], what: str) -> None:
-    """Run a step that still takes a DuckDB connection (its module is not on the interface)."""
-    con = getattr(wh, "con", None)
-    if wh.engine == "duckdb" and con is not None:
-        step(con)
-    else:
-        import logging
-
-        logging.getLogger(__name__).info(f"{what}: skipped on {wh.engine} (that step runs on "
-                                         "DuckDB connections only)")
 
 
 def _held_phone_pairs_sql(wh: Warehouse) -> str:
