@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from orchestration.settings import load_settings
 from orchestration.warehouse.base import Warehouse, WarehouseError
@@ -61,16 +60,3 @@ class WarehouseResource(dg.ConfigurableResource):
             yield warehouse
         finally:
             warehouse.close()
-
-    @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A raw DuckDB connection to the warehouse file (DuckDB target only; assets not yet on
-        `open()` use it)."""
-        path = self.resolved_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
-        try:
-            con.execute("set TimeZone = 'UTC'")
-            yield con
-        finally:
-            con.close()
