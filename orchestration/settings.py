@@ -33,6 +33,11 @@ class Settings:
             "CDP_WAREHOUSE": str(self.warehouse),
             "CDP_DBT_TARGET": self.dbt_target,
             "CDP_SPARK_WAREHOUSE": str(self.spark_warehouse),
+            # dagster-dbt starts each invocation from the partial parse of this folder: the one
+            # `cdp prepare` wrote for this target (another target's would be re-parsed in full).
+            # A DBT_TARGET_PATH set by the user wins.
+            "DBT_TARGET_PATH": os.environ.get("DBT_TARGET_PATH")
+            or str(dbt_target_path(self.dbt_target)),
         }
         if self.as_of is not None:
             env["CDP_AS_OF"] = self.as_of.isoformat()
