@@ -35,6 +35,20 @@ class SparkThriftServer:
         finally:
             conn.close()
 
+    def drop_all_schemas(self) -> None:
+        """Every schema but `default`: a test that runs the whole pipeline starts from nothing."""
+        from pyhive import hive
+
+        conn = hive.connect(host=self.settings.connect_host, port=self.settings.port,
+                            username=self.settings.user)
+        try:
+            cursor = conn.cursor()
+            cursor.execute("show databases")
+            schemas = [row[0] for row in cursor.fetchall() if row[0] != "default"]
+        finally:
+            conn.close()
+        self.drop_schemas(*schemas)
+
     def stop(self) -> None:
         stop(self.settings)
 
