@@ -27,6 +27,11 @@ from orchestration.warehouse import Warehouse, open_warehouse
 pytestmark = pytest.mark.slow
 
 IDENTITY_SQL = "select customer_id, identifier_type, identifier_value from {customer_identities}"
+# The golden profile: survivorship winners with their provenance, and the order figures.
+PROFILE_SQL = ("select customer_id, first_name, first_name_source, last_name, primary_email, "
+               "primary_email_source, primary_phone, city, country_code, loyalty_tier, "
+               "identifier_count, source_count, sources_seen, order_count, online_revenue, "
+               "store_revenue from {customers}")
 PREDICTION_COLUMNS = ["p_alive", "expected_purchases_90d", "expected_purchases_365d",
                       "predicted_clv_90d", "predicted_clv_365d", "churn_risk"]
 
@@ -113,6 +118,7 @@ def engine_runs(target: str, out: Path, landing_source: Path, extra: dict[str, s
         "identities": query(runs.env, target, IDENTITY_SQL, customer_identities="customer_identities"),
         "predictions": query(runs.env, target, "select * from {p}",
                              p="predictions.customer_predictions"),
+        "profiles": query(runs.env, target, PROFILE_SQL, customers="customers"),
         "warehouse_file": runs.warehouse_file.exists(),
     }
     first_files, seen = sent_files(runs.env, set())
@@ -140,6 +146,8 @@ def duckdb_answers(sample_pipeline_run: dict[str, str]) -> dict[str, pd.DataFram
                     customer_identities=cat.relation("customer_identities"))).df(),
                 "predictions": con.execute(
                     f"select * from {cat.source('predictions', 'customer_predictions')}").df(),
+                "profiles": con.execute(PROFILE_SQL.format(
+                    customers=cat.relation("customers"))).df(),
             }
         finally:
             con.close()
@@ -174,6 +182,22 @@ def test_identities_and_customer_ids_are_duckdbs(engine: EngineRuns,
     theirs = as_sorted(duckdb_answers["identities"][keys], keys)
     assert len(ours) > 100
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+
+
+def test_golden_profiles_are_duckdbs(engine: EngineRuns,
+                                     duckdb_answers: dict[str, pd.DataFrame]) -> None:
+    ours = as_sorted(engine.first["profiles"], ["customer_id"])
+    theirs = as_sorted(duckdb_answers["profiles"], ["customer_id"])
+    assert len(ours) == len(theirs) > 100
+    for column in theirs.columns:
+        if column in ("online_revenue", "store_revenue"):
+            a = pd.to_numeric(ours[column]).fillna(0).to_numpy(dtype=float)
+            b = pd.to_numeric(theirs[column]).fillna(0).to_numpy(dtype=float)
+            assert abs(a - b).max() <= 1e-6, column
+        else:
+            a = ours[column].astype("string").fillna("<null>").tolist()
+            b = theirs[column].astype("string").fillna("<null>").tolist()
+            assert a == b, column
 
 
 def test_predictions_are_duckdbs_to_1e_6(engine: EngineRuns,
