@@ -98,6 +98,21 @@ def test_transaction_rolls_back_every_statement(warehouse: Warehouse) -> None:
     assert warehouse.scalar("select count(*) from cdp_test.people") == 3
 
 
+def test_a_nested_block_joins_the_open_transaction(warehouse: Warehouse) -> None:
+    """A write inside an open transaction (replace_table opens its own) commits with the outer
+    block or rolls back with it."""
+    if warehouse.engine == "spark":
+        pytest.skip("Spark has no transactions: test_spark_transaction_is_a_documented_no_op")
+    warehouse.replace_table("cdp_test.people", people())
+    with pytest.raises(ValueError), warehouse.transaction():
+        warehouse.replace_table("cdp_test.people", people().iloc[:1])
+        with warehouse.transaction():
+            warehouse.append("cdp_test.log", people()[["customer_id"]])
+        raise ValueError("stop")
+    assert warehouse.scalar("select count(*) from cdp_test.people") == 3
+    assert not warehouse.exists("cdp_test.log")
+
+
 def test_parameters_and_batches(warehouse: Warehouse) -> None:
     warehouse.replace_table("cdp_test.people", people())
     frame = warehouse.query("select customer_id from cdp_test.people where customer_id like 'a%%' "

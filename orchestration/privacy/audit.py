@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from orchestration.privacy.sql import Target, atomic, placeholders, warehouse_of
+from orchestration.privacy.sql import Target, placeholders, warehouse_of
 from orchestration.warehouse.base import Warehouse
 
 SCHEMA = "privacy"
@@ -73,7 +73,7 @@ def relation_exists(target: Target, relation: str) -> bool:
 def transaction(target: Target) -> Iterator[None]:
     """Commit the block's changes, or roll them all back and re-raise (where the engine has
     transactions; on Spark each table write is atomic on its own)."""
-    with atomic(warehouse_of(target)):
+    with warehouse_of(target).transaction():
         yield
 
 
@@ -116,7 +116,7 @@ def rewrite_rows(wh: Warehouse, relation: str, key: str, changes: Mapping[str, M
         f"select {', '.join(names)} from {relation} where {key} in ({marks})", params)]
     for row in rows:
         row.update(changes[row[key]])
-    with atomic(wh):
+    with wh.transaction():
         wh.delete_keys(relation, pa.table({key: pa.array(list(changes), pa.string())}))
         wh.append(relation, table_of(relation, rows))
     return len(rows)

@@ -10,7 +10,7 @@ from orchestration.privacy.audit import (
     LOG, REQUESTS, TABLES, TargetResult, identifier_hash, now, rewrite_rows, salt, table_of,
 )
 from orchestration.privacy.sql import (
-    Target, atomic, hash_sql, placeholders, text, warehouse_of,
+    Target, hash_sql, placeholders, text, warehouse_of,
 )
 
 Customers = Mapping[str, set[str]]  # request_id -> customer ids
@@ -71,7 +71,7 @@ def refresh_destination_removals(target: Target) -> int:
             done.append(row)
     if done:
         finished_at = now()
-        with atomic(wh):
+        with wh.transaction():
             for row in done:
                 wh.delete_keys(LOG, table_of(LOG, [row]).select(
                     ["request_id", "target", "action", "status"]))

@@ -23,7 +23,7 @@ from orchestration.privacy.requests import (
     register_requests, request_action,
 )
 from orchestration.privacy.sources import IdentifiedSource
-from orchestration.privacy.sql import Target, atomic, warehouse_of
+from orchestration.privacy.sql import Target, warehouse_of
 from orchestration.warehouse.base import Warehouse
 
 Log = Callable[[str], None]
@@ -75,7 +75,7 @@ def _run(wh: Warehouse, requests: Sequence[dict[str, Any]],
     ids = [r["request_id"] for r in requests]
     actions = {r["request_id"]: request_action(r["request_type"]) for r in requests}
     paths: dict[str, Path] = {}
-    with atomic(wh):
+    with wh.transaction():
         batch = load_batch(wh, items_of(requests))
         if all(a == "access" for a in actions.values()):
             targets, paths = _export(wh, batch, sources, ids)

@@ -30,25 +30,13 @@ class _SharedDuckDB(DuckDBWarehouse):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self._in_transaction:
-            yield
-            return
-        if self._caller_transaction_open():  # the caller's transaction holds the block
-            self._in_transaction = True
-            try:
+        if self._in_transaction or not self._caller_transaction_open():
+            with super().transaction():
                 yield
-            finally:
-                self._in_transaction = False
             return
-        self.con.execute("begin")
-        self._in_transaction = True
+        self._in_transaction = True  # the caller's transaction holds the block
         try:
             yield
-        except BaseException:
-            self.con.execute("rollback")
-            raise
-        else:
-            self.con.execute("commit")
         finally:
             self._in_transaction = False
 
@@ -61,16 +49,6 @@ class _SharedDuckDB(DuckDBWarehouse):
 
     def close(self) -> None:
         pass
-
-
-@contextmanager
-def atomic(wh: Warehouse) -> Iterator[None]:
-    """The block in a transaction, or in the one already open (DuckDB's do not nest)."""
-    if getattr(wh, "_in_transaction", False):
-        yield
-        return
-    with wh.transaction():
-        yield
 
 
 def warehouse_of(target: Target) -> Warehouse:

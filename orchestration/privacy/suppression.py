@@ -22,7 +22,7 @@ from orchestration.privacy.sources import (
     REQUEST_SOURCE, IdentifiedSource, identified_sources, phone_lookup, raw_identifier_columns,
     raw_schema,
 )
-from orchestration.privacy.sql import Target, atomic, hash_sql, ident, text, warehouse_of
+from orchestration.privacy.sql import Target, hash_sql, ident, text, warehouse_of
 from orchestration.warehouse.base import Warehouse
 
 LATE_DATA = "late_data"
@@ -68,7 +68,7 @@ def purge_suppressed(target: Target,
     items = _late_identifiers(wh, sources)
     if not items:
         return []
-    with atomic(wh):
+    with wh.transaction():
         batch = load_batch(wh, items)
         results = steps.erase_and_suppress(wh, batch, sources, late_data=True).get(LATE_DATA, [])
         write_log(wh, LATE_DATA, now(), results)

@@ -82,31 +82,23 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.con.unregister(name)
 
-    @contextmanager
-    def _atomic(self) -> Iterator[None]:
-        if self._in_transaction:
-            yield
-            return
-        with self.transaction():
-            yield
-
     def replace_table(self, relation: str, frame: Frame) -> int:
         schema, _ = split_relation(relation)
-        with self._registered(frame) as name, self._atomic():
+        with self._registered(frame) as name, self.transaction():
             self.ensure_schema(schema)
             self.con.execute(f"create or replace table {relation} as select * from {name}")
         return as_arrow(frame).num_rows
 
     def replace_table_as(self, relation: str, sql: str, params: Params = None) -> int:
         schema, _ = split_relation(relation)
-        with self._atomic():
+        with self.transaction():
             self.ensure_schema(schema)
             self._run(f"create or replace table {relation} as {sql}", params)
         return self.con.execute(f"select count(*) from {relation}").fetchall()[0][0]
 
     def append(self, relation: str, frame: Frame) -> int:
         schema, _ = split_relation(relation)
-        with self._registered(frame) as name, self._atomic():
+        with self._registered(frame) as name, self.transaction():
             self.ensure_schema(schema)
             self.con.execute(f"create table if not exists {relation} as "
                              f"select * from {name} limit 0")
@@ -124,6 +116,10 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """Begin/commit/rollback; a block inside an open one joins it (DuckDB does not nest)."""
+        if self._in_transaction:
+            yield
+            return
         self.con.execute("begin")
         self._in_transaction = True
         try:
