@@ -10,7 +10,6 @@ as bytes and searched for the person's email, phone digits, names and customer i
 
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 import sys
@@ -20,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from engine_support.pipeline import write_rows
 
 from orchestration.ingestion.assets import load_landing_files
-from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.privacy import COMPACTION_TARGET, LOG, privacy_requests_executed
 from orchestration.publication import bi_publication
 from orchestration.quality import QUALITY_CHECKS
@@ -39,26 +38,17 @@ OVER_MERGE_GUARD = next(c for c in QUALITY_CHECKS
                         if any(k.name == "gx_over_merge_guard" for k in c.check_keys))
 
 
-def append_rows(path: Path, source: str, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(SOURCES_BY_NAME[source].required)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows([{c: row.get(c, "") for c in columns} for row in rows])
-
-
 def add_person(landing: Path) -> None:
     """The person to erase, in three sources, with values no generated customer has."""
-    append_rows(landing / "crm_contacts" / "zz_person.csv", "crm_contacts", [{
+    write_rows(landing / "crm_contacts" / "zz_person.csv", "crm_contacts", [{
         "contact_id": "crm-erase-me-1", "email": EMAIL, "phone": "+44 20 7946 0321",
         "first_name": FIRST, "last_name": LAST, "city": "London", "country": "GB",
         "created_at": "2025-01-05T10:00:00Z", "updated_at": "2025-01-05T10:00:00Z"}])
-    append_rows(landing / "segment_identifies" / "zz_person.csv", "segment_identifies", [{
+    write_rows(landing / "segment_identifies" / "zz_person.csv", "segment_identifies", [{
         "id": "identify-erase-me-1", "anonymous_id": "anon-erase-me-1",
         "user_id": "user-erase-me-1", "timestamp": "2025-01-06T10:00:00Z", "email": EMAIL,
         "phone": "+442079460321", "first_name": FIRST, "last_name": LAST}])
-    append_rows(landing / "shop_orders" / "zz_person.csv", "shop_orders", [{
+    write_rows(landing / "shop_orders" / "zz_person.csv", "shop_orders", [{
         "order_id": "ORD-ERASE-ME-1", "shop_customer_id": "shop-erase-me-1", "email": EMAIL,
         "phone": "020 7946 0321", "ordered_at": "2025-01-07T10:00:00Z", "total_amount": "42.00",
         "currency": "GBP", "status": "completed"}])
@@ -145,7 +135,7 @@ def test_an_erasure_leaves_no_byte_of_the_person_in_any_file_the_cdp_owns(
     versions = [p for p in snapshot.parent.glob(f".{snapshot.name}.*") if ".link." not in p.name]
     assert len(versions) == 2 and all(str(v) in before for v in versions), sorted(before)
 
-    append_rows(landing / "privacy_requests" / "zz_erase.csv", "privacy_requests", [{
+    write_rows(landing / "privacy_requests" / "zz_erase.csv", "privacy_requests", [{
         "request_id": "dsr-erase-bytes", "identifier_type": "email", "identifier_value": EMAIL,
         "request_type": "erasure", "received_at": "2026-10-01T10:00:00Z"}])
     materialize([load_landing_files], instance, warehouse)  # staging views see it at once
