@@ -13,14 +13,15 @@ from orchestration.warehouse.base import Warehouse
 def purchase_days_sql(wh: Warehouse, transactions: str) -> str:
     """Per customer: first and last purchase day, number of purchase days, total value and the
     value of the first day, from the purchases before %(as_of)s. SQL DuckDB, PostgreSQL and Spark
-    share: a calendar day is `cast(transacted_at as date)` (session time zone UTC)."""
-    double = wh.sql_type("double")
+    share: a calendar day is `cast(transacted_at as date)` (session time zone UTC). Amounts are
+    summed as decimals: exact, so the sums do not depend on the order a parallel aggregation adds
+    them in (a double sum did, and moved a borderline Gamma-Gamma fit from run to run)."""
     return f"""
         with purchases as (
             select
                 customer_id,
                 cast(transacted_at as date) as purchase_day,
-                cast(amount as {double}) as amount
+                cast(amount as decimal(38, 4)) as amount
             from {transactions}
             where transacted_at < %(as_of)s
         ),
