@@ -221,6 +221,9 @@ def test_a_batch_of_requests_runs_on_spark(spark_thrift_server, tmp_path: Path,
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CDP_DBT_TARGET", "spark")
     monkeypatch.setenv("CDP_PRIVACY_EXPORT_DIR", str(tmp_path / "exports"))
+    # the small warehouse has DuckDB's relation names (main_marts...): the catalog reads them
+    monkeypatch.setattr(catalog_module, "manifest_file",
+                        lambda: PROJECT_DIR / "target" / "manifest.json")
     spark_thrift_server.drop_schemas("raw", "main_staging", "main_marts", "privacy")
     with WarehouseResource(target="spark").open() as wh:
         for relation, table in SMALL_TABLES.items():

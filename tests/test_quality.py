@@ -194,6 +194,7 @@ def test_checks_on_a_postgres_target_agree_with_duckdb(
               "gx_unmatched_share": quality.unmatched_share,
               "gx_source_freshness": quality.source_freshness,
               "gx_clv_distribution": quality.clv_distribution}
+    monkeypatch.setenv("CDP_DBT_TARGET", "duckdb")  # the expected verdicts: the file, its names
     for name, body in bodies.items():
         with closing(open_warehouse("duckdb", run_copy)) as wh:
             expected = body(wh)
@@ -215,7 +216,7 @@ def test_customer_checks_on_a_spark_target(spark_thrift_server, tmp_path: Path,
 
     for key, value in spark_thrift_server.env.items():
         monkeypatch.setenv(key, value)
-    spark_thrift_server.drop_schemas("main_marts", "quality")
+    spark_thrift_server.drop_schemas("cdp_marts", "quality")
     monkeypatch.setenv("CDP_DBT_TARGET", "spark")
     monkeypatch.setenv("CDP_QUALITY_SAMPLE_ROWS", "100")
     hub = {"on": False}

@@ -251,7 +251,11 @@ def test_summary_on_a_postgres_target_names_the_target_tables(
 
     assert text.startswith("Warehouse: dbt target postgres")
     body = text[text.index("\n\n"):text.index("Look at it:")]
-    assert body == on_duckdb[on_duckdb.index("\n\n"):on_duckdb.index("Look at it:")]
-    assert re.search(r"\n  main_marts:\n(    .*\n)*    customers +\d[\d,]* rows\n", text)
+    # the same lines, dbt's schemas named as on PostgreSQL (public_marts for main_marts)
+    as_duckdb = re.sub(r"^  public(_\w+)?:$", lambda m: f"  main{m.group(1) or ''}:", body,
+                       flags=re.M)
+    expected = on_duckdb[on_duckdb.index("\n\n"):on_duckdb.index("Look at it:")]
+    assert sorted(as_duckdb.splitlines()) == sorted(expected.splitlines())
+    assert re.search(r"\n  public_marts:\n(    .*\n)*    customers +\d[\d,]* rows\n", text)
     assert "Syncs (last run):" in text and "KPIs on " in text
     assert not absent.exists() and not absent.parent.exists()

@@ -369,7 +369,7 @@ def test_snapshot_asset_on_postgres_target_serves_what_the_duckdb_one_does(
     for key, value in postgres_server.fresh_database("serving").items():
         monkeypatch.setenv(key, value)
     with closing(open_warehouse("postgres")) as pg:
-        assert "main_marts.customers" in copy_tables(warehouse, pg)
+        assert "public_marts.customers" in copy_tables(warehouse, pg)
     absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
     target = tmp_path / "pg" / "serving.duckdb"
     monkeypatch.setenv("CDP_DBT_TARGET", "postgres")
@@ -399,7 +399,7 @@ def test_snapshot_asset_on_spark_target_serves_what_the_duckdb_one_does(
 
     for key, value in spark_thrift_server.env.items():
         monkeypatch.setenv(key, value)
-    spark_thrift_server.drop_schemas("main_marts", "main_staging", "predictions", "privacy")
+    spark_thrift_server.drop_schemas("cdp_marts", "cdp_staging", "predictions", "privacy")
     with closing(open_warehouse("spark")) as spark:
         copy_tables(warehouse, spark)
     absent = tmp_path / "no_warehouse" / "warehouse.duckdb"
