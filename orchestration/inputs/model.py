@@ -104,6 +104,9 @@ class Events(_Strict):
     event_type_column: str | None = None
     channel: str
     revenue: str | None = None
+    # Records are purchases of this channel: they count as orders in features, LTV and KPIs
+    # (int_transactions_identified), besides shop orders and store transactions.
+    purchase: Literal["online", "store"] | None = None
 
     @model_validator(mode="after")
     def _one_event_type(self) -> Events:
@@ -238,7 +241,8 @@ class InputDeclaration(_Strict):
         """What the generated `declared_inputs()` macro returns for this input: the shape of an
         entry of dbt var identity.sources, over the staging model's standard column names
         (record_id, occurred_at, one column per identifier type, attributes, event_type,
-        channel, revenue, consent_<purpose>, loaded_at)."""
+        channel, revenue, consent_<purpose>, loaded_at). `events.purchase` is the purchase
+        channel (online/store) when the records are purchases, else None."""
         specs = self.identifier_specs()
         entry: dict[str, Any] = {
             "source": self.input,
@@ -255,7 +259,8 @@ class InputDeclaration(_Strict):
         }
         if self.events is not None:
             entry["events"] = {"event_type": "event_type", "channel": "channel",
-                               "revenue": "revenue" if self.events.revenue else None}
+                               "revenue": "revenue" if self.events.revenue else None,
+                               "purchase": self.events.purchase}
         return entry
 
 
