@@ -184,12 +184,8 @@ def test_identities_and_customer_ids_are_duckdbs(engine: EngineRuns,
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
 
 
-def test_golden_profiles_are_duckdbs(engine: EngineRuns, duckdb_answers: dict[str, pd.DataFrame],
-                                     request: pytest.FixtureRequest) -> None:
-    if engine.target == "postgres":  # found by this test, not fixed yet (closing note, stop 15)
-        request.applymarker(pytest.mark.xfail(
-            reason="survivorship picks another last_name than DuckDB for some profiles on "
-                   "PostgreSQL (a tie broken differently); Spark agrees with DuckDB"))
+def test_golden_profiles_are_duckdbs(engine: EngineRuns,
+                                     duckdb_answers: dict[str, pd.DataFrame]) -> None:
     ours = as_sorted(engine.first["profiles"], ["customer_id"])
     theirs = as_sorted(duckdb_answers["profiles"], ["customer_id"])
     assert len(ours) == len(theirs) > 100

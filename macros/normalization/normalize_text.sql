@@ -23,20 +23,63 @@
 
 
 {% macro title_case(expr) -%}
+    {#- Every part of a name upper-cased on its first letter and lower-cased after it, parts being
+        separated by a space, a hyphen or an apostrophe (O'Brien, Anne-Marie, Müller), the same
+        on every engine: initcap differs (PostgreSQL splits at any non-alphanumeric character,
+        Spark only at spaces). -#}
     {{ return(adapter.dispatch('title_case', 'cdp')(expr)) }}
 {%- endmacro %}
 
 {% macro default__title_case(expr) -%}
-    initcap({{ expr }})
-{%- endmacro %}
-
-{% macro duckdb__title_case(expr) -%}
     array_to_string(
         list_transform(
             string_split(lower({{ expr }}), ' '),
-            lambda word: upper(substr(word, 1, 1)) || substr(word, 2)
+            lambda word: array_to_string(
+                list_transform(
+                    string_split(word, '-'),
+                    lambda part: array_to_string(
+                        list_transform(
+                            string_split(part, chr(39)),
+                            lambda piece: upper(substr(piece, 1, 1)) || substr(piece, 2)
+                        ),
+                        chr(39)
+                    )
+                ),
+                '-'
+            )
         ),
         ' '
+    )
+{%- endmacro %}
+
+{% macro spark__title_case(expr) -%}
+    array_join(
+        transform(
+            split(lower({{ expr }}), ' ', -1),
+            word -> array_join(
+                transform(
+                    split(word, '-', -1),
+                    part -> array_join(
+                        transform(
+                            split(part, chr(39), -1),
+                            piece -> concat(upper(substr(piece, 1, 1)), substr(piece, 2))
+                        ),
+                        chr(39)
+                    )
+                ),
+                '-'
+            )
+        ),
+        ' '
+    )
+{%- endmacro %}
+
+{% macro postgres__title_case(expr) -%}
+    (
+        select string_agg(upper(left(parts.m[1], 1)) || substr(parts.m[1], 2) || parts.m[2], ''
+            order by parts.n)
+        from regexp_matches(lower({{ expr }}), '([^ ''-]*)([ ''-]?)', 'g')
+            with ordinality as parts (m, n)
     )
 {%- endmacro %}
 
