@@ -6,6 +6,10 @@ compared with the shared DuckDB run of the same folder (identities, customer ids
 1e-6); (2) the same folder plus an erasure request for one of its people: afterwards no table of
 the target holds any of the person's email addresses, and the file sync sends nothing but that
 person's removal (everything else it sent in the first run is unchanged).
+
+The second run is made on PostgreSQL only: on Spark it took ~7 of the suite's minutes, and the
+erasure on Spark is covered step by step by tests/test_privacy_targets.py and
+tests/test_activation_target.py.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class EngineRuns:
     erased_customer_id: str
     erased_emails: list[str]
     leftovers: dict[str, int]
+    erased: bool = True
 
 
 def relation(name: str) -> str:
@@ -109,7 +114,8 @@ def sent_files(env: dict[str, str], since: set[Path]) -> tuple[list[dict], set[P
     return rows, files
 
 
-def engine_runs(target: str, out: Path, landing_source: Path, extra: dict[str, str]) -> EngineRuns:
+def engine_runs(target: str, out: Path, landing_source: Path, extra: dict[str, str],
+                erase: bool = True) -> EngineRuns:
     landing = out / "landing"
     shutil.copytree(landing_source, landing, ignore=shutil.ignore_patterns("_ground_truth"))
     runs = PipelineRuns(env=pipeline_env(out, landing, target, extra))
@@ -126,6 +132,10 @@ def engine_runs(target: str, out: Path, landing_source: Path, extra: dict[str, s
     emails = identities[identities["identifier_type"] == "email"]
     person = str(sorted(emails["customer_id"].astype(str))[0])
     erased = sorted(emails.loc[emails["customer_id"].astype(str) == person, "identifier_value"])
+    if not erase:
+        return EngineRuns(target=target, runs=runs, first=first, first_files=first_files,
+                          second_files=[], erased_customer_id=person, erased_emails=list(erased),
+                          leftovers={}, erased=False)
     request_erasure(landing, erased[0])
     runs.run()
     second_files, _ = sent_files(runs.env, seen)
@@ -163,7 +173,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         server.drop_all_schemas()  # other tests of the session used this server
         extra = dict(server.env)
     yield engine_runs(request.param, tmp_path_factory.mktemp(f"run_{request.param}"),
-                      sample_landing, extra)
+                      sample_landing, extra, erase=request.param == "postgres")
 
 
 def as_sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -217,12 +227,20 @@ def test_the_first_run_synced_from_the_target(engine: EngineRuns) -> None:
     assert len(sent) == len(engine.first["identities"]["customer_id"].unique())
 
 
+def erased_run(engine: EngineRuns) -> EngineRuns:
+    if not engine.erased:
+        pytest.skip(f"no erasure run on {engine.target} (module docstring)")
+    return engine
+
+
 def test_the_second_run_sends_only_the_erased_persons_removal(engine: EngineRuns) -> None:
+    engine = erased_run(engine)
     assert engine.second_files, "the erasure was never sent to the destination"
     assert all(engine.erased_customer_id in json.dumps(row) for row in engine.second_files), \
         engine.second_files[:3]
 
 
 def test_an_erasure_reaches_every_table_of_the_target(engine: EngineRuns) -> None:
+    engine = erased_run(engine)
     assert engine.erased_emails
     assert engine.leftovers == {}
