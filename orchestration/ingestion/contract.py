@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 ColumnType = Literal["text", "timestamp", "number", "integer"]
+
+_log = logging.getLogger(__name__)
 
 # Limits of one landing file (docs/landing-contract.md, "Limits"), overridable by env vars.
 MAX_COLUMNS_ENV = "CDP_LANDING_MAX_COLUMNS"
@@ -176,3 +179,49 @@ SOURCES: tuple[LandingSource, ...] = (
 )
 
 SOURCES_BY_NAME: dict[str, LandingSource] = {s.name: s for s in SOURCES}
+
+
+def declared_inputs_or_problems() -> tuple[list[Any], list[str]]:
+    """The valid input declarations (inputs/*.yml, read now) and the problems of invalid ones.
+
+    An invalid file does not hide the others: each file is then validated alone, and a
+    duplicate name is left out after its first file. Problems name the file and the field."""
+    from orchestration.inputs import InputError, inputs_dir, load_inputs
+
+    try:
+        return [item.declaration for item in load_inputs()], []
+    except InputError as error:
+        problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    directory = inputs_dir()
+    declarations: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.yml")) + sorted(directory.glob("*.yaml")):
+        try:
+            for item in load_inputs([path]):
+                declarations.setdefault(item.declaration.input, item.declaration)
+        except InputError:
+            continue
+    return list(declarations.values()), problems
+
+
+def landing_sources(warnings: list[str] | None = None) -> tuple[LandingSource, ...]:
+    """The built-in SOURCES and the LandingSource of every valid declared landing input, read
+    at call time. An invalid declaration is left out and warned about (logged, and appended to
+    `warnings` when given) so the built-in sources still load."""
+    declarations, problems = declared_inputs_or_problems()
+    for problem in problems:
+        message = f"input declaration not loaded: {problem}"
+        _log.warning(message)
+        if warnings is not None:
+            warnings.append(message)
+    declared = tuple(d.landing_source() for d in declarations if d.is_landing)
+    return SOURCES + declared
+
+
+def landing_source_named(name: str) -> LandingSource:
+    """The built-in or declared landing source called `name`; KeyError if none is."""
+    if name in SOURCES_BY_NAME:
+        return SOURCES_BY_NAME[name]
+    for source in landing_sources():
+        if source.name == name:
+            return source
+    raise KeyError(f"no landing source {name!r} (built-in, or declared in inputs/*.yml)")
