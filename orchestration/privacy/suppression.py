@@ -77,16 +77,15 @@ def purge_suppressed(target: Target,
 
 def _held_phone_pairs_sql(wh: Warehouse) -> str:
     """Every (phone text, country text or '') pair a raw row holds, one select per phone column
-    of the dbt var `phone_numbers` (as orchestration/phones.py reads them)."""
-    from orchestration.phones import phone_rules
+    of the dbt var `phone_numbers` and of the declared inputs (as orchestration/phones.py
+    reads them)."""
+    from orchestration.phones import (
+        phone_column_relation, phone_columns, phone_rules, present_phone_columns_on,
+    )
 
     selects = []
-    for column in phone_rules().columns:
-        relation = f"{raw_schema()}.{column.source}"
-        present = set(wh.columns(relation))
-        if column.phone not in present or (column.country and column.country not in present) \
-                or (column.type_column and column.type_column not in present):
-            continue
+    for column in present_phone_columns_on(wh, phone_columns(phone_rules())):
+        relation = phone_column_relation(column)
         country = f"coalesce({text(wh, ident(wh, column.country))}, '')" if column.country \
             else "''"
         where = f"{ident(wh, column.phone)} is not null"
