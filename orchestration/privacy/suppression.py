@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from orchestration.catalog import catalog
-from orchestration.ingestion.contract import SOURCES_BY_NAME
+from orchestration.ingestion.contract import landing_source_named
+from orchestration.ingestion.schema import raw_table
 from orchestration.privacy import steps
 from orchestration.privacy.audit import SUPPRESSION, TargetResult, now, salt, write_log
 from orchestration.privacy.requests import BatchItem, load_batch, staged_requests
@@ -155,7 +155,7 @@ def drop_suppressed_rows(target: Target, source_name: str, source_file: str) -> 
         return 0
     where = " or ".join(_erased_hash_of(wh, f"lower(trim({text(wh, ident(wh, c))}))")
                         for c in candidates)
-    table = catalog().source(SOURCES_BY_NAME[source_name].dbt_source, source_name)
+    table = raw_table(landing_source_named(source_name))
     lines = sorted({int(n) for (n,) in wh.rows(
         f"select _source_line from {table} where _source_file = %(file)s and ({where})",
         {"file": source_file, "salt": salt()})})
