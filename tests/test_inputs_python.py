@@ -10,7 +10,10 @@ declared warehouse relation (the user's own table) is only reported.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -72,6 +75,19 @@ def test_landing_sources_are_the_built_ins_and_the_declared_landing_inputs(
     assert names == [source.name for source in SOURCES] + ["lead_ads"]  # no warehouse input
     # the Dagster asset's specs were read when the definitions loaded (no inputs then)
     assert "lead_ads" not in {source.name for source in LOADED_SOURCES}
+
+
+def test_dagster_shows_an_asset_per_declared_landing_input(inputs: Path) -> None:
+    """The definitions read the declarations when they load (a fresh process, as dagster's)."""
+    code = ("from orchestration.ingestion.assets import RAW_SPECS\n"
+            "from orchestration.sensors import RAW_KEYS\n"
+            "print([s.key.to_user_string() for s in RAW_SPECS if 'lead' in s.key.path[-1]],\n"
+            "      [k.to_user_string() for k in RAW_KEYS if 'lead' in k.path[-1]])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "CDP_INPUTS_DIR": str(inputs)}, timeout=300,
+                            cwd=PROJECT_DIR)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["['raw/lead_ads']", "['raw/lead_ads']"]
 
 
 def test_the_loader_loads_a_declared_landing_input_on_duckdb(
@@ -172,7 +188,8 @@ def test_an_erasure_deletes_the_lead_rows_and_reports_the_users_own_table(
     con.execute("create table raw.lead_ads as select * from loaded.raw.lead_ads; detach loaded")
     con.execute("create schema crm_ext; create table crm_ext.leads as select * from (values "
                 "('k1', '2026-01-01', 'ann@x.io', null, null), "
-                "('k2', '2026-01-01', 'bob@x.io', null, null)) "
+                "('k2', '2026-01-01', 'bob@x.io', null, null), "
+                "('k3', '2026-01-01', 'cy@x.io', null, null)) "
                 "as t(lead_key, changed_at, email, mobile, country_code)")
     privacy.execute_privacy_requests(con)  # r1: erase ann@x.io, r3: erase bob, r6: access cy
     # Ann's lead (spelled Ann@X.io in raw) is gone, Cy's stays; no staging view was needed
@@ -185,8 +202,15 @@ def test_an_erasure_deletes_the_lead_rows_and_reports_the_users_own_table(
     detail = con.execute(f"select detail from {privacy.LOG} where request_id = 'r1' "
                          "and target = 'crm_ext.leads'").fetchone()[0]
     assert "owned outside the CDP: erase there" in detail
-    assert con.execute("select count(*) from crm_ext.leads").fetchone()[0] == 2
-    # the access request's export holds the person's lead
+    assert con.execute("select count(*) from crm_ext.leads").fetchone()[0] == 3
+    # the access request's export holds the person's lead and their row of the user's table
     export = json.loads((tmp_path / "exports" / "r6.json").read_text())
     assert [r["lead_id"] for r in export["tables"]["raw.lead_ads"]] == ["L-3"]
+    assert [r["lead_key"] for r in export["tables"]["crm_ext.leads"]] == ["k3"]
+    # a late lead of Ann is dropped at load by the declared identifier columns
+    con.execute("insert into raw.lead_ads (lead_id, email, _source_file, _source_line) values "
+                "('L-7', ' ANN@x.io', 'late.csv', 1), ('L-8', 'zoe@x.io', 'late.csv', 2)")
+    assert privacy.drop_suppressed_rows(con, "lead_ads", "late.csv") == 1
+    assert con.execute("select lead_id from raw.lead_ads order by 1").fetchall() == [
+        ("L-3",), ("L-8",)]
     con.close()
