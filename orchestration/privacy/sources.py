@@ -107,8 +107,10 @@ def declared_sources(cat: Catalog | None = None) -> list[IdentifiedSource]:
                     else warehouse_input_relation(decl))
         if relation is None:  # a dbt source the manifest does not know yet: nothing to reach
             continue
+        # a record id that is an identifier (an email) is personal: matched like one
+        staged = tuple(specs) + (("record_id",) if decl.record_id in raw_columns else ())
         found.append(IdentifiedSource(
-            decl.input, decl.model_name, "record_id", tuple(specs), decl.record_id, relation,
+            decl.input, decl.model_name, "record_id", staged, decl.record_id, relation,
             _staging_relation(cat, decl.model_name), landing_name=decl.landing_name or "",
             raw_identifiers=raw_columns, owned_outside=not decl.is_landing))
     return found
