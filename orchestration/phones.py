@@ -12,6 +12,7 @@ Only pairs not seen before are parsed; pairs no raw row holds any more (erased, 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +29,7 @@ from orchestration.settings import PROJECT_DIR
 if TYPE_CHECKING:
     from orchestration.warehouse import Warehouse
 
+_log = logging.getLogger(__name__)
 REQUIREMENTS = ("valid", "possible")
 # Typed by people who will not give a number; a possible length does not make them real.
 _SEQUENCES = frozenset({"123456789", "1234567890", "0123456789", "987654321", "9876543210"})
@@ -47,6 +49,8 @@ class PhoneColumn:
     country: str | None = None
     # rows whose `type_column` says 'phone' (consents, privacy requests); None: every row
     type_column: str | None = None
+    # the relation of a declared warehouse input (schema.table); None: the raw table `source`
+    relation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,14 @@ class PhoneReport:
     removed: int
     invalid_values: int
     invalid_rows: int
+    # phone columns of declared inputs skipped (table or column missing), one note each
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
         return (f"phone numbers: {self.parsed:,} new value(s) parsed, {self.invalid_values:,} "
                 f"value(s) in {self.invalid_rows:,} raw row(s) not valid phone numbers (NULL in "
-                f"staging, see {phone_numbers_relation()} where not is_valid)")
+                f"staging, see {phone_numbers_relation()} where not is_valid)"
+                + "".join(f"\n  {note}" for note in self.notes))
 
 
 def _project_vars(project_file: Path | None = None) -> dict[str, Any]:
@@ -104,6 +111,41 @@ def phone_rules(project_file: Path | None = None) -> PhoneRules:
         for source, specs in config["sources"].items() for spec in specs)
     aliases = {alias.strip().upper(): code for alias, code in project["country_aliases"].items()}
     return PhoneRules(region, aliases, require, columns)
+
+
+def declared_phone_columns() -> tuple[PhoneColumn, ...]:
+    """The raw phone columns of the valid declared inputs (inputs/*.yml, read now): a landing
+    input's in raw.<landing name>, a warehouse input's in its own relation. A warehouse input
+    whose relation cannot be resolved is left out with a logged note."""
+    from orchestration.ingestion.contract import (
+        declared_inputs_or_problems, warehouse_input_relation,
+    )
+
+    declarations, _ = declared_inputs_or_problems()  # the loader warns about invalid ones
+    found = []
+    for declaration in declarations:
+        relation = None
+        if not declaration.is_landing:
+            relation = warehouse_input_relation(declaration)
+            if relation is None:
+                _log.warning("phone numbers: input %s: dbt source %s.%s not in the manifest "
+                             "(run `make parse`), its phones are not parsed", declaration.input,
+                             declaration.dbt_source_name, declaration.dbt_source_table)
+                continue
+        source = declaration.landing_name or declaration.input
+        found += [PhoneColumn(source, spec["phone"], spec.get("country"), relation=relation)
+                  for spec in declaration.phone_columns()]
+    return tuple(found)
+
+
+def phone_columns(rules: PhoneRules) -> tuple[PhoneColumn, ...]:
+    """Every phone column to parse: dbt var `phone_numbers.sources` and the declared inputs'."""
+    return rules.columns + declared_phone_columns()
+
+
+def _missing_note(column: PhoneColumn, relation: str) -> str:
+    return (f"phone numbers: {relation} (input {column.source}) has no table or no column "
+            f"{column.phone}{' or ' + column.country if column.country else ''}: skipped")
 
 
 def region_of(country: str | None, rules: PhoneRules) -> str:
@@ -148,14 +190,28 @@ def ensure_phone_numbers_table(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
-def _present_columns(con: duckdb.DuckDBPyConnection,
-                     columns: Iterable[PhoneColumn]) -> list[PhoneColumn]:
+def _present_columns(con: duckdb.DuckDBPyConnection, columns: Iterable[PhoneColumn],
+                     notes: list[str] | None = None) -> list[PhoneColumn]:
+    """The columns whose table holds them (declared inputs' missing ones noted in `notes`)."""
     found = {(t, c) for t, c in con.execute(
         "select table_name, column_name from information_schema.columns "
         "where table_schema = 'raw' and table_catalog = current_database()").fetchall()}
-    return [c for c in columns if (c.source, c.phone) in found
-            and (c.country is None or (c.source, c.country) in found)
-            and (c.type_column is None or (c.source, c.type_column) in found)]
+    present = []
+    for c in columns:
+        if c.relation is not None:
+            try:
+                held = {d[0] for d in con.execute(
+                    f"select * from {c.relation} limit 0").description}
+            except duckdb.Error:
+                held = set()
+            found |= {(c.relation, name) for name in held}
+        table = c.relation or c.source
+        if (table, c.phone) in found and (c.country is None or (table, c.country) in found) \
+                and (c.type_column is None or (table, c.type_column) in found):
+            present.append(c)
+        elif notes is not None:
+            notes.append(_missing_note(c, c.relation or f"raw.{c.source}"))
+    return present
 
 
 def _pairs_sql(columns: Iterable[PhoneColumn]) -> str:
@@ -167,8 +223,9 @@ def _pairs_sql(columns: Iterable[PhoneColumn]) -> str:
         where = f'"{column.phone}" is not null'
         if column.type_column:
             where += f" and lower(trim(\"{column.type_column}\")) = 'phone'"
+        table = column.relation or f'raw."{column.source}"'
         selects.append(f'select cast("{column.phone}" as varchar) as phone_raw, {country} as '
-                       f'country_raw from raw."{column.source}" where {where}')
+                       f'country_raw from {table} where {where}')
     return "\nunion all\n".join(selects) or \
         "select null::varchar as phone_raw, null::varchar as country_raw where false"
 
@@ -178,7 +235,9 @@ def refresh_phone_numbers(con: duckdb.DuckDBPyConnection,
     """Parse the raw pairs not in the lookup yet; drop pairs no raw row holds any more."""
     rules = rules or phone_rules()
     ensure_phone_numbers_table(con)
+    notes: list[str] = []
     columns = _present_columns(con, rules.columns)
+    columns += _present_columns(con, declared_phone_columns(), notes)
     con.execute(f"create or replace temp table _phone_pairs as "
                 f"select phone_raw, country_raw, count(*) as raw_rows from ({_pairs_sql(columns)}) "
                 "group by all")
@@ -205,7 +264,30 @@ def refresh_phone_numbers(con: duckdb.DuckDBPyConnection,
         f"inner join {phone_numbers_relation()} as p on p.phone_raw = r.phone_raw "
         "and p.country_raw = r.country_raw where not p.is_valid").fetchone()
     con.execute("drop table _phone_pairs")
-    return PhoneReport(len(new), removed, int(invalid_values), int(invalid_rows))
+    for note in notes:
+        _log.info(note)
+    return PhoneReport(len(new), removed, int(invalid_values), int(invalid_rows), tuple(notes))
+
+
+def phone_column_relation(column: PhoneColumn) -> str:
+    """The relation holding `column` on the target: its declared relation, else raw.<source>."""
+    return column.relation or catalog().raw_relation(column.source)
+
+
+def present_phone_columns_on(wh: "Warehouse", columns: Iterable[PhoneColumn],
+                             notes: list[str] | None = None) -> list[PhoneColumn]:
+    """The columns whose relation exists on `wh` and holds them (missing ones noted)."""
+    held: dict[str, set[str]] = {}
+    present = []
+    for c in columns:
+        relation = phone_column_relation(c)
+        if relation not in held:
+            held[relation] = set(wh.columns(relation)) if wh.exists(relation) else set()
+        if {c.phone, c.country or c.phone, c.type_column or c.phone} <= held[relation]:
+            present.append(c)
+        elif notes is not None:
+            notes.append(_missing_note(c, relation))
+    return present
 
 
 def _pairs_sql_on(wh: "Warehouse", columns: Iterable[PhoneColumn]) -> str:
@@ -219,7 +301,7 @@ def _pairs_sql_on(wh: "Warehouse", columns: Iterable[PhoneColumn]) -> str:
         if column.type_column:
             where += f" and lower(trim({column.type_column})) = 'phone'"
         selects.append(f"select cast({column.phone} as {text}) as phone_raw, {country} as "
-                       f"country_raw from {catalog().raw_relation(column.source)} where {where}")
+                       f"country_raw from {phone_column_relation(column)} where {where}")
     return "\nunion all\n".join(selects)
 
 
@@ -237,10 +319,9 @@ def refresh_phone_numbers_on(wh: "Warehouse", rules: PhoneRules | None = None) -
             "region": pd.Series(dtype="string"), "phone_e164": pd.Series(dtype="string"),
             "is_valid": pd.Series(dtype="bool"), "reason": pd.Series(dtype="string"),
             "parsed_at": pd.Series(dtype="datetime64[us]")}))
-    present = {c: set(wh.columns(catalog().raw_relation(c))) for c in
-               {column.source for column in rules.columns}}
-    columns = [c for c in rules.columns
-               if {c.phone, c.country or c.phone, c.type_column or c.phone} <= present[c.source]]
+    notes: list[str] = []
+    columns = present_phone_columns_on(wh, rules.columns, None)
+    columns += present_phone_columns_on(wh, declared_phone_columns(), notes)
     pairs = pd.DataFrame(columns=["phone_raw", "country_raw", "raw_rows"])
     if columns:
         pairs = wh.query(f"select phone_raw, country_raw, count(*) as raw_rows from "
@@ -269,4 +350,7 @@ def refresh_phone_numbers_on(wh: "Warehouse", rules: PhoneRules | None = None) -
     valid.update({key: r.is_valid for key, r in zip(new, results)})
     invalid = [(key, int(n)) for key, n in zip(zip(pairs["phone_raw"], pairs["country_raw"]),
                                                pairs["raw_rows"]) if not valid.get(key, True)]
-    return PhoneReport(len(new), int(removed), len(invalid), sum(n for _, n in invalid))
+    for note in notes:
+        _log.info(note)
+    return PhoneReport(len(new), int(removed), len(invalid), sum(n for _, n in invalid),
+                       tuple(notes))

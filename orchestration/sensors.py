@@ -32,7 +32,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.ingestion import LandingError, discover_landing
-from orchestration.ingestion.contract import SOURCES
+from orchestration.ingestion.contract import landing_sources
 from orchestration.recovery import recover_abandoned_runs
 from orchestration.settings import load_settings
 from orchestration.triggers import PENDING_EVENT_SQL
@@ -48,7 +48,8 @@ ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
-RAW_KEYS = [dg.AssetKey(["raw", source.name]) for source in SOURCES]
+# The loader's assets (built-in and declared sources), as the definitions load them.
+RAW_KEYS = [dg.AssetKey(["raw", source.name]) for source in landing_sources()]
 FAST_PATH_ENV = "CDP_TRIGGER_FAST_PATH"  # "0"/"off" runs only the catch-up run
 # The sources the trigger fast path reads (orchestration/triggers.py): one list, there.
 FAST_PATH_SOURCES = tuple(PENDING_EVENT_SQL)
@@ -103,7 +104,9 @@ def affected_assets(asset_graph, changed_sources: list[str],
                     exclude: dg.AssetSelection | None = None) -> list[dg.AssetKey]:
     """The loader's assets (it loads all sources at once) and everything downstream of the
     changed ones, less `exclude` (e.g. daily model fits that micro-batches need not wait for)."""
-    changed = [dg.AssetKey(["raw", s]) for s in changed_sources]
+    # a source declared since the definitions loaded has no asset until they reload
+    changed = [dg.AssetKey(["raw", s]) for s in changed_sources
+               if asset_graph.has(dg.AssetKey(["raw", s]))]
     selection = (dg.AssetSelection.assets(*RAW_KEYS)
                  | dg.AssetSelection.assets(*changed).downstream())
     if exclude is not None:

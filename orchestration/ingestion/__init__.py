@@ -10,6 +10,8 @@ from orchestration.ingestion.contract import (
     ColumnType,
     LandingLimits,
     LandingSource,
+    landing_source_named,
+    landing_sources,
 )
 from orchestration.ingestion.discovery import LandingInventory, discover_landing
 from orchestration.ingestion.errors import LandingError, LandingFileError
@@ -33,6 +35,8 @@ __all__ = [
     "PrivacyAtLoad",
     "SourceReport",
     "discover_landing",
+    "landing_source_named",
+    "landing_sources",
     "ensure_raw_schema",
     "load_landing",
     "load_source",

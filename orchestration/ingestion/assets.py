@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.ingestion.contract import SOURCES
+from orchestration.ingestion.contract import landing_sources
 from orchestration.ingestion.loader import PrivacyAtLoad
 from orchestration.ingestion.schema import raw_table
 from orchestration.ingestion.target import load_landing_into
@@ -33,6 +33,10 @@ def _purge_late_at_load(session: Any) -> int:
 PRIVACY_AT_LOAD = PrivacyAtLoad(drop_suppressed_rows=_drop_suppressed_at_load,
                                 purge_late_rows=_purge_late_at_load)
 
+# Built-in and declared landing sources, read when the definitions load (Dagster needs the
+# specs then); a declaration added later shows once the code location reloads.
+LOADED_SOURCES = landing_sources()
+
 RAW_SPECS = [
     dg.AssetSpec(
         key=dg.AssetKey(["raw", source.name]),
@@ -42,7 +46,7 @@ RAW_SPECS = [
         kinds={"duckdb"},
         tags={"layer": "raw"},
     )
-    for source in SOURCES
+    for source in LOADED_SOURCES
 ]
 
 
@@ -52,13 +56,16 @@ def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     warehouse (CDP_DBT_TARGET), with rejects and a load log."""
     settings = load_settings()
     with warehouse.open() as wh:
-        report = load_landing_into(settings.landing_dir, wh, privacy=PRIVACY_AT_LOAD)
+        report = load_landing_into(settings.landing_dir, wh, LOADED_SOURCES,
+                                   privacy=PRIVACY_AT_LOAD)
         row_counts = {source.name: wh.scalar(f"select count(*) from {raw_table(source)}")
-                      for source in SOURCES}
-    for warning in report.warnings:
+                      for source in LOADED_SOURCES}
+    declaration_problems: list[str] = []
+    landing_sources(declaration_problems)  # invalid declarations: said loudly in the run log
+    for warning in declaration_problems + report.warnings:
         context.log.warning(warning)
     context.log.info(report.summary())
-    for source in SOURCES:
+    for source in LOADED_SOURCES:
         result = report.sources.get(source.name)
         yield dg.MaterializeResult(
             asset_key=dg.AssetKey(["raw", source.name]),

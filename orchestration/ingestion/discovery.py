@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.ingestion.contract import SOURCES, LandingSource
+from orchestration.ingestion.contract import LandingSource, landing_sources
 from orchestration.ingestion.errors import LandingError
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -43,11 +43,14 @@ def stem(path: Path) -> str:
 
 
 def discover_landing(
-    landing_dir: Path, sources: Sequence[LandingSource] = SOURCES
+    landing_dir: Path, sources: Sequence[LandingSource] | None = None
 ) -> LandingInventory:
-    """Find each source's files: `<name>.csv|.csv.gz|.parquet` or any such file under `<name>/`."""
+    """Find each source's files: `<name>.csv|.csv.gz|.parquet` or any such file under `<name>/`
+    (`sources`: by default the built-in and declared ones, `landing_sources()`)."""
     if not landing_dir.is_dir():
         raise LandingError(f"landing folder {landing_dir} does not exist or is not a folder")
+    if sources is None:
+        sources = landing_sources()
     names = {source.name for source in sources}
     files: dict[str, list[Path]] = {source.name: [] for source in sources}
     warnings: list[str] = []

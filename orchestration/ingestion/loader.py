@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.ingestion.columns import REJECT_REASONS, Reject, match_columns
-from orchestration.ingestion.contract import SOURCES, LandingLimits, LandingSource
+from orchestration.ingestion.contract import LandingLimits, LandingSource, landing_sources
 from orchestration.ingestion.discovery import discover_landing, file_format, relative_path, stem
 from orchestration.ingestion.errors import LandingError, LandingFileError
 from orchestration.ingestion.readers.csv import stage_csv
@@ -67,7 +67,7 @@ class PrivacyAtLoad:
 def load_landing(
     landing_dir: Path,
     con: duckdb.DuckDBPyConnection,
-    sources: Sequence[LandingSource] = SOURCES,
+    sources: Sequence[LandingSource] | None = None,
     *,
     limits: LandingLimits | None = None,
     privacy: PrivacyAtLoad | None = None,
@@ -78,14 +78,19 @@ def load_landing(
     other sources are still loaded, and the error is raised at the end. `limits`: per-file
     limits, by default from the environment (LandingLimits.from_env). `privacy`: what the load
     does for erased people (the pipeline's asset passes orchestration.privacy's steps); None
-    loads the files as they are, for a warehouse no erasure has run on.
+    loads the files as they are, for a warehouse no erasure has run on. `sources`: by default
+    the built-in and declared ones (`landing_sources()`; invalid declarations are warned about).
     """
+    declaration_warnings: list[str] = []
+    if sources is None:
+        sources = landing_sources(declaration_warnings)
     landing_dir = Path(landing_dir).resolve()
     limits = limits or LandingLimits.from_env()
     prepare_session(con)
     ensure_raw_schema(con, sources)
     inventory = discover_landing(landing_dir, sources)
-    report = LoadReport(landing_dir=landing_dir, warnings=list(inventory.warnings))
+    report = LoadReport(landing_dir=landing_dir,
+                        warnings=declaration_warnings + list(inventory.warnings))
     loaded_at = dt.datetime.now(dt.timezone.utc)
     errors: list[LandingError] = []
     for source in sources:

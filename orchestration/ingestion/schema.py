@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import duckdb
 
-from orchestration.catalog import catalog
+from orchestration.catalog import CatalogError, catalog
 from orchestration.ingestion.columns import METADATA_COLUMNS, SQL_TYPES
-from orchestration.ingestion.contract import SOURCES, LandingSource
+from orchestration.ingestion.contract import SOURCES, SOURCES_BY_NAME, LandingSource
 from orchestration.ingestion.session import ident
 
 LOAD_LOG_NAME = "_load_log"
@@ -21,19 +21,35 @@ LOAD_REJECTS_NAME = "_load_rejects"
 
 
 def raw_table(source: LandingSource) -> str:
-    """`schema.table` of the dbt source that `source` lands in (`raw.shop_orders`)."""
-    return catalog().source(source.dbt_source, source.name)
+    """`schema.table` of the dbt source that `source` lands in (`raw.shop_orders`). A declared
+    input whose dbt source is not generated yet lands in the raw schema under its own name."""
+    cat = catalog()
+    try:
+        return cat.source(source.dbt_source, source.name)
+    except CatalogError:
+        if source.name in SOURCES_BY_NAME:
+            raise
+        return f"{raw_schema()}.{source.name}"
 
 
 def raw_schema(sources: Sequence[LandingSource] = SOURCES) -> str:
     """The one schema dbt declares for the landing sources; the loader's own tables go there."""
     cat = catalog()
-    schemas = {str(cat.source_node(s.dbt_source, s.name)["schema"]) for s in sources}
+    schemas = {str(cat.source_node(s.dbt_source, s.name)["schema"]) for s in sources
+               if s.name in SOURCES_BY_NAME or _in_dbt(s)}
     if len(schemas) != 1:
         raise ValueError(
             "the landing sources must share one raw schema in their dbt source YAML "
             f"(models/staging/*/_*__sources.yml), found: {', '.join(sorted(schemas)) or 'none'}")
     return schemas.pop()
+
+
+def _in_dbt(source: LandingSource) -> bool:
+    try:
+        catalog().source_node(source.dbt_source, source.name)
+    except CatalogError:
+        return False
+    return True
 
 
 def load_log_table() -> str:

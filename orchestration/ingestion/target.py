@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from orchestration.ingestion.contract import SOURCES, LandingLimits, LandingSource
+from orchestration.ingestion.contract import LandingLimits, LandingSource, landing_sources
 from orchestration.ingestion.discovery import discover_landing
 from orchestration.ingestion.errors import LandingError
 from orchestration.ingestion.loader import PrivacyAtLoad, load_landing, load_source
@@ -48,7 +48,7 @@ STAGE_PREFIX = "_cdp_stage_"
 def load_landing_into(
     landing_dir: Path,
     wh: Warehouse,
-    sources: Sequence[LandingSource] = SOURCES,
+    sources: Sequence[LandingSource] | None = None,
     *,
     limits: LandingLimits | None = None,
     privacy: PrivacyAtLoad | None = None,
@@ -56,9 +56,13 @@ def load_landing_into(
     """`load_landing` into the target warehouse `wh`; raise LandingLoadError if a source failed.
 
     On DuckDB this is `load_landing` on the warehouse file's connection (privacy steps get that
-    connection). Elsewhere the privacy steps get `wh`."""
+    connection). Elsewhere the privacy steps get `wh`. `sources`: by default the built-in and
+    declared ones (`landing_sources()`)."""
     if isinstance(wh, DuckDBWarehouse):
         return load_landing(landing_dir, wh.con, sources, limits=limits, privacy=privacy)
+    declaration_warnings: list[str] = []
+    if sources is None:
+        sources = landing_sources(declaration_warnings)
     from orchestration.phones import refresh_phone_numbers_on
 
     landing_dir = Path(landing_dir).resolve()
@@ -69,7 +73,8 @@ def load_landing_into(
         ensure_raw_schema(scratch, sources)
         ensure_target_tables(wh, scratch, sources)
         inventory = discover_landing(landing_dir, sources)
-        report = LoadReport(landing_dir=landing_dir, warnings=list(inventory.warnings))
+        report = LoadReport(landing_dir=landing_dir,
+                            warnings=declaration_warnings + list(inventory.warnings))
         loaded_at = dt.datetime.now(dt.timezone.utc)
         errors: list[LandingError] = []
         for source in sources:

@@ -15,7 +15,9 @@ import pandas as pd
 from orchestration.activation.state import STATE as SYNC_STATE
 from orchestration.catalog import catalog
 from orchestration.privacy.requests import Cluster
-from orchestration.privacy.sources import IdentifiedSource, not_derived_schemas
+from orchestration.privacy.sources import (
+    IdentifiedSource, not_derived_schemas, owned_outside_relations,
+)
 from orchestration.privacy.sql import (
     Target, ident, placeholders, text, text_columns, value_set, warehouse_of,
 )
@@ -75,6 +77,9 @@ def match_records(target: Target, source: IdentifiedSource, values: ValuesByRequ
         for request_id, positions in matches.items():
             found.setdefault(request_id, set()).update(
                 v for v in rows["__privacy_key"].iloc[positions] if isinstance(v, str))
+    elif source.raw_identifiers and not source.owned_outside and wh.exists(source.raw_table):
+        for request_id, ids in _match_raw(wh, source, values).items():
+            found.setdefault(request_id, set()).update(ids)
     records = catalog().relation("customer_source_records")
     everyone = set().union(*customers.values()) if customers else set()
     if everyone and wh.exists(records):
@@ -90,6 +95,27 @@ def match_records(target: Target, source: IdentifiedSource, values: ValuesByRequ
     return {r: ids for r, ids in found.items() if ids}
 
 
+def _match_raw(wh: Warehouse, source: IdentifiedSource,
+               values: ValuesByRequest) -> dict[str, set[str]]:
+    """Per request, the raw record ids of a declared landing input whose staging view is not
+    built yet: its declared identifier columns, lower-cased and trimmed, hold one of the values
+    (emails and ids; a phone is found once staging gives its E.164 form)."""
+    wanted = {v.lower() for vs in values.values() for v in vs}
+    if not wanted:
+        return {}
+    marks, params = value_set(sorted(wanted), "v")
+    spelled = [f"lower(trim({text(wh, ident(wh, c))}))" for c in source.raw_identifiers]
+    rows = wh.rows(f"select {source.raw_record_id(wh)}, {', '.join(spelled)} from "
+                   f"{source.raw_table} where " + " or ".join(f"{c} in {marks}" for c in spelled),
+                   params)
+    found: dict[str, set[str]] = {}
+    for record_id, *held in rows:
+        for request_id, mine in values.items():
+            if record_id is not None and {v.lower() for v in mine} & set(held):
+                found.setdefault(request_id, set()).add(str(record_id))
+    return found
+
+
 def _tables(wh: Warehouse, base_tables_only: bool) -> list[tuple[str, str, list[str]]]:
     """(schema, table, text columns) of the tables (and views) outside raw and privacy."""
     return [(schema, table, columns)
@@ -98,10 +124,12 @@ def _tables(wh: Warehouse, base_tables_only: bool) -> list[tuple[str, str, list[
 
 
 def derived_tables(target: Target) -> list[tuple[str, str, list[str]]]:
-    """(schema, table, text columns) of every base table but raw, privacy and sync state."""
+    """(schema, table, text columns) of every base table but raw, privacy, sync state and the
+    declared warehouse inputs' own relations (owned outside the CDP)."""
+    owned = owned_outside_relations()
     return [(schema, table, columns)
             for schema, table, columns in _tables(warehouse_of(target), True)
-            if (schema, table) not in KEPT_TABLES]
+            if (schema, table) not in KEPT_TABLES and (schema.lower(), table.lower()) not in owned]
 
 
 def access_tables(target: Target) -> list[tuple[str, str, list[str]]]:

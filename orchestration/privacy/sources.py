@@ -1,12 +1,15 @@
-"""Where identifiers live: the identity sources of dbt, their staging views and raw tables."""
+"""Where identifiers live: the identity sources of dbt and the declared inputs, their staging
+views and raw tables (or, for a declared warehouse input, the user's own relation)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.catalog import Catalog, catalog, load_catalog
-from orchestration.ingestion.contract import SOURCES_BY_NAME
+from orchestration.catalog import Catalog, CatalogError, catalog, load_catalog
+from orchestration.ingestion.contract import (
+    SOURCES_BY_NAME, declared_inputs_or_problems, landing_source_named, warehouse_input_relation,
+)
 from orchestration.privacy.audit import SCHEMA
 from orchestration.privacy.sql import text
 from orchestration.warehouse.base import Warehouse
@@ -20,6 +23,11 @@ REQUEST_SOURCE = ("privacy", "privacy_requests")
 LOAD_REJECTS_TABLE = "_load_rejects"
 # The phone lookup the loader keeps in the raw schema (orchestration/phones.py).
 PHONE_LOOKUP = ("phone", "_phone_numbers")
+# What an erasure reports for a declared warehouse input (relation, dbt_source): the CDP never
+# deletes from the user's own table; suppressed identifiers never enter the identity graph.
+OWNED_OUTSIDE = "owned_outside_cdp"
+OWNED_OUTSIDE_DETAIL = ("owned outside the CDP: erase there (the CDP never deletes from it; its "
+                        "rows stop linking: suppressed identifiers never enter the graph)")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,12 @@ class IdentifiedSource:
     raw_record_id_template: str  # SQL of the raw record id, `{string}` the engine's text type
     raw_table: str  # schema.table of the raw rows (from the dbt source)
     staging_relation: str  # schema.view of the staged rows (from the dbt model)
+    # declared inputs: the raw table's name in the loader's rejects (its landing name), the raw
+    # columns holding identifiers (matched lower-cased when the staging view is not built yet),
+    # and whether `raw_table` is the user's own relation (never deleted from, only reported)
+    landing_name: str = ""
+    raw_identifiers: tuple[str, ...] = ()
+    owned_outside: bool = False
 
     @property
     def raw_record_id_sql(self) -> str:
@@ -65,7 +79,48 @@ def identified_sources(project_file: Path | None = None) -> list[IdentifiedSourc
         found.append(IdentifiedSource(
             name, entry["model"], entry["record_id"], tuple(dict.fromkeys(columns)), raw_id,
             cat.source(contract.dbt_source, name), cat.relation(entry["model"])))
+    listed = {source.source for source in found}
+    return found + [s for s in declared_sources(cat) if s.source not in listed]
+
+
+def _staging_relation(cat: Catalog, model: str) -> str:
+    """The staging view of a declared input: from the manifest once the compiler generated it,
+    else where it will be (beside the built-in staging views)."""
+    try:
+        return cat.relation(model)
+    except CatalogError:
+        built_in = cat.var("identity.sources")[0]["model"]
+        return f"{cat.schema_of(built_in)}.{model}"
+
+
+def declared_sources(cat: Catalog | None = None) -> list[IdentifiedSource]:
+    """The valid declared inputs (inputs/*.yml) as identified sources: a landing input's raw
+    table (raw.<landing name>), a warehouse input's own relation flagged `owned_outside`."""
+    from orchestration.ingestion.schema import raw_table
+
+    cat = cat or catalog()
+    found = []
+    for decl in declared_inputs_or_problems()[0]:
+        specs = decl.identifier_specs()
+        raw_columns = tuple(dict.fromkeys(spec.column for spec in specs.values()))
+        relation = (raw_table(decl.landing_source()) if decl.is_landing
+                    else warehouse_input_relation(decl))
+        if relation is None:  # a dbt source the manifest does not know yet: nothing to reach
+            continue
+        # a record id that is an identifier (an email) is personal: matched like one
+        staged = tuple(specs) + (("record_id",) if decl.record_id in raw_columns else ())
+        found.append(IdentifiedSource(
+            decl.input, decl.model_name, "record_id", staged, decl.record_id, relation,
+            _staging_relation(cat, decl.model_name), landing_name=decl.landing_name or "",
+            raw_identifiers=raw_columns, owned_outside=not decl.is_landing))
     return found
+
+
+def owned_outside_relations() -> frozenset[tuple[str, str]]:
+    """(schema, table) of the declared warehouse inputs' own relations, lower-cased: never
+    scrubbed as derived data."""
+    return frozenset(tuple(s.raw_table.lower().split(".")[-2:])  # type: ignore[misc]
+                     for s in declared_sources() if s.owned_outside)
 
 
 def raw_schema() -> str:
@@ -98,7 +153,11 @@ def raw_identifier_columns(source_name: str) -> tuple[str, ...]:
     name, and the raw columns marked `meta: {pii: true}` in the source YAML that staging renames
     (support's requester_email becomes email)."""
     cat = catalog()
-    contract = SOURCES_BY_NAME[source_name]
+    declared = next((s for s in declared_sources(cat)
+                     if not s.owned_outside and source_name in (s.source, s.landing_name)), None)
+    if source_name not in SOURCES_BY_NAME and declared is not None:
+        return declared.raw_identifiers  # the declaration says which raw columns they are
+    contract = landing_source_named(source_name)
     entry = next((e for e in cat.var("identity.sources") if e["source"] == source_name), None)
     if entry is None:
         return ()

@@ -22,8 +22,8 @@ from orchestration.privacy.matching import (
 )
 from orchestration.privacy.requests import Batch, hash_request_identifiers
 from orchestration.privacy.sources import (
-    KEPT_FOR_ACCOUNTING, REQUEST_SOURCE, IdentifiedSource, load_rejects, raw_identifier_columns,
-    request_table,
+    KEPT_FOR_ACCOUNTING, OWNED_OUTSIDE, OWNED_OUTSIDE_DETAIL, REQUEST_SOURCE, IdentifiedSource,
+    load_rejects, raw_identifier_columns, request_table,
 )
 from orchestration.privacy.sql import Target, ident, placeholders, warehouse_of
 from orchestration.warehouse.base import Warehouse
@@ -74,7 +74,8 @@ def _erase_raw_table(wh: Warehouse, source: IdentifiedSource, found: dict[str, s
     for request_id, records in found.items():
         mine = {(f, int(n)) for r, f, n in hits if r in records}
         counts[request_id] = len(mine)
-        lines.setdefault(request_id, set()).update((source.source, f, n) for f, n in mine)
+        lines.setdefault(request_id, set()).update((source.landing_name or source.source, f, n)
+                                                   for f, n in mine)
     if source.source in KEPT_FOR_ACCOUNTING:
         pii = set(raw_identifier_columns(source.source))
         columns = [f"case when {record_id} in ({marks}) then null else {ident(wh, c)} end "
@@ -135,6 +136,13 @@ def erase_raw(target: Target, sources: Sequence[IdentifiedSource], values: Value
     results: Targets = {}
     lines: dict[str, set[Line]] = {}
     for source in sources:
+        if source.owned_outside:  # the user's own table: listed, never deleted from
+            found = match_records(wh, source, values, customers)
+            for request_id in sorted(values):
+                results.setdefault(request_id, []).append(TargetResult(
+                    source.raw_table, OWNED_OUTSIDE, 0, detail=f"{OWNED_OUTSIDE_DETAIL}; "
+                    f"{len(found.get(request_id, ()))} matching record(s)"))
+            continue
         if source.source == REQUEST_SOURCE[1] or not wh.exists(source.raw_table):
             continue
         found = match_records(wh, source, values, customers)

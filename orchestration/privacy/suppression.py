@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from orchestration.catalog import catalog
-from orchestration.ingestion.contract import SOURCES_BY_NAME
+from orchestration.ingestion.contract import landing_source_named
+from orchestration.ingestion.schema import raw_table
 from orchestration.privacy import steps
 from orchestration.privacy.audit import SUPPRESSION, TargetResult, now, salt, write_log
 from orchestration.privacy.requests import BatchItem, load_batch, staged_requests
@@ -77,16 +77,15 @@ def purge_suppressed(target: Target,
 
 def _held_phone_pairs_sql(wh: Warehouse) -> str:
     """Every (phone text, country text or '') pair a raw row holds, one select per phone column
-    of the dbt var `phone_numbers` (as orchestration/phones.py reads them)."""
-    from orchestration.phones import phone_rules
+    of the dbt var `phone_numbers` and of the declared inputs (as orchestration/phones.py
+    reads them)."""
+    from orchestration.phones import (
+        phone_column_relation, phone_columns, phone_rules, present_phone_columns_on,
+    )
 
     selects = []
-    for column in phone_rules().columns:
-        relation = f"{raw_schema()}.{column.source}"
-        present = set(wh.columns(relation))
-        if column.phone not in present or (column.country and column.country not in present) \
-                or (column.type_column and column.type_column not in present):
-            continue
+    for column in present_phone_columns_on(wh, phone_columns(phone_rules())):
+        relation = phone_column_relation(column)
         country = f"coalesce({text(wh, ident(wh, column.country))}, '')" if column.country \
             else "''"
         where = f"{ident(wh, column.phone)} is not null"
@@ -156,7 +155,7 @@ def drop_suppressed_rows(target: Target, source_name: str, source_file: str) -> 
         return 0
     where = " or ".join(_erased_hash_of(wh, f"lower(trim({text(wh, ident(wh, c))}))")
                         for c in candidates)
-    table = catalog().source(SOURCES_BY_NAME[source_name].dbt_source, source_name)
+    table = raw_table(landing_source_named(source_name))
     lines = sorted({int(n) for (n,) in wh.rows(
         f"select _source_line from {table} where _source_file = %(file)s and ({where})",
         {"file": source_file, "salt": salt()})})
