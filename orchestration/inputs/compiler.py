@@ -54,7 +54,8 @@ def _origin(path: Path) -> str:
 
 
 def _header(prefix: str, path: Path) -> str:
-    return f"{prefix} {GENERATED_MARKER} from {_origin(path)}: do not edit, edit the YAML.\n"
+    return (f"{prefix} {GENERATED_MARKER}: do not edit.\n"
+            f"{prefix} Edit its declaration instead: {_origin(path)}\n")
 
 
 def _literal_list(values: tuple[str, ...]) -> str:
@@ -175,8 +176,9 @@ def _consent_columns(decl: InputDeclaration) -> list[Column]:
     columns = []
     for purpose, column in decl.consents.items():
         value = f"lower(trim(cast({column} as {{{{ dbt.type_string() }}}})))"
-        sql = (f"case\n            when {value}\n                in ({_literal_list(TRUE_SPELLINGS)})"
-               f"\n                then true\n            when {value}\n"
+        sql = (f"case\n            when\n                {value}\n"
+               f"                in ({_literal_list(TRUE_SPELLINGS)})\n                then true\n"
+               f"            when\n                {value}\n"
                f"                in ({_literal_list(FALSE_SPELLINGS)})\n"
                "                then false\n        end")
         columns.append(Column(f"consent_{purpose}", sql,
@@ -326,7 +328,7 @@ def macro_sql(loaded: list[LoadedInput]) -> str:
     entries = [item.declaration.dbt_entry()
                for item in sorted(loaded, key=lambda item: item.declaration.input)]
     origin = ", ".join(_origin(item.path) for item in loaded) or "inputs/ (none declared)"
-    return (f"{{#- {GENERATED_MARKER} from {origin}: do not edit, edit the YAML.\n"
+    return (f"{{#- {GENERATED_MARKER}: do not edit.\n    Edit the declarations instead: {origin}.\n"
             "    The inputs declared in inputs/*.yml, each as dbt_entry(): the shape of an entry "
             "of\n    var identity.sources over the staging model's standard columns. -#}\n"
             "{% macro declared_inputs() -%}\n"
