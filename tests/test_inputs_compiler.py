@@ -3,6 +3,7 @@ by real dbt on DuckDB."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -120,6 +121,19 @@ def test_compile_with_a_bad_file_keeps_the_last_good_generated_files(tmp_path: P
     assert '"partner_contacts"' not in (tmp_path / compiler.MACRO_FILE).read_text()
 
 
+def test_prepare_step_returns_the_problem_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {p: p.read_text() for p in compiler.compile_inputs(write=False)}
+    write_yaml(tmp_path / "leads.yml", {**yaml.safe_load(EXAMPLE.read_text()),
+                                        "consents": {"telepathy": "opt"}})
+    monkeypatch.setenv("CDP_INPUTS_DIR", str(tmp_path))
+    problem = compiler.compile_for_run()
+    assert problem and f"{tmp_path / 'leads.yml'}: consents.telepathy" in problem
+    assert compiler.declaration_problem() == problem
+    assert {p: p.read_text() for p in before} == before
+    assert not (PROJECT_DIR / compiler.MODELS_SUBDIR / "lead_ads").exists()
+
+
 def test_a_dbt_source_input_leaves_the_sources_yaml_to_the_user(tmp_path: Path) -> None:
     data = {**RELATION_INPUT, "from": {"dbt_source": {"source": "erp", "table": "people"}}}
     outputs = compiler.compile_inputs(paths=[write_yaml(tmp_path / "p.yml", data)],
@@ -190,7 +204,7 @@ def seed_warehouse(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("inputs_dbt")
     copy = project_copy(root)
     declarations = [Path(shutil.copy(EXAMPLE, root / "lead_ads.yml")),
@@ -208,7 +222,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, 
          "--target", "duckdb"],
         cwd=copy, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    rows: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[str, Any] = {"manifest": json.loads((copy / "target" / "manifest.json").read_text()),
+                            "copy": copy}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for model in ("stg_input__lead_ads", "stg_input__partner_contacts"):
             cursor = con.execute(f"select * from main_staging.{model} order by record_id")
@@ -245,3 +260,31 @@ def test_a_relation_input_builds_from_another_schema(built: dict) -> None:
     assert rows["1"]["city"] == "Berlin"
     assert rows["1"]["loaded_at"] == rows["1"]["occurred_at"]
     assert "event_type" not in rows["1"]
+
+
+@pytest.mark.slow
+def test_dagster_keys_a_landing_input_raw_and_a_relation_input_external(built: dict) -> None:
+    from orchestration.dbt_assets import CdpTranslator
+
+    translator = CdpTranslator()
+    sources = {(props["source_name"], props["name"]): props
+               for props in built["manifest"]["sources"].values()}
+    landing = sources["input_lead_ads", "lead_ads"]
+    relation = sources["input_partner_contacts", "contacts"]
+    assert translator.get_asset_key(landing).path == ["raw", "lead_ads"]
+    assert translator.get_asset_key(relation).path == ["input", "partner_contacts"]
+    assert translator.get_group_name(relation) == translator.get_group_name(landing) == "ingestion"
+    crm = sources["crm", "crm_contacts"]
+    assert translator.get_asset_key(crm).path == ["raw", "crm_contacts"]
+    assert translator.get_group_name(crm) == "ingestion"
+
+
+@pytest.mark.slow
+def test_generated_sql_passes_sqlfluff(built: dict) -> None:
+    copy = built["copy"]
+    shutil.copy(PROJECT_DIR / ".sqlfluff", copy / ".sqlfluff")
+    sqlfluff = Path(sys.executable).with_name("sqlfluff")
+    result = subprocess.run([str(sqlfluff), "lint", "models/staging/inputs", "--nocolor",
+                             "--disable-progress-bar"], cwd=copy, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
