@@ -178,63 +178,79 @@ PARTNERS = [  # partner_id, modified_at, email_address, ref, country, town
 ]
 
 
-def seed_warehouse(path: Path) -> None:
-    with duckdb.connect(str(path)) as con:
-        con.execute("create schema raw")
-        con.execute("""create table raw.lead_ads (lead_id varchar, created_time timestamptz,
-            email varchar, phone_number varchar, country varchar, platform_user_id varchar,
-            marketing_opt_in varchar, _source_line integer, first_name varchar,
-            last_name varchar, campaign_name varchar, form_name varchar,
-            _source_file varchar, _loaded_at timestamptz)""")
-        for row in LEADS:
-            con.execute("insert into raw.lead_ads values (?, ?, ?, ?, ?, ?, ?, ?, '  john ', "
-                        "'DOE', 'spring', 'form a', 'lead_ads.csv', '2026-05-06 00:00:00+00')",
-                        list(row))
-        # the lookup the phone step fills (orchestration/phones.py): one parsed number
-        con.execute("""create table raw._phone_numbers (phone_raw varchar, country_raw varchar,
-            region varchar, phone_e164 varchar, is_valid boolean, reason varchar,
-            parsed_at timestamptz)""")
-        con.execute("insert into raw._phone_numbers values ('+1 415 555 0134', 'US', 'US', "
-                    "'+14155550134', true, null, now())")
-        con.execute("create schema partner")
-        con.execute("""create table partner.contacts (partner_id integer,
-            modified_at timestamptz, email_address varchar, ref varchar, country varchar,
-            town varchar)""")
-        con.executemany("insert into partner.contacts values (?, ?, ?, ?, ?, ?)", PARTNERS)
+SEED_TABLES = [
+    """create table raw.lead_ads (lead_id varchar, created_time timestamptz, email varchar,
+        phone_number varchar, country varchar, platform_user_id varchar,
+        marketing_opt_in varchar, _source_line integer, first_name varchar, last_name varchar,
+        campaign_name varchar, form_name varchar, _source_file varchar, _loaded_at timestamptz)""",
+    # the lookup the phone step fills (orchestration/phones.py)
+    """create table raw._phone_numbers (phone_raw varchar, country_raw varchar, region varchar,
+        phone_e164 varchar, is_valid boolean, reason varchar, parsed_at timestamptz)""",
+    """create table partner.contacts (partner_id integer, modified_at timestamptz,
+        email_address varchar, ref varchar, country varchar, town varchar)""",
+]
+LEAD_INSERT = ("insert into raw.lead_ads values (%s, %s, %s, %s, %s, %s, %s, %s, '  john ', "
+               "'DOE', 'spring', 'form a', 'lead_ads.csv', '2026-05-06 00:00:00+00')")
+
+
+def seed_warehouse(execute: Any, placeholder: str = "%s") -> None:
+    """The raw tables of both inputs, through a DB-API `execute(sql, params)`."""
+    for schema in ("raw", "partner"):
+        execute(f"create schema {schema}", [])
+    for statement in SEED_TABLES:
+        execute(statement, [])
+    for row in LEADS:
+        execute(LEAD_INSERT.replace("%s", placeholder), list(row))
+    execute("insert into raw._phone_numbers values ('+1 415 555 0134', 'US', 'US', "
+            "'+14155550134', true, null, now())", [])  # one number the library parsed
+    for row in PARTNERS:
+        execute("insert into partner.contacts values (%s, %s, %s, %s, %s, %s)".replace(
+            "%s", placeholder), list(row))
+
+
+def compile_and_build(root: Path, target: str, target_env: dict[str, str]) -> Path:
+    """Both example inputs compiled into a project copy and built there by dbt; the copy."""
+    copy = project_copy(root)
+    declarations = [Path(shutil.copy(EXAMPLE, root / "lead_ads.yml")),
+                    write_yaml(root / "partner_contacts.yml", RELATION_INPUT)]
+    compiler.compile_inputs(paths=declarations, project_dir=copy)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.update({**target_env, "CDP_DBT_TARGET": target, "CDP_AS_OF": "2026-06-30"})
+    dbt = Path(sys.executable).with_name("dbt")
+    result = subprocess.run(
+        [str(dbt), "build", "--select", "stg_input__lead_ads", "stg_input__partner_contacts",
+         "--project-dir", str(copy), "--profiles-dir", str(copy / "profiles"),
+         "--target", target],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return copy
+
+
+def staged_rows(cursor: Any, schema: str) -> dict[str, list[dict[str, Any]]]:
+    rows = {}
+    for model in ("stg_input__lead_ads", "stg_input__partner_contacts"):
+        cursor.execute(f"select * from {schema}.{model} order by record_id")
+        names = [d[0] for d in cursor.description]
+        rows[model] = [dict(zip(names, row)) for row in cursor.fetchall()]
+    return rows
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("inputs_dbt")
-    copy = project_copy(root)
-    declarations = [Path(shutil.copy(EXAMPLE, root / "lead_ads.yml")),
-                    write_yaml(root / "partner_contacts.yml", RELATION_INPUT)]
-    compiler.compile_inputs(paths=declarations, project_dir=copy)
     warehouse = root / "warehouse.duckdb"
-    seed_warehouse(warehouse)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
-    env.update({"CDP_WAREHOUSE": str(warehouse), "CDP_DBT_TARGET": "duckdb",
-                "CDP_AS_OF": "2026-06-30"})
-    dbt = Path(sys.executable).with_name("dbt")
-    result = subprocess.run(
-        [str(dbt), "build", "--select", "stg_input__lead_ads", "stg_input__partner_contacts",
-         "--project-dir", str(copy), "--profiles-dir", str(copy / "profiles"),
-         "--target", "duckdb"],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    rows: dict[str, Any] = {"manifest": json.loads((copy / "target" / "manifest.json").read_text()),
-                            "copy": copy}
+    with duckdb.connect(str(warehouse)) as con:
+        seed_warehouse(con.execute, "?")
+    copy = compile_and_build(root, "duckdb", {"CDP_WAREHOUSE": str(warehouse)})
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        for model in ("stg_input__lead_ads", "stg_input__partner_contacts"):
-            cursor = con.execute(f"select * from main_staging.{model} order by record_id")
-            names = [d[0] for d in cursor.description]
-            rows[model] = [dict(zip(names, row)) for row in cursor.fetchall()]
+        rows: dict[str, Any] = staged_rows(con.cursor(), "main_staging")
+    rows["manifest"] = json.loads((copy / "target" / "manifest.json").read_text())
+    rows["copy"] = copy
     return rows
 
 
-@pytest.mark.slow
-def test_generated_lead_ads_staging_dedups_normalises_and_filters(built: dict) -> None:
-    rows = {row["record_id"]: row for row in built["stg_input__lead_ads"]}
+def assert_lead_ads_staged(staged: list[dict[str, Any]]) -> None:
+    rows = {row["record_id"]: row for row in staged}
     assert sorted(rows) == ["L1", "L2", "L4"]  # L3 is past the as-of date, the id-less row gone
     l1, l2, l4 = rows["L1"], rows["L2"], rows["L4"]
     assert l1["occurred_at"].isoformat() == "2026-05-03T09:00:00"  # the latest version
@@ -248,6 +264,11 @@ def test_generated_lead_ads_staging_dedups_normalises_and_filters(built: dict) -
     assert (l1["event_type"], l1["channel"]) == ("lead_submitted", "social")
     assert l1["campaign_name"] == "spring"
     assert l1["loaded_at"].isoformat() == "2026-05-06T00:00:00"
+
+
+@pytest.mark.slow
+def test_generated_lead_ads_staging_dedups_normalises_and_filters(built: dict) -> None:
+    assert_lead_ads_staged(built["stg_input__lead_ads"])
 
 
 @pytest.mark.slow
@@ -288,3 +309,25 @@ def test_generated_sql_passes_sqlfluff(built: dict) -> None:
                              "--disable-progress-bar"], cwd=copy, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_both_inputs_build_the_same_on_postgresql(postgres_server: Any, tmp_path: Path) -> None:
+    import psycopg2
+
+    pg_env = postgres_server.fresh_database("inputs")
+    connection = psycopg2.connect(host=pg_env["CDP_PG_HOST"], port=pg_env["CDP_PG_PORT"],
+                                  user="postgres", dbname=pg_env["CDP_PG_DATABASE"])
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            seed_warehouse(cursor.execute)
+        compile_and_build(tmp_path, "postgres", pg_env)
+        with connection.cursor() as cursor:
+            rows = staged_rows(cursor, "public_staging")
+    finally:
+        connection.close()
+    assert_lead_ads_staged(rows["stg_input__lead_ads"])
+    partners = {row["record_id"]: row for row in rows["stg_input__partner_contacts"]}
+    assert (partners["1"]["partner_ref"], partners["2"]["partner_ref"]) == ("P123", None)
+    assert partners["1"]["email"] == "ana@partner-mail.net"
