@@ -31,6 +31,7 @@ RELATION_INPUT: dict[str, Any] = {
         "email": "email_address",
         "partner_ref": {"column": "ref", "normalise": "regex", "pattern": "^P[0-9]+$",
                         "new_type": {"priority": 9}},
+        "partner_mobile": {"column": "mobile", "normalise": "phone", "new_type": {"priority": 10}},
     },
     "attributes": {"country_code": "country", "city": "town"},
 }
@@ -172,9 +173,10 @@ LEADS = [  # lead_id, created_time, email, phone, country, platform_user_id, con
     (None, "2026-05-04 08:00:00+00", "noid@example.com", None, None, "u4", "yes", 5),
     ("L4", "2026-05-05 08:00:00+00", "ana@example.com", None, "US", "u5", "maybe", 6),
 ]
-PARTNERS = [  # partner_id, modified_at, email_address, ref, country, town
-    (1, "2026-04-01 00:00:00+00", "Ana@Partner-Mail.net", "P123", " Germany", "  berlin "),
-    (2, "2026-04-02 00:00:00+00", "bo@example.com", "X9", "fr", "paris"),
+PARTNERS = [  # partner_id, modified_at, email_address, ref, country, town, mobile
+    (1, "2026-04-01 00:00:00+00", "Ana@Partner-Mail.net", "P123", " Germany", "  berlin ",
+     "+1 415 555 0134"),
+    (2, "2026-04-02 00:00:00+00", "bo@example.com", "X9", "fr", "paris", "garbage"),
 ]
 
 
@@ -187,7 +189,7 @@ SEED_TABLES = [
     """create table raw._phone_numbers (phone_raw varchar, country_raw varchar, region varchar,
         phone_e164 varchar, is_valid boolean, reason varchar, parsed_at timestamptz)""",
     """create table partner.contacts (partner_id integer, modified_at timestamptz,
-        email_address varchar, ref varchar, country varchar, town varchar)""",
+        email_address varchar, ref varchar, country varchar, town varchar, mobile varchar)""",
 ]
 LEAD_INSERT = ("insert into raw.lead_ads values (%s, %s, %s, %s, %s, %s, %s, %s, '  john ', "
                "'DOE', 'spring', 'form a', 'lead_ads.csv', '2026-05-06 00:00:00+00')")
@@ -202,9 +204,10 @@ def seed_warehouse(execute: Any, placeholder: str = "%s") -> None:
     for row in LEADS:
         execute(LEAD_INSERT.replace("%s", placeholder), list(row))
     execute("insert into raw._phone_numbers values ('+1 415 555 0134', 'US', 'US', "
+            "'+14155550134', true, null, now()), ('+1 415 555 0134', '', 'US', "
             "'+14155550134', true, null, now())", [])  # one number the library parsed
     for row in PARTNERS:
-        execute("insert into partner.contacts values (%s, %s, %s, %s, %s, %s)".replace(
+        execute("insert into partner.contacts values (%s, %s, %s, %s, %s, %s, %s)".replace(
             "%s", placeholder), list(row))
 
 
@@ -279,6 +282,7 @@ def test_a_relation_input_builds_from_another_schema(built: dict) -> None:
     assert (rows["1"]["partner_ref"], rows["2"]["partner_ref"]) == ("P123", None)  # regex
     assert (rows["1"]["country_code"], rows["2"]["country_code"]) == ("DE", "FR")
     assert rows["1"]["city"] == "Berlin"
+    assert (rows["1"]["partner_mobile"], rows["2"]["partner_mobile"]) == ("+14155550134", None)
     assert rows["1"]["loaded_at"] == rows["1"]["occurred_at"]
     assert "event_type" not in rows["1"]
 
