@@ -335,3 +335,19 @@ def test_both_inputs_build_the_same_on_postgresql(postgres_server: Any, tmp_path
     partners = {row["record_id"]: row for row in rows["stg_input__partner_contacts"]}
     assert (partners["1"]["partner_ref"], partners["2"]["partner_ref"]) == ("P123", None)
     assert partners["1"]["email"] == "ana@partner-mail.net"
+
+
+@pytest.mark.slow
+def test_cdp_prepare_warns_loudly_on_a_bad_declaration_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestration.dbt_project import prepare_project
+
+    write_yaml(tmp_path / "leads.yml", {**yaml.safe_load(EXAMPLE.read_text()),
+                                        "attributes": {"shoe_size": "size"}})
+    monkeypatch.setenv("CDP_INPUTS_DIR", str(tmp_path))
+    macro = (PROJECT_DIR / compiler.MACRO_FILE).read_text()
+    with pytest.warns(UserWarning, match="input declarations NOT compiled"):
+        assert prepare_project() is None  # dbt parsed: the run goes on
+    assert f"{tmp_path / 'leads.yml'}: attributes.shoe_size" in capsys.readouterr().err
+    assert (PROJECT_DIR / compiler.MACRO_FILE).read_text() == macro
