@@ -18,8 +18,10 @@ from orchestration.settings import PROFILES_DIR, dbt_target_runs_kept
 from orchestration.warehouse import WAREHOUSE_POOL
 
 __all__ = ["PROJECT", "TRANSLATOR", "cdp_dbt_models", "dbt_resource", "ensure_manifest",
-           "prune_dbt_targets", "segment_declarations_valid"]
+           "prune_dbt_targets", "relation_input_specs", "segment_declarations_valid"]
 
+# Sources of declared inputs are named input_<name> (InputDeclaration.dbt_source_name).
+INPUT_SOURCE_PREFIX = "input_"
 # Folder under models/ (or its first sub-folder) -> Dagster group.
 GROUP_BY_FOLDER = {
     "staging": "staging",
@@ -62,6 +64,30 @@ def group_for(dbt_resource_props: Mapping[str, Any]) -> str:
     return folders[0] if folders else "default"
 
 
+def relation_input_name(dbt_resource_props: Mapping[str, Any]) -> str | None:
+    """The input name of a source generated for a `from: relation` declaration (source
+    `input_<name>` outside the raw schema), else None."""
+    source_name = str(dbt_resource_props.get("source_name") or "")
+    if source_name.startswith(INPUT_SOURCE_PREFIX) and dbt_resource_props.get("schema") != "raw":
+        return source_name.removeprefix(INPUT_SOURCE_PREFIX)
+    return None
+
+
+def relation_input_specs() -> list[dg.AssetSpec]:
+    """External assets `input/<name>` (group ingestion) of the valid `from: relation` inputs:
+    tables already in the warehouse, read in place; none when a declaration is invalid (the
+    definitions warn)."""
+    from orchestration.inputs import InputError, load_inputs
+
+    try:
+        loaded = load_inputs()
+    except InputError:
+        return []
+    return [dg.AssetSpec(key=dg.AssetKey(["input", item.declaration.input]), group_name="ingestion",
+                         description=" ".join(item.declaration.description.split()))
+            for item in loaded if item.declaration.from_.relation is not None]
+
+
 class CdpTranslator(DagsterDbtTranslator):
     """Groups by model folder; sources map onto the loader's `raw/<table>` assets on every dbt
     target (the loader writes the raw tables into the target itself)."""
@@ -74,6 +100,9 @@ class CdpTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         declared = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
         if dbt_resource_props.get("resource_type") == "source" and not declared:
+            relation_input = relation_input_name(dbt_resource_props)
+            if relation_input:  # a warehouse table declared in inputs/: no loader asset
+                return dg.AssetKey(["input", relation_input])
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
         if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
             # Model names are unique in a dbt project: the key is the name people query.
@@ -82,7 +111,9 @@ class CdpTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props.get("resource_type") == "source":
-            return "ingestion" if dbt_resource_props.get("schema") == "raw" else "features"
+            if dbt_resource_props.get("schema") == "raw" or relation_input_name(dbt_resource_props):
+                return "ingestion"
+            return "features"
         return group_for(dbt_resource_props)
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:

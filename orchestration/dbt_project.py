@@ -6,12 +6,14 @@ import contextlib
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from dagster_dbt import DbtProject
 
 from orchestration import segments
+from orchestration.inputs import compiler as inputs_compiler
 from orchestration.settings import PROFILES_DIR, PROJECT_DIR, dbt_target_path, load_settings
 
 
@@ -72,6 +74,7 @@ def prepare_project(project: DbtProject | None = None) -> str | None:
     error when the YAML is invalid (the last good compiled model stays); a dbt parse failure
     raises CalledProcessError."""
     project = project or dbt_project()
+    warn_on_input_problems(inputs_compiler.compile_for_run())
     problem = segments.compile_for_run()
     subprocess.run(
         [dbt_executable(), "parse", "--project-dir", str(project.project_dir), "--profiles-dir",
@@ -79,6 +82,16 @@ def prepare_project(project: DbtProject | None = None) -> str | None:
          "--target-path", str(project.target_path), "--quiet"],
         check=True, cwd=project.project_dir, env=dbt_env())
     return problem
+
+
+def warn_on_input_problems(problem: str | None) -> None:
+    """An invalid input declaration keeps the last good generated models: say so loudly (stderr
+    and a warning) and let the run go on."""
+    if problem:
+        message = ("input declarations NOT compiled, the last good generated models stay: "
+                   + problem)
+        print(f"WARNING: {message}", file=sys.stderr)
+        warnings.warn(message, stacklevel=2)
 
 
 def ensure_manifest(project: DbtProject) -> Path:

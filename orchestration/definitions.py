@@ -12,8 +12,14 @@ import dagster as dg
 
 from orchestration import segments
 from orchestration.activation.assets import build_sync_assets, build_sync_schedules
-from orchestration.dbt_assets import cdp_dbt_models, dbt_resource, segment_declarations_valid
+from orchestration.dbt_assets import (
+    cdp_dbt_models,
+    dbt_resource,
+    relation_input_specs,
+    segment_declarations_valid,
+)
 from orchestration.ingestion.assets import load_landing_files
+from orchestration.inputs import compiler as inputs_compiler
 from orchestration.kpis import KPI_ASSETS
 from orchestration.predictions import PREDICTION_ASSETS
 from orchestration.privacy import PRIVACY_ASSETS
@@ -56,13 +62,24 @@ def warn_on_segment_problems() -> str | None:
     return problem
 
 
+def warn_on_input_problems() -> str | None:
+    """Validate inputs/*.yml at load: an invalid declaration or stale generated models is a
+    warning here (the code location loads on the last good generated models)."""
+    problem = inputs_compiler.declaration_problem()
+    if problem:
+        warnings.warn(f"input declarations: {problem}", stacklevel=2)
+    return problem
+
+
 def build_definitions(sync_config: str | Path | None = None) -> dg.Definitions:
     """The code location; `sync_config` (default CDP_ACTIVATION_CONFIG or activation/syncs.yml)."""
     warn_on_segment_problems()
+    warn_on_input_problems()
     return dg.Definitions(
         assets=[
             load_landing_files,
             cdp_dbt_models,
+            *relation_input_specs(),
             *PREDICTION_ASSETS,
             *KPI_ASSETS,
             bi_publication,
