@@ -14,14 +14,13 @@ from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from orchestration import segments
 from orchestration.dbt_project import (dbt_env_applied, dbt_executable, dbt_project,
                                        ensure_manifest, manifest_path)
+from orchestration.inputs.model import INPUT_SOURCE_PREFIX
 from orchestration.settings import PROFILES_DIR, dbt_target_runs_kept
 from orchestration.warehouse import WAREHOUSE_POOL
 
 __all__ = ["PROJECT", "TRANSLATOR", "cdp_dbt_models", "dbt_resource", "ensure_manifest",
            "prune_dbt_targets", "relation_input_specs", "segment_declarations_valid"]
 
-# Sources of declared inputs are named input_<name> (InputDeclaration.dbt_source_name).
-INPUT_SOURCE_PREFIX = "input_"
 # Folder under models/ (or its first sub-folder) -> Dagster group.
 GROUP_BY_FOLDER = {
     "staging": "staging",

@@ -26,6 +26,8 @@ from orchestration.settings import PROJECT_DIR
 INPUTS_DIR_ENV = "CDP_INPUTS_DIR"
 DEFAULT_INPUTS_DIR = PROJECT_DIR / "inputs"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
+# The dbt source of a landing or relation input is `input_<name>`.
+INPUT_SOURCE_PREFIX = "input_"
 COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 REGEX_FORBIDDEN = ("'", "\\")
 
@@ -153,7 +155,7 @@ class InputDeclaration(_Strict):
         """The dbt source the staging model reads (the user's own for `dbt_source`)."""
         if self.from_.dbt_source is not None:
             return self.from_.dbt_source.source
-        return f"input_{self.input}"
+        return f"{INPUT_SOURCE_PREFIX}{self.input}"
 
     @property
     def dbt_source_table(self) -> str:
