@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from orchestration.ingestion.contract import SOURCES, LandingLimits, LandingSource
 from orchestration.ingestion.discovery import discover_landing
+from orchestration.ingestion.empty_tables import ensure_empty_raw_tables
 from orchestration.ingestion.errors import LandingError
 from orchestration.ingestion.loader import PrivacyAtLoad, load_landing, load_source
 from orchestration.ingestion.reports import LandingLoadError, LoadReport, SourceReport
@@ -57,6 +58,7 @@ def load_landing_into(
 
     On DuckDB this is `load_landing` on the warehouse file's connection (privacy steps get that
     connection). Elsewhere the privacy steps get `wh`."""
+    ensure_empty_raw_tables(wh)  # every landing source's raw table exists, loaded or not
     if isinstance(wh, DuckDBWarehouse):
         return load_landing(landing_dir, wh.con, sources, limits=limits, privacy=privacy)
     from orchestration.phones import refresh_phone_numbers_on
