@@ -18,8 +18,10 @@ from orchestration.warehouse import open_warehouse
 from tests.test_segments import project_copy
 
 BIN = Path(sys.executable).parent
-DBT_BUILD = ["build", "--exclude-resource-type", "unit_test", "--profiles-dir", "profiles",
-             "--target", "duckdb"]
+# README, "dbt on its own": the three commands after `make install`, as a user types them
+README_COMMANDS = (["cdp", "prepare"], ["cdp", "load"],
+                   ["dbt", "build", "--exclude-resource-type", "unit_test", "--profiles-dir",
+                    "profiles"])
 PREDICTION_COLUMNS = ("p_alive", "expected_purchases_90d", "expected_purchases_365d",
                       "predicted_clv_365d", "churn_risk")
 ORDERS_ONLY = ("shop_orders", "shop_order_lines")
@@ -53,13 +55,17 @@ def test_dbt_builds_on_its_own_after_cdp_load(tmp_path: Path, sample_landing: Pa
     warehouse = tmp_path / "warehouse.duckdb"
     env = user_env(copy, warehouse, sample_landing)
 
-    loaded = run([str(BIN / "cdp"), "load"], copy, env)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert all(f".venv/bin/{' '.join(command)}\n" in readme for command in README_COMMANDS)
+    prepared, loaded, built = (run([str(BIN / command[0]), *command[1:]], copy, env)
+                               for command in README_COMMANDS)
+    assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
     assert loaded.returncode == 0, loaded.stdout[-3000:] + loaded.stderr[-3000:]
     assert "shop_orders: 1 file(s) loaded" in loaded.stdout
     assert "phone numbers:" in loaded.stdout
-    built = run([str(BIN / "dbt"), *DBT_BUILD], copy, env)
     assert built.returncode == 0, built.stdout[-6000:]
     assert "ERROR=0" in built.stdout
+    assert (copy / "target" / "run_results.json").exists()  # dbt ran in the copy
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
