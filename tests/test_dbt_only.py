@@ -164,6 +164,10 @@ def test_a_pipeline_run_on_orders_alone_builds_identity_and_says_what_was_absent
             "select count(distinct customer_id) from main_marts.customer_identities").fetchone()[0]
         identifier_types = {row[0] for row in con.execute(
             "select distinct identifier_type from main_marts.customer_identities").fetchall()}
+        features = con.execute(  # web columns NULL without Segment, purchases from the orders
+            "select count(last_web_seen_at), count(first_purchase_at), count(top_category) "
+            "from main_marts.customer_features").fetchone()
+        names = con.execute("select count(first_name) from main_marts.customers").fetchone()[0]
     finally:
         con.close()
     assert {name: state for name, (state, _) in inputs.items()} == {
@@ -172,3 +176,53 @@ def test_a_pipeline_run_on_orders_alone_builds_identity_and_says_what_was_absent
     assert "absent: segment_identifies" in summary.stdout
     assert customers > 0 and identified == customers  # identity resolved from orders alone
     assert "email" in identifier_types  # the orders' identifiers (no CRM, no web ids)
+    assert "anonymous_id" not in identifier_types
+    assert features[0] == 0 and features[1] > 0 and features[2] > 0
+    assert names == 0  # names come from CRM, loyalty and Segment identifies only
+
+
+def pg_columns(env: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """Per raw landing table of the PostgreSQL database `env` reaches: (column, type), in order."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=env["CDP_PG_HOST"], port=env["CDP_PG_PORT"], user="postgres",
+                            dbname=env["CDP_PG_DATABASE"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select table_name, column_name, data_type from information_schema.columns"
+                        " where table_schema = 'raw' order by table_name, ordinal_position")
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    names = {s.name for s in SOURCES}
+    return {table: [(c, t) for name, c, t in rows if name == table]
+            for table in sorted({r[0] for r in rows} & names)}
+
+
+@pytest.mark.slow
+def test_on_postgres_the_empty_raw_tables_are_typed_as_loaded_ones(
+        tmp_path: Path, sample_landing: Path, postgres_server) -> None:
+    from orchestration.ingestion.empty_tables import ensure_empty_raw_tables
+
+    loaded_env = {**postgres_server.fresh_database("dbt_only"), "CDP_DBT_TARGET": "postgres"}
+    with target_env(loaded_env):
+        wh = open_warehouse("postgres")
+        try:
+            load_landing_into(sample_landing, wh, SOURCES)
+        finally:
+            wh.close()
+    empty_env = {**postgres_server.fresh_database("dbt_only"), "CDP_DBT_TARGET": "postgres"}
+    with target_env(empty_env):
+        wh = open_warehouse("postgres")
+        try:
+            created = ensure_empty_raw_tables(wh)
+            again = ensure_empty_raw_tables(wh)
+            counts = {s.name: int(wh.scalar(f"select count(*) from raw.{s.name}"))
+                      for s in SOURCES}
+        finally:
+            wh.close()
+    assert sorted(created) == sorted(f"raw.{s.name}" for s in SOURCES) and again == []
+    assert counts == {s.name: 0 for s in SOURCES}
+    loaded_columns = pg_columns(loaded_env)
+    assert len(loaded_columns) == len(SOURCES)
+    assert pg_columns(empty_env) == loaded_columns  # names and PostgreSQL types, in order
