@@ -76,9 +76,12 @@ def load() -> int:
     try:
         wh = open_warehouse(settings.dbt_target, settings.warehouse)
     except WarehouseError as error:
-        print(f"error: cdp load: cannot open the {settings.dbt_target} target: {error}",
-              file=sys.stderr)
+        print(f"error: cdp load: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 (a driver's error: locked file, server down)
+        print(f"error: cdp load: cannot open the {settings.dbt_target} target: "
+              f"{type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         try:
             report = load_landing_into(settings.landing_dir, wh, privacy=PRIVACY_AT_LOAD)
@@ -88,6 +91,11 @@ def load() -> int:
             return EXIT_FAILED
         except LandingError as error:
             print(f"error: cdp load: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        except Exception as error:  # noqa: BLE001 (the phone lookup or privacy step, a driver)
+            print(f"error: cdp load: the load stopped on {settings.dbt_target}: "
+                  f"{type(error).__name__}: {error}; each source already loaded is committed, "
+                  "the others are as they were", file=sys.stderr)
             return EXIT_FAILED
         print(report.summary())
         print("\n".join(input_lines(wh)))

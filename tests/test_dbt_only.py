@@ -226,3 +226,21 @@ def test_on_postgres_the_empty_raw_tables_are_typed_as_loaded_ones(
     loaded_columns = pg_columns(loaded_env)
     assert len(loaded_columns) == len(SOURCES)
     assert pg_columns(empty_env) == loaded_columns  # names and PostgreSQL types, in order
+
+
+def test_cdp_load_on_a_locked_warehouse_file_says_so(tmp_path: Path, sample_landing: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    env = user_env(Path.cwd(), warehouse, sample_landing)
+    env.pop("PYTHONPATH")
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                               f"con = duckdb.connect({str(warehouse)!r}); print('open', "
+                               "flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        result = run([str(BIN / "cdp"), "load"], Path.cwd(), env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cdp load: cannot open the duckdb target: IOException")
+    assert "Traceback" not in result.stderr
