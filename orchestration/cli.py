@@ -12,6 +12,7 @@ from orchestration.settings import default_salt_warning, load_settings
 
 if TYPE_CHECKING:
     from orchestration.run_report import RunReport
+    from orchestration.settings import Settings
     from orchestration.warehouse import Warehouse
 
 JOB_NAME = "cdp_full_pipeline"
@@ -29,23 +30,78 @@ def run_pipeline(verbose: bool = False) -> int:
     from orchestration.recovery import guard_run
     from orchestration.run_report import EXIT_USAGE
 
-    try:
-        settings = load_settings()
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if landing_settings() is None:
         return EXIT_USAGE
-    settings.export_env()
-    if not settings.landing_dir.is_dir():
-        print(f"error: landing folder {settings.landing_dir} does not exist (set CDP_LANDING_DIR)",
-              file=sys.stderr)
-        return EXIT_USAGE
-    if salt_warning := default_salt_warning(settings.landing_dir):
-        print(salt_warning, file=sys.stderr)
     if (prepared := prepare()) != 0:
         return prepared
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     guard_run(instance)  # fail runs whose process is gone, free their slots; bound SIGTERM
     return execute_with_report(instance, verbose).exit_code
+
+
+def landing_settings() -> Settings | None:
+    """The settings, exported to the environment, when they are valid and the landing folder
+    exists (with the public-salt warning on real data); else None, the error printed."""
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    settings.export_env()
+    if not settings.landing_dir.is_dir():
+        print(f"error: landing folder {settings.landing_dir} does not exist (set CDP_LANDING_DIR)",
+              file=sys.stderr)
+        return None
+    if salt_warning := default_salt_warning(settings.landing_dir):
+        print(salt_warning, file=sys.stderr)
+    return settings
+
+
+def load() -> int:
+    """Only the loading steps of a run, on the dbt target (CDP_DBT_TARGET): the landing folder
+    into raw (with the privacy steps the Dagster asset runs at load, an empty raw table for
+    every source without files, the load log and rejects) and the phone lookup raw._phone_numbers,
+    i.e. every dbt source a run creates before dbt; then `dbt build` works on its own (README,
+    "dbt on its own"). Prints the load summary and the inputs; 0 ok, 1 a source failed to load
+    (the others are loaded, it keeps its last good rows), 2 usage or configuration error."""
+    from orchestration.ingestion.assets import PRIVACY_AT_LOAD
+    from orchestration.ingestion.errors import LandingError
+    from orchestration.ingestion.reports import LandingLoadError
+    from orchestration.ingestion.target import load_landing_into
+    from orchestration.run_report import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+    from orchestration.warehouse import WarehouseError, open_warehouse
+
+    if (settings := landing_settings()) is None:
+        return EXIT_USAGE
+    try:
+        wh = open_warehouse(settings.dbt_target, settings.warehouse)
+    except WarehouseError as error:
+        print(f"error: cdp load: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 (a driver's error: locked file, server down)
+        print(f"error: cdp load: cannot open the {settings.dbt_target} target: "
+              f"{type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        try:
+            report = load_landing_into(settings.landing_dir, wh, privacy=PRIVACY_AT_LOAD)
+        except LandingLoadError as error:
+            print(error.report.summary())
+            print(f"error: cdp load: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        except LandingError as error:
+            print(f"error: cdp load: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        except Exception as error:  # noqa: BLE001 (the phone lookup or privacy step, a driver)
+            print(f"error: cdp load: the load stopped on {settings.dbt_target}: "
+                  f"{type(error).__name__}: {error}; each source already loaded is committed, "
+                  "the others are as they were", file=sys.stderr)
+            return EXIT_FAILED
+        print(report.summary())
+        print("\n".join(input_lines(wh)))
+    finally:
+        wh.close()
+    return EXIT_OK
 
 
 def prepare() -> int:
@@ -165,6 +221,27 @@ def table_lines(wh: Warehouse) -> list[str]:
     return lines
 
 
+def input_lines(wh: Warehouse) -> list[str]:
+    """`Inputs:` and, per landing source (built-in and declared), whether its raw table has rows
+    (present, with the count) or not (absent: the marts it feeds stay empty, see
+    docs/landing-contract.md, "Partial source sets")."""
+    from orchestration.ingestion.empty_tables import landing_sources
+    from orchestration.ingestion.schema import raw_table
+
+    lines = ["Inputs (rows in raw per landing source):"]
+    absent = []
+    for source in landing_sources():
+        relation = raw_table(source)
+        rows = int(wh.scalar(f"select count(*) from {relation}") or 0) if wh.exists(relation) else 0
+        lines.append(f"  {source.name:<40} {'present' if rows else 'absent':<8} {rows:>12,} rows")
+        if not rows:
+            absent.append(source.name)
+    if absent:
+        lines.append(f"  absent: {', '.join(absent)} (their marts stay empty; "
+                     "docs/landing-contract.md, \"Partial source sets\")")
+    return [*lines, ""]
+
+
 def summarise(warehouse: Path | None = None, target: str | None = None) -> str:
     """A short text report of the dbt target (CDP_DBT_TARGET unless `target`): latest KPIs,
     segment sizes, what each sync sent, every table's rows. On DuckDB it reads the file
@@ -185,7 +262,7 @@ def summarise(warehouse: Path | None = None, target: str | None = None) -> str:
         look = [f"  the {target} target with its own client (docs/bi.md)"]
     wh = open_warehouse(target, warehouse, read_only=True)
     try:
-        lines = [where, "", *overview(wh), *table_lines(wh)]
+        lines = [where, "", *overview(wh), *input_lines(wh), *table_lines(wh)]
     finally:
         wh.close()
     lines += ["", "Look at it:", *look,
@@ -202,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="also print every Dagster message (DEBUG) and library output")
     commands.add_parser("prepare", help="compile segments/*.yml and parse the dbt project "
                         "(what `make parse` and every `cdp run` do first)")
+    commands.add_parser("load", help="only load CDP_LANDING_DIR into raw on CDP_DBT_TARGET "
+                        "(and the phone lookup): every dbt source then exists, `dbt build` runs "
+                        "on its own; exit 0 ok, 1 a source failed, 2 usage/config")
     commands.add_parser("summary", help="print what the warehouse holds")
     generate = commands.add_parser("generate", help="write sample landing data")
     generate.add_argument("--customers", type=int, default=2000)
@@ -223,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_pipeline(verbose=args.verbose)
     if args.command == "prepare":
         return prepare()
+    if args.command == "load":
+        return load()
     if args.command == "summary":
         print(summarise())
         return 0

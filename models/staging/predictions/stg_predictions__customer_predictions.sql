@@ -2,10 +2,20 @@
 -- The predictions are written by a Python asset (orchestration/predictions.py); this typed
 -- pass-through is the one model reading them from source(). Ephemeral: inlined into
 -- int_customer_predictions, so nothing is built over the table before the asset first writes it.
+-- Before the asset has ever run (dbt on its own: `dbt build` after `cdp load`), the table does not
+-- exist: optional_source gives zero rows of these columns, so the prediction columns are NULL.
 {{ config(materialized='ephemeral') }}
 
 with predictions as (
-    select * from {{ source('predictions', 'customer_predictions') }}
+    {{ optional_source('predictions', 'customer_predictions', {
+        'customer_id': dbt.type_string(),
+        'as_of_at': 'timestamp',
+        'p_alive': 'decimal(10, 4)',
+        'expected_purchases_90d': 'decimal(18, 4)',
+        'expected_purchases_365d': 'decimal(18, 4)',
+        'predicted_clv_365d': 'decimal(18, 2)',
+        'churn_risk': 'decimal(10, 4)',
+    }) }}
 ),
 
 final as (
