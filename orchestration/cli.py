@@ -225,7 +225,7 @@ def input_lines(wh: Warehouse) -> list[str]:
     """`Inputs:` and, per landing source (built-in and declared), whether its raw table has rows
     (present, with the count) or not (absent: the marts it feeds stay empty, see
     docs/landing-contract.md, "Partial source sets")."""
-    from orchestration.ingestion.empty_tables import landing_sources
+    from orchestration.ingestion.contract import landing_sources
     from orchestration.ingestion.schema import raw_table
 
     lines = ["Inputs (rows in raw per landing source):"]
