@@ -36,7 +36,26 @@ def run_pipeline(verbose: bool = False) -> int:
         return prepared
     instance = dg.DagsterInstance.get() if _has_dagster_home() else dg.DagsterInstance.ephemeral()
     guard_run(instance)  # fail runs whose process is gone, free their slots; bound SIGTERM
-    return execute_with_report(instance, verbose).exit_code
+    exit_code = execute_with_report(instance, verbose).exit_code
+    print_inputs_present()
+    return exit_code
+
+
+def print_inputs_present() -> None:
+    """After a run: which inputs had rows (`input_lines`); a warehouse that cannot be read
+    (the run failed before loading) is said in one line, never an error of its own."""
+    from orchestration.warehouse import open_warehouse
+
+    settings = load_settings()
+    try:
+        wh = open_warehouse(settings.dbt_target, settings.warehouse, read_only=True)
+    except Exception as error:  # noqa: BLE001 (a driver's error: locked file, server down)
+        print(f"inputs: not read ({type(error).__name__}: {error})")
+        return
+    try:
+        print("\n".join(input_lines(wh)))
+    finally:
+        wh.close()
 
 
 def landing_settings() -> Settings | None:

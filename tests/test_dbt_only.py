@@ -152,7 +152,14 @@ def test_a_pipeline_run_on_orders_alone_builds_identity_and_says_what_was_absent
     summary = run([sys.executable, "-m", "orchestration.cli", "summary"], Path.cwd(), env)
     assert summary.returncode == 0, summary.stderr[-3000:]
 
-    inputs = {line.split()[0]: line.split()[1:3] for line in summary.stdout.splitlines()
+    # `cdp run` ends with the inputs it found, and `cdp summary` lists them the same way
+    assert result.stdout.count("Inputs (rows in raw per landing source):") == 1
+    def input_rows(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.endswith(" rows")
+                and line.split()[1:2] in (["present"], ["absent"])]
+
+    assert input_rows(result.stdout) == input_rows(summary.stdout) != []
+    inputs = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()
               if line.startswith("  ") and len(line.split()) == 4 and line.endswith(" rows")
               and line.split()[1] in ("present", "absent")}
     con = duckdb.connect(env["CDP_WAREHOUSE"], read_only=True)
