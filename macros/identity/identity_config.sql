@@ -126,15 +126,6 @@
 {%- endmacro %}
 
 
-{% macro declared_input(name) -%}
-    {#- The declared input (an entry of declared_inputs()) named `name`, or none. -#}
-    {%- for entry in declared_inputs() if entry.source == name -%}
-        {{ return(entry) }}
-    {%- endfor -%}
-    {{ return(none) }}
-{%- endmacro %}
-
-
 {% macro survivorship_rules() -%}
     {#- The rules of var survivorship, with every declared input carrying an attribute appended
         after the `sources:` list of its rule (lowest source priority: a declared input never
