@@ -268,3 +268,18 @@ def test_survivorship_lists_a_declared_input_after_the_configured_sources(
                  "{{ identity_sources(links=true)[-1]['source'] }}")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "crm_contacts,loyalty_members,segment_identifies,lead_ads|None|lead_ads" in result.stdout
+
+
+@pytest.mark.slow
+def test_with_no_input_declared_the_macros_give_exactly_the_configured_vars(
+        lead_build: dict[str, Any]) -> None:
+    """The built-in sources' models read declared inputs only through these macros (and loops
+    over declared_inputs(), empty here), so with [] they compile as before declared inputs."""
+    copy, env = lead_build["copy"], lead_build["env"]
+    write_declared(copy, [])
+    result = dbt(copy, env, "compile", "--inline",
+                 "{{ identity_sources() == var('identity')['sources'] }}|"
+                 "{{ identity_types() == var('identity')['identifier_types'] }}|"
+                 "{{ survivorship_rules() == var('survivorship') }}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "True|True|True" in result.stdout
