@@ -1,14 +1,41 @@
 {#- Readers of the `identity` var block (dbt_project.yml), so models never parse it themselves. -#}
 
 {% macro identity_types() -%}
-    {{ return(var('identity')['identifier_types']) }}
+    {#- The identifier types of var identity.identifier_types, plus the new types declared inputs
+        bring (inputs/*.yml, macro declared_inputs()). A new type declared twice with different
+        rules, or clashing with a configured type, is a compile error naming both. -#}
+    {%- set configured = var('identity')['identifier_types'] -%}
+    {%- set types = dict(configured) -%}
+    {%- set declared_by = {} -%}
+    {%- for entry in declared_inputs() -%}
+        {%- for name, rules in (entry.get('identifier_types') or {}).items() -%}
+            {%- set settings = {} -%}
+            {%- for field, value in rules.items() if value is not none -%}
+                {%- do settings.update({field: value}) -%}
+            {%- endfor -%}
+            {%- if name in configured -%}
+                {{ exceptions.raise_compiler_error(
+                    "declared input '" ~ entry.source ~ "' declares new identifier type '" ~ name
+                    ~ "', which var identity.identifier_types already defines: drop its new_type") }}
+            {%- elif name in declared_by and types[name] != settings -%}
+                {{ exceptions.raise_compiler_error(
+                    "declared inputs '" ~ declared_by[name] ~ "' and '" ~ entry.source
+                    ~ "' declare new identifier type '" ~ name ~ "' with different rules: "
+                    ~ types[name] ~ " vs " ~ settings) }}
+            {%- endif -%}
+            {%- do types.update({name: settings}) -%}
+            {%- do declared_by.setdefault(name, entry.source) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(types) }}
 {%- endmacro %}
 
 
 {% macro identity_sources(links=none) -%}
-    {#- The configured identity sources; links=true/false keeps only linking / lookup sources. -#}
+    {#- The configured identity sources (var identity.sources), then every declared input (a
+        linking source); links=true/false keeps only linking / lookup sources. -#}
     {%- set selected = [] -%}
-    {%- for source in var('identity')['sources'] -%}
+    {%- for source in var('identity')['sources'] + declared_inputs() -%}
         {%- if links is none or (source.get('links', true) == links) -%}
             {%- do selected.append(source) -%}
         {%- endif -%}
@@ -96,4 +123,26 @@
         {%- do pairs.append((types[identifier_type]['priority'], identifier_type, column)) -%}
     {%- endfor -%}
     {{ return(pairs | sort) }}
+{%- endmacro %}
+
+
+{% macro survivorship_rules() -%}
+    {#- The rules of var survivorship, with every declared input carrying an attribute appended
+        after the `sources:` list of its rule (lowest source priority: a declared input never
+        overrides a listed source such as the CRM). -#}
+    {%- set rules = {} -%}
+    {%- for attribute, rule in var('survivorship').items() -%}
+        {%- set merged = dict(rule) -%}
+        {%- if rule.get('sources') -%}
+            {%- set sources = rule['sources'] | list -%}
+            {%- for entry in declared_inputs() -%}
+                {%- if attribute in (entry.get('attributes') or {}) and entry.source not in sources -%}
+                    {%- do sources.append(entry.source) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- do merged.update({'sources': sources}) -%}
+        {%- endif -%}
+        {%- do rules.update({attribute: merged}) -%}
+    {%- endfor -%}
+    {{ return(rules) }}
 {%- endmacro %}

@@ -1,7 +1,9 @@
 -- grain: one row per customer_id and attribute: the surviving value with its provenance
 -- Rules per attribute in var `survivorship`: source_priority (first listed source wins, then
 -- most recent), most_recent, most_frequent (then most recent), first_seen. Ties: smaller value.
-{%- set rules = var('survivorship') %}
+{%- set rules = survivorship_rules() %}
+{#- Declared inputs (inputs/*.yml) are candidates too, after a rule's listed sources
+    (survivorship_rules). #}
 
 with candidates as (
     select * from {{ ref('int_profiles_attribute_candidates') }}

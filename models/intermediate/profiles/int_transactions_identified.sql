@@ -2,7 +2,13 @@
 -- The purchase rule, in one place: a shop order not in var features.excluded_order_statuses, or a
 -- store transaction, of any date. customers counts these; int_transactions_attributed keeps those
 -- before the as-of date for the features and the predictions.
+{#- A declared input whose events are purchases (events.purchase online/store, inputs/*.yml)
+    adds its records, amount = revenue. #}
 {%- set features = var('features') %}
+{%- set purchase_inputs = [] %}
+{%- for entry in declared_inputs() if (entry.get('events') or {}).get('purchase') %}
+    {%- do purchase_inputs.append(entry) %}
+{%- endfor %}
 
 with source_records as (
     select * from {{ ref('int_source_records_assigned') }}
@@ -15,6 +21,12 @@ shop_orders as (
 pos_transactions as (
     select * from {{ ref('stg_pos__transactions') }}
 ),
+{%- for entry in purchase_inputs %}
+
+    {{ entry.source }} as (
+        select * from {{ ref(entry.model) }}
+    ),
+{%- endfor %}
 
 online_purchases as (
     select
@@ -52,10 +64,36 @@ store_purchases as (
             and pos_transactions.transaction_id = source_records.source_record_id
 ),
 
+{%- for entry in purchase_inputs %}
+    {%- set revenue = entry.events.revenue %}
+
+    {{ entry.source }}_purchases as (
+        select
+            source_records.customer_id,
+            '{{ entry.source }}' as source_name,
+            cast({{ entry.source }}.{{ entry.record_id }} as {{ dbt.type_string() }})
+                as source_record_id,
+            '{{ entry.events.purchase }}' as channel,
+            {{ entry.source }}.{{ entry.seen_at }} as transacted_at,
+            {{ entry.source ~ '.' ~ revenue if revenue else 'cast(null as decimal(18, 2))' }}
+                as amount
+        from {{ entry.source }}
+        inner join source_records
+            on
+                source_records.source = '{{ entry.source }}'
+                and cast({{ entry.source }}.{{ entry.record_id }} as {{ dbt.type_string() }})
+                = source_records.source_record_id
+    ),
+{%- endfor %}
+
 purchases as (
     select * from online_purchases
     union all
     select * from store_purchases
+    {%- for entry in purchase_inputs %}
+        union all
+        select * from {{ entry.source }}_purchases
+    {%- endfor %}
 ),
 
 final as (

@@ -5,6 +5,7 @@
 -- not in the table yet, records loaded again since the last run (a new version), and the events
 -- of customers whose identifiers moved (int_identity_customers_changed).
 -- Every other row is kept as it is; erasures delete their rows directly (orchestration.privacy).
+{#- Declared inputs with events (inputs/*.yml) add their records: source = the input's name. #}
 -- A table built before loaded_at existed is rewritten whole once (is_incremental_with).
 -- depends_on: {{ ref('int_identity_customers_changed') }}
 -- noqa: disable=RF04
@@ -65,6 +66,12 @@ consents as (
 privacy_requests as (
     select * from {{ ref('stg_privacy__requests') }}
 ),
+{%- for entry in declared_inputs() if entry.get('events') %}
+
+    {{ entry.source }} as (
+        select * from {{ ref(entry.model) }}
+    ),
+{%- endfor %}
 
 events as (
     select
@@ -176,6 +183,23 @@ events as (
         cast(null as decimal(18, 2)) as revenue,
         loaded_at
     from privacy_requests
+    {%- for entry in declared_inputs() if entry.get('events') %}
+        {%- set events = entry.events %}
+        union all
+        select
+            '{{ entry.source }}' as source,
+            cast({{ entry.record_id }} as {{ dbt.type_string() }}) as source_record_id,
+            cast({{ events.event_type }} as {{ dbt.type_string() }}) as event_type,
+            cast({{ events.channel }} as {{ dbt.type_string() }}) as channel,
+            cast({{ entry.seen_at }} as {{ dbt.type_timestamp() }}) as occurred_at,
+            {%- if events.revenue %}
+                cast({{ events.revenue }} as decimal(18, 2)) as revenue,
+            {%- else %}
+                cast(null as decimal(18, 2)) as revenue,
+            {%- endif %}
+            loaded_at
+        from {{ entry.source }}
+    {%- endfor %}
 ),
 
 events_keyed as (
