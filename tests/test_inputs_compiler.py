@@ -88,6 +88,10 @@ def test_check_command_fails_on_stale_generated_files(tmp_path: Path) -> None:
     ({"identifiers": {"email": {"column": "email", "normalise": "regex"}}},
      "identifiers.email.pattern: normalise: regex needs a pattern"),
     ({"description": "{{ env_var('SECRET') }}"}, "description: contains template syntax"),
+    # the models add inputs as CTEs: a name they already use would collide
+    ({"input": "events", "from": {"landing": "events_export"}},
+     "input: 'events' is a name the models already use"),
+    ({"input": "crm_contacts"}, "input: 'crm_contacts' is a built-in landing source"),
 ])
 def test_a_bad_file_names_the_file_and_the_field(tmp_path: Path, change: dict[str, Any],
                                                  expected: str) -> None:

@@ -306,6 +306,29 @@ def _project_rules() -> tuple[set[str], set[str], set[str], set[str]]:
     return types, attributes, purposes, {source.name for source in SOURCES}
 
 
+# Words an input name may not be: the models use input names as CTE names (`<input> as (...)`).
+SQL_WORDS = frozenset({"all", "and", "as", "by", "case", "cast", "create", "cross", "default",
+                       "delete", "distinct", "else", "end", "except", "false", "from", "full",
+                       "group", "having", "in", "inner", "insert", "intersect", "into", "is",
+                       "join", "left", "like", "limit", "not", "null", "on", "or", "order",
+                       "outer", "over", "right", "select", "table", "then", "true", "union",
+                       "update", "user", "using", "values", "when", "where", "window", "with"})
+_CTE = re.compile(r"^\s*,?\s*([a-z_][a-z0-9_]*) as \(", re.MULTILINE)
+
+
+def reserved_names(models_dir: Path | None = None) -> frozenset[str]:
+    """CTE names the project's models use (found in their SQL, generated inputs excluded) and
+    SQL words: an input of such a name would collide where the models add it as a CTE."""
+    models_dir = models_dir or PROJECT_DIR / "models"
+    inputs_models = models_dir / "staging" / "inputs"
+    names: set[str] = set()
+    for path in models_dir.rglob("*.sql"):
+        if inputs_models in path.parents:
+            continue
+        names.update(_CTE.findall(path.read_text().lower()))
+    return frozenset(names) | SQL_WORDS
+
+
 def _semantic_problems(decl: InputDeclaration, known_types: set[str], attributes: set[str],
                        purposes: set[str], builtin: set[str]) -> list[str]:
     problems: list[str] = []
@@ -313,6 +336,9 @@ def _semantic_problems(decl: InputDeclaration, known_types: set[str], attributes
     for column in columns:
         if not re.match(COLUMN_PATTERN, column):
             problems.append(f"column {column!r}: not a plain column name (letters, digits, _)")
+    if decl.input in reserved_names():
+        problems.append(f"input: {decl.input!r} is a name the models already use (a CTE or an "
+                        f"SQL word); choose another, e.g. {decl.input}_export")
     if decl.input in builtin or (decl.landing_name or "") in builtin:
         problems.append(f"input: {decl.input!r} is a built-in landing source; choose another "
                         "name (built-in sources are declared in the landing contract)")
