@@ -355,3 +355,16 @@ def test_cdp_prepare_warns_loudly_on_a_bad_declaration_and_goes_on(
         assert prepare_project() is None  # dbt parsed: the run goes on
     assert f"{tmp_path / 'leads.yml'}: attributes.shoe_size" in capsys.readouterr().err
     assert (PROJECT_DIR / compiler.MACRO_FILE).read_text() == macro
+
+
+def test_every_example_and_preset_validates_and_compiles(tmp_path: Path) -> None:
+    """The YAML under examples/ (lead ads, app installs, CDNOW, the Segment and RudderStack
+    warehouse presets) is valid together and compiles to one staging model per input."""
+    paths = sorted((PROJECT_DIR / "examples").rglob("*.yml"))
+    rs = [p for p in paths if "rudderstack" in str(p)]
+    others = [p for p in paths if p not in rs]
+    for group in (others, rs):  # Segment or RudderStack: one set of web tables, not both
+        outputs = compiler.compile_inputs(write=False, paths=group, project_dir=tmp_path)
+        models = sorted(p.name for p in outputs if p.name.startswith("stg_input__"))
+        names = sorted(f"stg_input__{yaml.safe_load(p.read_text())['input']}.sql" for p in group)
+        assert models == names and len(models) >= 3
