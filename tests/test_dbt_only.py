@@ -15,7 +15,7 @@ from engine_support.pipeline import pipeline_env, target_env
 from orchestration.ingestion.contract import SOURCES, SOURCES_BY_NAME
 from orchestration.ingestion.target import load_landing_into
 from orchestration.warehouse import open_warehouse
-from tests.test_segments import project_copy
+from engine_support.project import project_copy
 
 BIN = Path(sys.executable).parent
 # README, "dbt on its own": the three commands after `make install`, as a user types them

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 import yaml
 
+from engine_support.project import project_copy as shared_project_copy
 from orchestration.inputs import InputError
 from orchestration.inputs import compiler
 from orchestration.settings import PROJECT_DIR
@@ -44,15 +45,7 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 
 def project_copy(root: Path) -> Path:
     """The dbt project in a temp folder: generated files are written there, never here."""
-    copy = root / "project"
-    copy.mkdir()
-    for part in COPIED:
-        source = PROJECT_DIR / part
-        if source.is_dir():
-            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, copy / part)
-    return copy
+    return shared_project_copy(root, COPIED, manifest=False)
 
 
 def test_the_repository_declares_no_input_and_its_generated_files_are_current() -> None:

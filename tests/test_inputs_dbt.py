@@ -16,7 +16,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.test_segments import project_copy
+from engine_support.project import project_copy
 
 # Two declared inputs, exactly as InputDeclaration.dbt_entry() gives them (orchestration/inputs)
 LEAD_ADS = {

@@ -27,9 +27,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from engine_support.project import project_copy
+
 REPO = Path(__file__).resolve().parent.parent
-PROJECT_PARTS = ("orchestration", "models", "macros", "seeds", "segments", "activation",
-                 "data-tests", "profiles", "inputs", "dbt_project.yml")
 CDNOW = REPO / "tests" / "fixtures" / "cdnow" / "CDNOW_sample.txt"
 
 pytestmark = pytest.mark.slow
@@ -47,18 +47,6 @@ class Run:
             return con.execute(query).df()
         finally:
             con.close()
-
-
-def project_copy(root: Path) -> Path:
-    copy = root / "project"
-    copy.mkdir()
-    for part in PROJECT_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy(source, copy / part)
-    return copy
 
 
 def cdp_run(root: Path, landing: Path, inputs: list[Path], extra: dict[str, str] | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine_support.project import project_copy
 from orchestration import segments as seg
 
 COLUMNS = {"orders_total": "number", "loyalty_tier": "text", "last_cart_added_at": "timestamp",
@@ -108,9 +108,6 @@ def test_compiled_model_gates_on_consent(tmp_path: Path) -> None:
 
 # --- A run compiles the YAML before dbt builds; a bad YAML fails only the segment check -------
 
-PROJECT_PARTS = ("orchestration", "models", "macros", "seeds", "segments", "activation",
-                 "data-tests", "profiles", "dbt_project.yml")
-
 RUN_IN_COPY = textwrap.dedent("""
     import json, os, warnings
     import dagster as dg, duckdb
@@ -153,23 +150,6 @@ RUN_IN_COPY = textwrap.dedent("""
     print(json.dumps({"module": orchestration.__file__, "first": first, "second": second,
                       "warned": warned}))
 """)
-
-
-def project_copy(root: Path) -> Path:
-    """The dbt project and its orchestration package in a temp folder, with the parsed manifest,
-    so a run there writes its compiled segment models there, never into this repository."""
-    copy = root / "project"
-    copy.mkdir()
-    for part in PROJECT_PARTS:
-        source = seg.PROJECT_DIR / part
-        if source.is_dir():
-            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, copy / part)
-    (copy / "target").mkdir()
-    for artifact in ("manifest.json", "partial_parse.msgpack"):
-        shutil.copy(seg.PROJECT_DIR / "target" / artifact, copy / "target" / artifact)
-    return copy
 
 
 @pytest.mark.slow
