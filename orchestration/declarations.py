@@ -8,7 +8,11 @@ reach SQL become escaped literals (`sql_literal`), never SQL text.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import ValidationError
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
@@ -66,3 +70,22 @@ def sql_literal(value: Any) -> str:
     if problem:
         raise ValueError(f"text value {problem}")
     return "'" + value.replace("'", "''") + "'"
+
+
+def read_yaml(path: Path) -> tuple[Any, str | None]:
+    """The parsed YAML of a declaration file, or None and `<path>: cannot read: <why>`."""
+    try:
+        return yaml.safe_load(path.read_text()), None
+    except (OSError, yaml.YAMLError) as exc:
+        return None, f"{path}: cannot read: {exc}"
+
+
+def field_errors(error: ValidationError) -> list[str]:
+    """`<field.path>: <message>` for every error pydantic found (aliases as the YAML spells
+    them: a trailing underscore is dropped)."""
+    messages = []
+    for item in error.errors():
+        field = ".".join(str(part).removesuffix("_") for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        messages.append(f"{field}: {message}" if field else message)
+    return messages

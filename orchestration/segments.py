@@ -30,7 +30,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from orchestration.declarations import sql_literal, template_problems, text_problem
+from orchestration.declarations import (field_errors, read_yaml, sql_literal, template_problems,
+                                         text_problem)
 from orchestration.settings import PROJECT_DIR
 
 SEGMENTS_DIR = PROJECT_DIR / "segments"
@@ -128,7 +129,7 @@ def parse_condition(raw: Any, field: str = "condition") -> tuple[Condition | Non
     try:
         return Rule.model_validate(raw), []
     except ValidationError as exc:
-        return None, [f"{field}.{message}" for message in _field_errors(exc)]
+        return None, [f"{field}.{message}" for message in field_errors(exc)]
 
 
 class Segment(BaseModel):
@@ -174,15 +175,6 @@ def consent_purposes(path: Path = CONSENT_PURPOSES_SEED) -> set[str]:
 
 def _where(path: Path, index: int, name: str | None) -> str:
     return f"{path}: segments[{index}]" + (f" ({name})" if name else "")
-
-
-def _field_errors(error: ValidationError) -> list[str]:
-    messages = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        messages.append(f"{field}: {message}" if field else message)
-    return messages
 
 
 def _check_condition(condition: Condition, columns: dict[str, ColumnKind], where: str) -> list[str]:
@@ -244,7 +236,7 @@ def _parse_segment(entry: dict[str, Any]) -> tuple[Segment | None, list[str]]:
     try:
         header = Segment.model_validate({k: v for k, v in entry.items() if k != "condition"})
     except ValidationError as exc:
-        errors.extend(_field_errors(exc))
+        errors.extend(field_errors(exc))
     if "condition" not in entry:
         errors.append("condition: Field required")
         return None, errors
@@ -268,10 +260,9 @@ def load_segments(
     loaded: list[LoadedSegment] = []
     seen: dict[str, Path] = {}
     for path in paths:
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            errors.append(f"{path}: cannot read: {exc}")
+        raw, unreadable = read_yaml(path)
+        if unreadable:
+            errors.append(unreadable)
             continue
         if not isinstance(raw, dict) or not isinstance(raw.get("segments"), list):
             errors.append(f"{path}: expected a mapping with a `segments:` list")

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestration.declarations import template_problems, text_problem
+from orchestration.declarations import field_errors, read_yaml, template_problems, text_problem
 from orchestration.settings import PROJECT_DIR
 
 INPUTS_DIR_ENV = "CDP_INPUTS_DIR"
@@ -283,27 +282,16 @@ def inputs_dir() -> Path:
     return path if path.is_absolute() else (PROJECT_DIR / path)
 
 
-def _field_errors(error: ValidationError) -> list[str]:
-    messages = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]).replace("from_", "from")
-        message = item["msg"].removeprefix("Value error, ")
-        messages.append(f"{field}: {message}" if field else message)
-    return messages
-
-
 def _project_rules() -> tuple[set[str], set[str], set[str], set[str]]:
     """Identifier types, survivorship attributes, consent purposes and built-in landing
     sources the project defines (dbt vars, the consent seed, the landing contract)."""
     from orchestration.catalog import dbt_var
     from orchestration.ingestion.contract import SOURCES
+    from orchestration.segments import consent_purposes
 
     types = set((dbt_var("identity.identifier_types", {}) or {}).keys())
     attributes = set((dbt_var("survivorship", {}) or {}).keys()) | set(STANDARD_ATTRIBUTES)
-    seed = PROJECT_DIR / "seeds" / "consent_purposes.csv"
-    purposes = {line.split(",", 1)[0].strip() for line in seed.read_text().splitlines()[1:]
-                if line.strip()}
-    return types, attributes, purposes, {source.name for source in SOURCES}
+    return types, attributes, consent_purposes(), {source.name for source in SOURCES}
 
 
 # Words an input name may not be: the models use input names as CTE names (`<input> as (...)`).
@@ -407,10 +395,9 @@ def load_inputs(paths: list[Path] | None = None) -> list[LoadedInput]:
     loaded: list[LoadedInput] = []
     seen: dict[str, Path] = {}
     for path in paths:
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            errors.append(f"{path}: cannot read: {exc}")
+        raw, unreadable = read_yaml(path)
+        if unreadable:
+            errors.append(unreadable)
             continue
         if not isinstance(raw, dict):
             errors.append(f"{path}: expected a mapping (input:, description:, from:, ...)")
@@ -422,7 +409,7 @@ def load_inputs(paths: list[Path] | None = None) -> list[LoadedInput]:
         try:
             decl = InputDeclaration.model_validate(raw)
         except ValidationError as exc:
-            errors.extend(f"{path}: {message}" for message in _field_errors(exc))
+            errors.extend(f"{path}: {message}" for message in field_errors(exc))
             continue
         problems = _semantic_problems(decl, known_types, attributes, purposes, builtin)
         errors.extend(f"{path}: {message}" for message in problems)
