@@ -129,18 +129,26 @@ def _identifier_columns(decl: InputDeclaration) -> list[Column]:
     return columns
 
 
+# How an attribute's column is staged, by the `normalise` of its rule in dbt var survivorship.
+ATTRIBUTE_MACROS = {
+    "name": ("normalize_name", "whitespace collapsed and title-cased; NULL for junk"),
+    "country": ("normalize_country", "ISO 3166-1 alpha-2 code (aliases of var country_aliases)"),
+    "email": ("normalize_email", "the normalised mailbox"),
+    "code": ("normalize_code", "lowercased code"),
+    "phone": ("normalize_identifier", "trimmed; NULL for junk"),
+    "text": ("normalize_identifier", "trimmed; NULL for junk"),
+}
+
+
 def _attribute_sql(attribute: str, column: str) -> tuple[str, str]:
-    if attribute in ("first_name", "last_name", "city"):
-        return (f"{{{{ normalize_name('{column}') }}}}",
-                "whitespace collapsed and title-cased; NULL for junk")
-    if attribute == "country_code":
-        return (f"{{{{ normalize_country('{column}') }}}}",
-                "ISO 3166-1 alpha-2 code (aliases of var country_aliases)")
-    if attribute == "primary_email":
-        return f"{{{{ normalize_email('{column}') }}}}", "the normalised mailbox"
-    if attribute == "loyalty_tier":
-        return f"{{{{ normalize_code('{column}') }}}}", "lowercased code"
-    return f"{{{{ normalize_identifier('{column}') }}}}", "trimmed; NULL for junk"
+    from orchestration.catalog import dbt_var
+
+    kind = (dbt_var("survivorship", {}).get(attribute) or {}).get("normalise", "text")
+    if kind not in ATTRIBUTE_MACROS:
+        raise InputError(f"dbt var survivorship.{attribute}.normalise: {kind!r} is not one of "
+                         f"{', '.join(ATTRIBUTE_MACROS)}")
+    macro, how = ATTRIBUTE_MACROS[kind]
+    return f"{{{{ {macro}('{column}') }}}}", how
 
 
 def _attribute_columns(decl: InputDeclaration) -> list[Column]:

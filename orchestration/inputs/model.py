@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,10 +32,15 @@ COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 REGEX_FORBIDDEN = ("'", "\\")
 
 ColumnType = Literal["text", "timestamp", "number", "integer"]
-Normalisation = Literal["email", "phone", "id", "regex"]
-# The attributes of the golden profile survivorship chooses (dbt var `survivorship`).
-STANDARD_ATTRIBUTES = ("first_name", "last_name", "primary_email", "primary_phone", "city",
-                       "country_code", "loyalty_tier")
+
+
+class Normalisation(str, Enum):
+    """How an identifier column is staged (docs/sources.md, "What each normalisation does")."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    ID = "id"
+    REGEX = "regex"
 
 
 class InputError(ValueError):
@@ -178,8 +184,9 @@ class InputDeclaration(_Strict):
         specs = {}
         for identifier_type, spec in self.identifiers.items():
             full = Identifier(column=spec) if isinstance(spec, str) else spec
-            if full.normalise is None:
-                default = identifier_type if identifier_type in ("email", "phone") else "id"
+            if full.normalise is None:  # a type named like a normalisation (email, phone) has it
+                kinds = {kind.value for kind in Normalisation} - {Normalisation.REGEX.value}
+                default = identifier_type if identifier_type in kinds else Normalisation.ID.value
                 full = full.model_copy(update={"normalise": default})
             specs[identifier_type] = full
         return specs
@@ -290,7 +297,7 @@ def _project_rules() -> tuple[set[str], set[str], set[str], set[str]]:
     from orchestration.segments import consent_purposes
 
     types = set((dbt_var("identity.identifier_types", {}) or {}).keys())
-    attributes = set((dbt_var("survivorship", {}) or {}).keys()) | set(STANDARD_ATTRIBUTES)
+    attributes = set((dbt_var("survivorship", {}) or {}).keys())
     return types, attributes, consent_purposes(), {source.name for source in SOURCES}
 
 
