@@ -59,7 +59,7 @@ def load_landing_into(
     On DuckDB this is `load_landing` on the warehouse file's connection (privacy steps get that
     connection). Elsewhere the privacy steps get `wh`. `sources`: by default the built-in and
     declared ones (`landing_sources()`)."""
-    ensure_empty_raw_tables(wh, sources)  # every landing source's raw table exists, loaded or not
+    ensure_empty_raw_tables(wh)  # every landing source's raw table exists, loaded or not
     if isinstance(wh, DuckDBWarehouse):
         return load_landing(landing_dir, wh.con, sources, limits=limits, privacy=privacy)
     declaration_warnings: list[str] = []
