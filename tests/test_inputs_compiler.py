@@ -361,3 +361,36 @@ def test_every_example_and_preset_validates_and_compiles(tmp_path: Path) -> None
         models = sorted(p.name for p in outputs if p.name.startswith("stg_input__"))
         names = sorted(f"stg_input__{yaml.safe_load(p.read_text())['input']}.sql" for p in group)
         assert models == names and len(models) >= 3
+
+
+def spark_ddl(statement: str) -> str:
+    """A seed table's DDL in Spark's types (no varchar without a length, no timestamptz)."""
+    return statement.replace("timestamptz", "timestamp").replace("varchar", "string")
+
+
+@pytest.mark.slow
+def test_both_inputs_build_the_same_on_spark(spark_thrift_server: Any, tmp_path: Path) -> None:
+    from pyhive import hive
+
+    spark_thrift_server.drop_all_schemas()  # the session's server: other tests' tables go
+    settings = spark_thrift_server.settings
+    connection = hive.connect(host=settings.connect_host, port=settings.port,
+                              username=settings.user)
+    try:
+        cursor = connection.cursor()
+        cursor.execute("set spark.sql.session.timeZone=UTC")  # as the dbt profile's session
+        cursor.execute("set spark.sql.storeAssignmentPolicy=LEGACY")  # '2026-..' text into a timestamp
+        seed_warehouse(lambda sql, params: cursor.execute(spark_ddl(sql), params or None))
+        compile_and_build(tmp_path, "spark", spark_thrift_server.env)
+        rows = staged_rows(cursor, "cdp_staging")
+    finally:
+        connection.close()
+    assert_lead_ads_staged(rows["stg_input__lead_ads"])
+    partners = {row["record_id"]: row for row in rows["stg_input__partner_contacts"]}
+    assert sorted(partners) == ["1", "2"]
+    assert (partners["1"]["partner_ref"], partners["2"]["partner_ref"]) == ("P123", None)
+    assert partners["1"]["email"] == "ana@partner-mail.net"
+    assert (partners["1"]["country_code"], partners["2"]["country_code"]) == ("DE", "FR")
+    assert partners["1"]["city"] == "Berlin"
+    assert (partners["1"]["partner_mobile"], partners["2"]["partner_mobile"]) == (
+        "+14155550134", None)
