@@ -1,5 +1,5 @@
 """The input compiler: declarations -> generated staging model, YAML and declared_inputs(), built
-by real dbt on DuckDB."""
+by real dbt on DuckDB, PostgreSQL and Spark."""
 
 from __future__ import annotations
 
