@@ -1,5 +1,5 @@
 """The input compiler: declarations -> generated staging model, YAML and declared_inputs(), built
-by real dbt on DuckDB."""
+by real dbt on DuckDB, PostgreSQL and Spark."""
 
 from __future__ import annotations
 
@@ -208,21 +208,26 @@ def seed_warehouse(execute: Any, placeholder: str = "%s") -> None:
             "%s", placeholder), list(row))
 
 
+def run_dbt(copy: Path, target: str, target_env: dict[str, str], *args: str) -> None:
+    """One dbt command in the project copy against `target`; it must succeed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.update({**target_env, "CDP_DBT_TARGET": target, "CDP_AS_OF": "2026-06-30"})
+    dbt = Path(sys.executable).with_name("dbt")
+    result = subprocess.run(
+        [str(dbt), *args, "--project-dir", str(copy), "--profiles-dir", str(copy / "profiles"),
+         "--target", target],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 def compile_and_build(root: Path, target: str, target_env: dict[str, str]) -> Path:
     """Both example inputs compiled into a project copy and built there by dbt; the copy."""
     copy = project_copy(root)
     declarations = [Path(shutil.copy(EXAMPLE, root / "lead_ads.yml")),
                     write_yaml(root / "partner_contacts.yml", RELATION_INPUT)]
     compiler.compile_inputs(paths=declarations, project_dir=copy)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
-    env.update({**target_env, "CDP_DBT_TARGET": target, "CDP_AS_OF": "2026-06-30"})
-    dbt = Path(sys.executable).with_name("dbt")
-    result = subprocess.run(
-        [str(dbt), "build", "--select", "stg_input__lead_ads", "stg_input__partner_contacts",
-         "--project-dir", str(copy), "--profiles-dir", str(copy / "profiles"),
-         "--target", target],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    run_dbt(copy, target, target_env, "build", "--select", "stg_input__lead_ads",
+            "stg_input__partner_contacts")
     return copy
 
 
@@ -361,3 +366,65 @@ def test_every_example_and_preset_validates_and_compiles(tmp_path: Path) -> None
         models = sorted(p.name for p in outputs if p.name.startswith("stg_input__"))
         names = sorted(f"stg_input__{yaml.safe_load(p.read_text())['input']}.sql" for p in group)
         assert models == names and len(models) >= 3
+
+
+def spark_ddl(statement: str) -> str:
+    """A seed table's DDL in Spark's types (no varchar without a length, no timestamptz)."""
+    return statement.replace("timestamptz", "timestamp").replace("varchar", "string")
+
+
+@pytest.mark.slow
+def test_both_inputs_build_the_same_on_spark(spark_thrift_server: Any, tmp_path: Path) -> None:
+    from pyhive import hive
+
+    spark_thrift_server.drop_all_schemas()  # the session's server: other tests' tables go
+    settings = spark_thrift_server.settings
+    connection = hive.connect(host=settings.connect_host, port=settings.port,
+                              username=settings.user)
+    try:
+        cursor = connection.cursor()
+        cursor.execute("set spark.sql.session.timeZone=UTC")  # as the dbt profile's session
+        cursor.execute("set spark.sql.storeAssignmentPolicy=LEGACY")  # text into timestamp
+        seed_warehouse(lambda sql, params: cursor.execute(spark_ddl(sql), params or None))
+        copy = compile_and_build(tmp_path, "spark", spark_thrift_server.env)
+        rows = staged_rows(cursor, "cdp_staging")
+    finally:
+        connection.close()
+    assert_models_over_declared_inputs_compile_on_spark(copy, spark_thrift_server.env)
+    assert_lead_ads_staged(rows["stg_input__lead_ads"])
+    partners = {row["record_id"]: row for row in rows["stg_input__partner_contacts"]}
+    assert sorted(partners) == ["1", "2"]
+    assert (partners["1"]["partner_ref"], partners["2"]["partner_ref"]) == ("P123", None)
+    assert partners["1"]["email"] == "ana@partner-mail.net"
+    assert (partners["1"]["country_code"], partners["2"]["country_code"]) == ("DE", "FR")
+    assert partners["1"]["city"] == "Berlin"
+    assert (partners["1"]["partner_mobile"], partners["2"]["partner_mobile"]) == (
+        "+14155550134", None)
+
+
+READERS = {  # the models that read declared_inputs(): the inputs each must take in
+    "int_identity_identifiers_observed": ("stg_input__lead_ads", "stg_input__partner_contacts"),
+    "customer_events": ("stg_input__lead_ads",),
+    "int_consent_decisions_collected": ("stg_input__lead_ads",),
+    "int_transactions_identified": ("stg_input__lead_ads",),
+}
+
+
+def assert_models_over_declared_inputs_compile_on_spark(copy: Path, env: dict[str, str]) -> None:
+    """dbt compiles (no build: the whole graph is too slow) the models that read
+    declared_inputs() for Spark, with the two inputs plus a purchase input over the lead model."""
+    entries = [loaded.declaration.dbt_entry() for loaded in compiler.load_inputs(
+        [copy.parent / "lead_ads.yml", copy.parent / "partner_contacts.yml"])]
+    orders = json.loads(json.dumps(entries[0]))
+    orders.update({"source": "lead_orders", "consents": {}, "identifier_types": {}})
+    orders["events"].update({"revenue": "revenue", "purchase": "online"})
+    rendered = json.dumps([*entries, orders]).replace("null", "none")
+    (copy / compiler.MACRO_FILE).write_text(
+        "{% macro declared_inputs() -%}\n    {{ return(" + rendered + ") }}\n{%- endmacro %}\n")
+    run_dbt(copy, "spark", env, "compile", "--select", *READERS)
+    compiled = {path.stem: path.read_text()
+                for path in (copy / "target" / "compiled").rglob("*.sql")}
+    for model, inputs in READERS.items():
+        for name in inputs:
+            assert f"cdp_staging.{name}" in compiled[model], (model, name)
+    assert "lead_orders" in compiled["int_transactions_identified"]
