@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from orchestration.serving.snapshot import build_snapshot
 from orchestration.warehouse import WarehouseResource
 from security_support.file_modes import files_and_exposed
 
+REPO = Path(__file__).resolve().parent.parent
 SUPPORT = "support-secret"
 WEBSITE = "website-secret"
 NO_SCOPE = "metrics-secret"
@@ -177,6 +179,33 @@ def test_erased_person_is_unreachable(client: TestClient, snapshot: Path,
 
 def test_unknown_identifier_type(client: TestClient) -> None:
     assert get(client, "/v1/profiles/ssn/123").status_code == 422
+
+
+def test_lookup_by_a_new_identifier_type_of_a_declared_input(
+        warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A type only a declaration knows (examples/inputs/app_installs.yml: app_device_id,
+    `new_type:`) is in customer_identities after a run; the API looks it up once declared."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("insert into main_marts.customer_identities values ('app_device_id:dev-9', "
+                    "'cus_ann', 'app_device_id', 'dev-9', timestamp '2025-01-01', "
+                    "timestamp '2025-06-01')")
+        target = tmp_path / "publication" / "serving.duckdb"
+        build_snapshot(con, target)
+    finally:
+        con.close()
+    client = TestClient(create_app(target, KEYS, recheck_seconds=0))
+    declared = tmp_path / "declared"
+    declared.mkdir()
+    monkeypatch.setenv("CDP_INPUTS_DIR", str(declared))
+    refused = get(client, "/v1/profiles/app_device_id/dev-9")
+    assert refused.status_code == 422  # no declaration: an unknown type
+    shutil.copy(REPO / "examples" / "inputs" / "app_installs.yml", declared)
+    found = get(client, "/v1/profiles/app_device_id/%20dev-9%20")
+    assert found.status_code == 200, found.text
+    assert found.json()["customer_id"] == "cus_ann"
+    assert get(client, "/v1/profiles/app_device_id/dev-0").status_code == 404
+    assert "app_device_id" in get(client, "/v1/profiles/ssn/1").json()["detail"]
 
 
 def test_new_snapshot_is_served_without_restart(client: TestClient, warehouse: Path,

@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.catalog import catalog, dbt_var
+from orchestration.inputs import declared_inputs
 from orchestration.privacy.audit import LOG, last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy.audit import salt as privacy_salt
@@ -64,9 +65,15 @@ EVENT_FIELDS: tuple[str, ...] = (
 
 
 def identifier_types() -> tuple[str, ...]:
-    """Identifier types the API accepts: those of dbt var `identity.identifier_types`, as in
-    customer_identities.identifier_type (read from dbt_project.yml; no manifest needed)."""
-    return tuple(dbt_var("identity.identifier_types"))
+    """Identifier types the API accepts, as in customer_identities.identifier_type: those of dbt
+    var `identity.identifier_types` (read from dbt_project.yml; no manifest needed), then the new
+    types (`new_type:`) of the declared inputs (orchestration.inputs, inputs/*.yml)."""
+    types = list(dbt_var("identity.identifier_types"))
+    for declaration in declared_inputs():
+        for identifier_type, spec in declaration.identifier_specs().items():
+            if spec.new_type is not None and identifier_type not in types:
+                types.append(identifier_type)
+    return tuple(types)
 
 
 def _model(name: str) -> Callable[[], str]:
