@@ -32,7 +32,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.ingestion import LandingError, discover_landing
-from orchestration.ingestion.contract import landing_sources
+from orchestration.ingestion.assets import RAW_SPECS
 from orchestration.recovery import recover_abandoned_runs
 from orchestration.settings import load_settings
 from orchestration.triggers import PENDING_EVENT_SQL
@@ -49,7 +49,9 @@ ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.CANCELING,
 ]
 # The loader's assets (built-in and declared sources), as the definitions load them.
-RAW_KEYS = [dg.AssetKey(["raw", source.name]) for source in landing_sources()]
+# Every key of the loader's multi-asset (landing sources and the phone lookup): it cannot be
+# subset, so a selection takes all of them.
+RAW_KEYS = [spec.key for spec in RAW_SPECS]
 FAST_PATH_ENV = "CDP_TRIGGER_FAST_PATH"  # "0"/"off" runs only the catch-up run
 # The sources the trigger fast path reads (orchestration/triggers.py): one list, there.
 FAST_PATH_SOURCES = tuple(PENDING_EVENT_SQL)
