@@ -18,7 +18,7 @@ from orchestration.warehouse import open_warehouse
 from engine_support.project import project_copy
 
 BIN = Path(sys.executable).parent
-# README, "dbt on its own": the three commands after `make install`, as a user types them
+# README, "dbt on its own": the three commands once .venv is installed, as a user types them
 README_COMMANDS = (["cdp", "prepare"], ["cdp", "load"],
                    ["dbt", "build", "--exclude-resource-type", "unit_test", "--profiles-dir",
                     "profiles"])
