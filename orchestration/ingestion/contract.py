@@ -187,23 +187,12 @@ SOURCES_BY_NAME: dict[str, LandingSource] = {s.name: s for s in SOURCES}
 def declared_inputs_or_problems() -> tuple[list[InputDeclaration], list[str]]:
     """The valid input declarations (inputs/*.yml, read now) and the problems of invalid ones.
 
-    An invalid file does not hide the others: each file is then validated alone, and a
-    duplicate name is left out after its first file. Problems name the file and the field."""
-    from orchestration.inputs import InputError, inputs_dir, load_inputs
+    An invalid file does not hide the others, and a name declared again is kept from its first
+    valid file only (`orchestration.inputs.validate_inputs`). Problems name the file and field."""
+    from orchestration.inputs import validate_inputs
 
-    try:
-        return [item.declaration for item in load_inputs()], []
-    except InputError as error:
-        problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
-    directory = inputs_dir()
-    declarations: dict[str, InputDeclaration] = {}
-    for path in sorted(directory.glob("*.yml")) + sorted(directory.glob("*.yaml")):
-        try:
-            for item in load_inputs([path]):
-                declarations.setdefault(item.declaration.input, item.declaration)
-        except InputError:
-            continue
-    return list(declarations.values()), problems
+    loaded, problems = validate_inputs()
+    return [item.declaration for item in loaded], problems
 
 
 def landing_sources(warnings: list[str] | None = None) -> tuple[LandingSource, ...]:

@@ -71,6 +71,7 @@ def load_landing(
     *,
     limits: LandingLimits | None = None,
     privacy: PrivacyAtLoad | None = None,
+    warnings: Sequence[str] = (),
 ) -> LoadReport:
     """Load new and changed landing files of every source; raise LandingLoadError if any failed.
 
@@ -80,8 +81,9 @@ def load_landing(
     does for erased people (the pipeline's asset passes orchestration.privacy's steps); None
     loads the files as they are, for a warehouse no erasure has run on. `sources`: by default
     the built-in and declared ones (`landing_sources()`; invalid declarations are warned about).
+    `warnings`: found before the load (invalid declarations), first in the report.
     """
-    declaration_warnings: list[str] = []
+    declaration_warnings = list(warnings)
     if sources is None:
         sources = landing_sources(declaration_warnings)
     landing_dir = Path(landing_dir).resolve()

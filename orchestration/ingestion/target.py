@@ -58,13 +58,14 @@ def load_landing_into(
 
     On DuckDB this is `load_landing` on the warehouse file's connection (privacy steps get that
     connection). Elsewhere the privacy steps get `wh`. `sources`: by default the built-in and
-    declared ones (`landing_sources()`)."""
-    ensure_empty_raw_tables(wh)  # every landing source's raw table exists, loaded or not
-    if isinstance(wh, DuckDBWarehouse):
-        return load_landing(landing_dir, wh.con, sources, limits=limits, privacy=privacy)
+    declared ones (`landing_sources()`); the report warns about invalid declarations either way."""
     declaration_warnings: list[str] = []
-    if sources is None:
-        sources = landing_sources(declaration_warnings)
+    every = landing_sources(declaration_warnings)  # the declarations, read once per load
+    ensure_empty_raw_tables(wh, every)  # every landing source's raw table exists, loaded or not
+    sources = every if sources is None else sources
+    if isinstance(wh, DuckDBWarehouse):
+        return load_landing(landing_dir, wh.con, sources, limits=limits, privacy=privacy,
+                            warnings=declaration_warnings)
     from orchestration.phones import refresh_phone_numbers_on
 
     landing_dir = Path(landing_dir).resolve()

@@ -8,7 +8,8 @@ from orchestration.inputs.model import (
     declared_inputs,
     inputs_dir,
     load_inputs,
+    validate_inputs,
 )
 
 __all__ = ["INPUTS_DIR_ENV", "InputDeclaration", "InputError", "LoadedInput", "declared_inputs",
-           "inputs_dir", "load_inputs"]
+           "inputs_dir", "load_inputs", "validate_inputs"]

@@ -325,13 +325,14 @@ def reserved_names(models_dir: Path | None = None) -> frozenset[str]:
 
 
 def _semantic_problems(decl: InputDeclaration, known_types: set[str], attributes: set[str],
-                       purposes: set[str], builtin: set[str]) -> list[str]:
+                       purposes: set[str], builtin: set[str],
+                       reserved: frozenset[str]) -> list[str]:
     problems: list[str] = []
     columns = decl.referenced_columns()
     for column in columns:
         if not re.match(COLUMN_PATTERN, column):
             problems.append(f"column {column!r}: not a plain column name (letters, digits, _)")
-    if decl.input in reserved_names():
+    if decl.input in reserved:
         problems.append(f"input: {decl.input!r} is a name the models already use (a CTE or an "
                         f"SQL word); choose another, e.g. {decl.input}_export")
     if decl.input in builtin or (decl.landing_name or "") in builtin:
@@ -390,17 +391,20 @@ def _semantic_problems(decl: InputDeclaration, known_types: set[str], attributes
     return problems
 
 
-def load_inputs(paths: list[Path] | None = None) -> list[LoadedInput]:
-    """Every declaration of inputs_dir()/*.yml (or `paths`), validated against the project's
-    identifier types, attributes and purposes; raises InputError listing every problem, each
-    `<file>: <field>: <problem>`."""
+def validate_inputs(paths: list[Path] | None = None) -> tuple[list[LoadedInput], list[str]]:
+    """Every declaration of inputs_dir()/*.yml (or `paths`) validated against the project's
+    identifier types, attributes and purposes, in one pass: the valid ones (a name declared
+    again is kept from its first valid file only) and every problem, each `<file>: <field>: <problem>`.
+    An invalid file does not hide the others."""
     if paths is None:
         directory = inputs_dir()
         paths = sorted(directory.glob("*.yml")) + sorted(directory.glob("*.yaml"))
     known_types, attributes, purposes, builtin = _project_rules()
+    reserved = reserved_names()
     errors: list[str] = []
     loaded: list[LoadedInput] = []
     seen: dict[str, Path] = {}
+    kept: set[str] = set()
     for path in paths:
         raw, unreadable = read_yaml(path)
         if unreadable:
@@ -418,14 +422,21 @@ def load_inputs(paths: list[Path] | None = None) -> list[LoadedInput]:
         except ValidationError as exc:
             errors.extend(f"{path}: {message}" for message in field_errors(exc))
             continue
-        problems = _semantic_problems(decl, known_types, attributes, purposes, builtin)
+        problems = _semantic_problems(decl, known_types, attributes, purposes, builtin, reserved)
         errors.extend(f"{path}: {message}" for message in problems)
         if decl.input in seen:
             errors.append(f"{path}: input: {decl.input!r} is already declared in "
                           f"{seen[decl.input]}")
         seen[decl.input] = path
-        if not problems:
+        if not problems and decl.input not in kept:
+            kept.add(decl.input)
             loaded.append(LoadedInput(declaration=decl, path=path))
+    return loaded, errors
+
+
+def load_inputs(paths: list[Path] | None = None) -> list[LoadedInput]:
+    """`validate_inputs`, raising InputError listing every problem when there is one."""
+    loaded, errors = validate_inputs(paths)
     if errors:
         raise InputError("invalid input declarations:\n  " + "\n  ".join(errors))
     return loaded
