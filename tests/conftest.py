@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine_support.pipeline import pipeline_env
 from tools.sample_data import generate
 
 SAMPLE_CUSTOMERS = 300
@@ -49,21 +50,7 @@ def sample_pipeline_run(tmp_path_factory: pytest.TempPathFactory,
     keeps the run's event log, so a test can read the materialisations and asset checks of the
     job; the environment of a test's own run should drop `DAGSTER_HOME` and point the output
     files at its own tmp_path."""
-    out = tmp_path_factory.mktemp("sample_run")
-    home = out / "dagster_home"
-    home.mkdir()
-    env = {
-        **os.environ,
-        "CDP_LANDING_DIR": str(sample_landing),
-        "CDP_WAREHOUSE": str(out / "warehouse.duckdb"),
-        "CDP_PUBLICATION": str(out / "publication.duckdb"),
-        "CDP_ACTIVATION_DIR": str(out / "activation"),
-        "CDP_SERVING_SNAPSHOT": str(out / "serving.duckdb"),
-        "CDP_RUN_LOG": str(out / "cdp-run.log"),
-        "CDP_DBT_TARGET": "duckdb",
-        "DAGSTER_HOME": str(home),
-    }
-    env.pop("CDP_AS_OF", None)
+    env = pipeline_env(tmp_path_factory.mktemp("sample_run"), sample_landing, "duckdb", {})
     result = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"],
                             env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

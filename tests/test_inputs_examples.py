@@ -16,7 +16,6 @@ holds only the example files, unchanged.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from engine_support.pipeline import pipeline_env
 from engine_support.project import project_copy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,22 +56,8 @@ def cdp_run(root: Path, landing: Path, inputs: list[Path], extra: dict[str, str]
     inputs_dir.mkdir()
     for path in inputs:
         shutil.copy(path, inputs_dir / path.name)
-    home = root / "dagster_home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
-    env.update({
-        "CDP_INPUTS_DIR": str(inputs_dir),
-        "CDP_LANDING_DIR": str(landing),
-        "CDP_WAREHOUSE": str(root / "warehouse.duckdb"),
-        "CDP_PUBLICATION": str(root / "publication.duckdb"),
-        "CDP_ACTIVATION_DIR": str(root / "activation"),
-        "CDP_SERVING_SNAPSHOT": str(root / "serving.duckdb"),
-        "CDP_PRIVACY_EXPORT_DIR": str(root / "exports"),
-        "CDP_RUN_LOG": str(root / "cdp-run.log"),
-        "CDP_DBT_TARGET": "duckdb",
-        "DAGSTER_HOME": str(home),
-        **(extra or {}),
-    })
+    env = pipeline_env(root, landing, "duckdb",
+                       {"CDP_INPUTS_DIR": str(inputs_dir), **(extra or {})})
     if callable(before):
         before(Path(env["CDP_WAREHOUSE"]))
     result = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"], cwd=project,

@@ -3,7 +3,6 @@
 After the runs no table or column of the warehouse holds any identifier of the erased person.
 dbt runs as a subprocess with its own target path (other processes may share target/)."""
 
-import csv
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from engine_support.pipeline import write_rows
 from orchestration import privacy
 from orchestration.privacy import steps
 from orchestration.activation.config import load_config
@@ -37,16 +37,6 @@ def dbt_build(env: dict[str, str], tmp: Path) -> None:
          "--log-path", str(tmp / "dbt_logs"), "--quiet"],
         env=env, cwd=PROJECT_DIR, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
-def write_csv(path: Path, source: str, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(SOURCES_BY_NAME[source].required)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
 
 
 def person_with_email_and_account(landing: Path) -> tuple[str, str]:
@@ -100,7 +90,7 @@ def test_erasure_leaves_no_trace_even_after_late_data(
     monkeypatch.setenv("CDP_PRIVACY_EXPORT_DIR", env["CDP_PRIVACY_EXPORT_DIR"])
     warehouse = Path(env["CDP_WAREHOUSE"])
     email, user_id = person_with_email_and_account(landing)
-    write_csv(landing / "privacy_requests" / "requests_extra.csv", "privacy_requests", [
+    write_rows(landing / "privacy_requests" / "requests_extra.csv", "privacy_requests", [
         {"request_id": "dsr-test-access", "identifier_type": "email",
          "identifier_value": email.upper(), "request_type": "access",
          "received_at": "2026-10-01T10:00:00Z"},
@@ -143,14 +133,14 @@ def test_erasure_leaves_no_trace_even_after_late_data(
 
     # Late data: the erased person shows up again in new files, with a new device.
     new_device = "ffffffff-late-late-late-000000000001"
-    write_csv(landing / "segment_identifies" / "late.csv", "segment_identifies", [
+    write_rows(landing / "segment_identifies" / "late.csv", "segment_identifies", [
         {"id": "late-identify-1", "anonymous_id": new_device, "user_id": "",
          "timestamp": "2026-10-30T10:00:00Z", "email": f"  {email.upper()} ",
          "phone": "", "first_name": "Late", "last_name": "Arrival"}])
-    write_csv(landing / "segment_tracks" / "late.csv", "segment_tracks", [
+    write_rows(landing / "segment_tracks" / "late.csv", "segment_tracks", [
         {"id": "late-track-1", "anonymous_id": new_device, "user_id": user_id,
          "event": "Product Viewed", "timestamp": "2026-10-30T10:01:00Z"}])
-    write_csv(landing / "shop_orders" / "late.csv", "shop_orders", [
+    write_rows(landing / "shop_orders" / "late.csv", "shop_orders", [
         {"order_id": "ORD-LATE-1", "shop_customer_id": "", "email": email,
          "phone": "", "ordered_at": "2026-10-30T10:05:00Z", "total_amount": "12.50",
          "currency": "USD", "status": "completed"}])

@@ -52,10 +52,13 @@ class PipelineRuns:
 
 
 def pipeline_env(out: Path, landing: Path, target: str, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a `cdp run` whose files all live under `out`: this process's
+    environment without its CDP_* variables (a caller's CDP_AS_OF or warehouse never leaks in),
+    then `extra`."""
     home = out / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.update({
         "CDP_LANDING_DIR": str(landing),
         "CDP_WAREHOUSE": str(out / "warehouse.duckdb"),
         "CDP_PUBLICATION": str(out / "publication.duckdb"),
@@ -66,8 +69,7 @@ def pipeline_env(out: Path, landing: Path, target: str, extra: dict[str, str]) -
         "CDP_DBT_TARGET": target,
         "DAGSTER_HOME": str(home),
         **extra,
-    }
-    env.pop("CDP_AS_OF", None)
+    })
     return env
 
 
