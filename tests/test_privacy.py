@@ -314,6 +314,25 @@ def test_a_failing_batch_falls_back_to_one_request_at_a_time(
                        ).fetchone()[0] == 1
 
 
+def test_a_view_no_query_can_read_is_named_and_the_rest_is_exported(
+        small_warehouse: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """A view over a dropped table (a user's, or one a failed run left behind) fails every read:
+    the access export leaves it out and says so (request `partial`), erasures still finish."""
+    con = small_warehouse
+    con.execute("create schema reporting; create table reporting.t as select 'cy@x.io' as email;"
+                "create view reporting.broken as select email from reporting.t;"
+                "drop table reporting.t")
+    privacy.execute_privacy_requests(con)
+    statuses = dict(con.execute(f"select request_id, status from {privacy.REQUESTS}").fetchall())
+    assert statuses["r6"] == "partial" and statuses["r3"] == "finished"
+    detail = con.execute(f"select status, detail from {privacy.LOG} where request_id = 'r6' "
+                         "and target = 'reporting.broken'").fetchone()
+    assert detail[0] == "failed" and "not readable" in detail[1]
+    export = json.loads((tmp_path / "exports" / "r6.json").read_text())
+    assert export["tables"]["main_marts.customers"] == [{"customer_id": "c3",
+                                                         "email": "cy@x.io"}]
+
+
 HOSTILE_REQUEST_IDS = ("../traversal_poc", "/tmp/abs_traversal_poc", "..", ".hidden",
                        "a/../../b", "nul\x00byte", "x" * 300)
 

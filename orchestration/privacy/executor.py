@@ -18,6 +18,7 @@ from typing import Any
 from orchestration.privacy import steps
 from orchestration.privacy.audit import REQUESTS, TargetResult, now, rewrite_rows, write_logs
 from orchestration.privacy.export import collect_exports, write_export
+from orchestration.privacy.matching import access_tables
 from orchestration.privacy.requests import (
     Batch, hash_request_identifiers, invalid_reason, items_of, load_batch, record_failure,
     register_requests, request_action,
@@ -27,6 +28,7 @@ from orchestration.privacy.sql import Target, warehouse_of
 from orchestration.warehouse.base import Warehouse
 
 Log = Callable[[str], None]
+AccessTables = tuple[list[tuple[str, str, list[str]]], list[tuple[str, str]]]
 GROUPS = (("access",), ("erase", "suppress"))  # run in this order
 
 
@@ -54,16 +56,23 @@ def finish_requests(wh: Warehouse, batch: Batch,
 
 
 def _export(wh: Warehouse, batch: Batch, sources: Sequence[IdentifiedSource],
-            request_ids: Sequence[str]) -> tuple[dict[str, list[TargetResult]], dict[str, Path]]:
-    """The access requests of the batch: one JSON file each; their identifiers hashed."""
-    exports = collect_exports(wh, batch, sources)
+            request_ids: Sequence[str], scanned: AccessTables
+            ) -> tuple[dict[str, list[TargetResult]], dict[str, Path]]:
+    """The access requests of the batch: one JSON file each; their identifiers hashed. A
+    relation no query can read is left out of every export and named in the log: the request
+    ends `partial`."""
+    tables, unreadable = scanned
+    exports = collect_exports(wh, batch, sources, tables)
     targets, paths = {}, {}
     for request_id in request_ids:
         export = exports.get(request_id, {})
         paths[request_id] = write_export(request_id, batch.customers.get(request_id, set()),
                                          export)
         targets[request_id] = [TargetResult("export", "export", sum(map(len, export.values())),
-                                            detail=str(paths[request_id]))]
+                                            detail=str(paths[request_id]))] + [
+            TargetResult(relation, "export", 0, "failed",
+                         f"not readable, left out of the export: {error}"[:500])
+            for relation, error in unreadable]
     hash_request_identifiers(wh, batch, {}, ["access"])
     return targets, paths
 
@@ -75,10 +84,13 @@ def _run(wh: Warehouse, requests: Sequence[dict[str, Any]],
     ids = [r["request_id"] for r in requests]
     actions = {r["request_id"]: request_action(r["request_type"]) for r in requests}
     paths: dict[str, Path] = {}
+    exporting = all(a == "access" for a in actions.values())
+    # listed and probed before the transaction: a failed read would abort it
+    scanned = access_tables(wh) if exporting else ([], [])
     with wh.transaction():
         batch = load_batch(wh, items_of(requests))
-        if all(a == "access" for a in actions.values()):
-            targets, paths = _export(wh, batch, sources, ids)
+        if exporting:
+            targets, paths = _export(wh, batch, sources, ids, scanned)
         else:
             targets = steps.erase_and_suppress(wh, batch, sources)
         write_logs(wh, started, targets)

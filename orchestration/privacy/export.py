@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.privacy.audit import now
-from orchestration.privacy.matching import access_tables, match_records, match_rows
+from orchestration.privacy.matching import match_records, match_rows
 from orchestration.privacy.requests import Batch
 from orchestration.privacy.sources import IdentifiedSource
 from orchestration.privacy.sql import Target, frame_records, placeholders, warehouse_of
@@ -66,10 +66,11 @@ def _add(exports: dict[str, Export], table: str, found: dict[str, list[dict[str,
             exports.setdefault(request_id, {})[table] = rows
 
 
-def collect_exports(target: Target, batch: Batch,
-                    sources: Sequence[IdentifiedSource]) -> dict[str, Export]:
+def collect_exports(target: Target, batch: Batch, sources: Sequence[IdentifiedSource],
+                    tables: Sequence[tuple[str, str, list[str]]]) -> dict[str, Export]:
     """Every row held about each access request's cluster of the batch, `{request_id: {table:
-    rows}}`: raw rows by record id, every other table and view by value; one scan per table."""
+    rows}}`: raw rows by record id, every other table and view (`tables`, from
+    `access_tables`) by value; one scan per table."""
     wh = warehouse_of(target)
     values, customers = batch.values(["access"]), batch.customers_of(["access"])
     exports: dict[str, Export] = {}
@@ -88,7 +89,7 @@ def collect_exports(target: Target, batch: Batch,
         _add(exports, source.raw_table, {
             r: [row for row, i in zip(rows, ids) if i in records]
             for r, records in sorted(found.items())})
-    for schema, table, columns in access_tables(wh):
+    for schema, table, columns in tables:
         hits, matches = match_rows(wh, f"{schema}.{table}", columns, values, all_columns=True)
         if not len(hits):
             continue

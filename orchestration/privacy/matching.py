@@ -19,7 +19,8 @@ from orchestration.privacy.sources import (
     IdentifiedSource, not_derived_schemas, owned_outside_relations,
 )
 from orchestration.privacy.sql import (
-    Target, ident, placeholders, text, text_columns, value_set, warehouse_of,
+    Target, ident, placeholders, text, text_columns, unreadable_relations, value_set,
+    warehouse_of,
 )
 from orchestration.warehouse.base import Warehouse
 
@@ -116,10 +117,12 @@ def _match_raw(wh: Warehouse, source: IdentifiedSource,
     return found
 
 
-def _tables(wh: Warehouse, base_tables_only: bool) -> list[tuple[str, str, list[str]]]:
+def _tables(wh: Warehouse, base_tables_only: bool,
+            unreadable: list[tuple[str, str]] | None = None) -> list[tuple[str, str, list[str]]]:
     """(schema, table, text columns) of the tables (and views) outside raw and privacy."""
     return [(schema, table, columns)
-            for schema, table, base, columns in text_columns(wh, not_derived_schemas())
+            for schema, table, base, columns in text_columns(wh, not_derived_schemas(),
+                                                             unreadable)
             if base or not base_tables_only]
 
 
@@ -132,9 +135,17 @@ def derived_tables(target: Target) -> list[tuple[str, str, list[str]]]:
             if (schema, table) not in KEPT_TABLES and (schema.lower(), table.lower()) not in owned]
 
 
-def access_tables(target: Target) -> list[tuple[str, str, list[str]]]:
-    """(schema, table, text columns) of every table and view outside raw and privacy."""
-    return _tables(warehouse_of(target), False)
+def access_tables(target: Target) -> tuple[list[tuple[str, str, list[str]]],
+                                           list[tuple[str, str]]]:
+    """(schema, table, text columns) of every readable table and view outside raw and privacy,
+    and (relation, error) of those no query can read (a view whose base table was dropped):
+    one broken view leaves its rows out of an export, named, instead of failing every request."""
+    wh = warehouse_of(target)
+    unreadable: list[tuple[str, str]] = []
+    tables = _tables(wh, False, unreadable)
+    unreadable += unreadable_relations(wh, [f"{schema}.{table}" for schema, table, _ in tables])
+    broken = {relation for relation, _ in unreadable}
+    return [t for t in tables if f"{t[0]}.{t[1]}" not in broken], unreadable
 
 
 def cluster_record_ids(target: Target, source: IdentifiedSource, cluster: Cluster) -> list[str]:

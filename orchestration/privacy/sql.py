@@ -149,17 +149,26 @@ def list_relations(wh: Warehouse, skipped_schemas: Sequence[str]) -> list[tuple[
 _TEXT_TYPES = ("varchar", "text", "character varying", "string")
 
 
-def text_columns(wh: Warehouse, skipped_schemas: Sequence[str]
+def text_columns(wh: Warehouse, skipped_schemas: Sequence[str],
+                 unreadable: list[tuple[str, str]] | None = None
                  ) -> list[tuple[str, str, bool, list[str]]]:
     """(schema, name, is a base table, its text columns in order) of every table and view
     outside `skipped_schemas` that has text columns: where identifiers can be (one catalog
-    query on DuckDB and PostgreSQL, `describe` per relation on Spark)."""
+    query on DuckDB and PostgreSQL, `describe` per relation on Spark). A relation Spark cannot
+    describe (a view over a dropped table) raises, or goes to `unreadable` with its error."""
     relations = list_relations(wh, skipped_schemas)
     if wh.engine == "spark":
         found = []
         for schema, table, base in relations:
             columns = []
-            for name, data_type, *_ in wh.rows(f"describe table {schema}.{table}"):
+            try:
+                described = wh.rows(f"describe table {schema}.{table}")
+            except Exception as error:
+                if unreadable is None:
+                    raise
+                unreadable.append((f"{schema}.{table}", _first_line(error)))
+                continue
+            for name, data_type, *_ in described:
                 if not name or str(name).startswith("#"):
                     break
                 if str(data_type).lower().startswith(_TEXT_TYPES):
@@ -177,3 +186,20 @@ def text_columns(wh: Warehouse, skipped_schemas: Sequence[str]
             by_relation.setdefault((schema, table), []).append(column)
     return [(schema, table, base, by_relation[(schema, table)])
             for schema, table, base in relations if (schema, table) in by_relation]
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def unreadable_relations(wh: Warehouse, relations: Sequence[str]) -> list[tuple[str, str]]:
+    """(relation, error) of the relations a query cannot read, probed one by one with a query
+    that returns no row: a view whose base table is gone. Run outside a transaction: on DuckDB
+    and PostgreSQL a failed read aborts the transaction it runs in."""
+    broken = []
+    for relation in relations:
+        try:
+            wh.rows(f"select * from {relation} where 1 = 0")
+        except Exception as error:
+            broken.append((relation, _first_line(error)))
+    return broken
