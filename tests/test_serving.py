@@ -445,3 +445,19 @@ def test_snapshot_asset_on_spark_target_serves_what_the_duckdb_one_does(
                "/v1/profiles/phone/+447700900001").json()
     assert body["customer_id"] == "cus_ann" and body["features"]["orders_total"] == 3
     assert not absent.exists() and not absent.parent.exists()
+
+
+def test_an_invalid_input_declaration_does_not_stop_the_api_types(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's identifier types come from the valid declarations: a broken file next to
+    them is skipped (the loader reports it), where it used to raise on every lookup."""
+    from orchestration.serving.snapshot import identifier_types
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(Path(__file__).parent.parent / "examples" / "inputs" / "lead_ads.yml", inputs)
+    monkeypatch.setenv("CDP_INPUTS_DIR", str(inputs))
+    assert "lead_platform_user_id" in identifier_types() and "email" in identifier_types()
+    (inputs / "broken.yml").write_text("name: broken\nkind: nothing_known\n")
+    types = identifier_types()
+    assert "lead_platform_user_id" in types and "email" in types

@@ -34,7 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.catalog import catalog, dbt_var
-from orchestration.inputs import declared_inputs
+from orchestration.inputs import validate_inputs
 from orchestration.privacy.audit import LOG, last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy.audit import salt as privacy_salt
@@ -67,9 +67,12 @@ EVENT_FIELDS: tuple[str, ...] = (
 def identifier_types() -> tuple[str, ...]:
     """Identifier types the API accepts, as in customer_identities.identifier_type: those of dbt
     var `identity.identifier_types` (read from dbt_project.yml; no manifest needed), then the new
-    types (`new_type:`) of the declared inputs (orchestration.inputs, inputs/*.yml)."""
+    types (`new_type:`) of the valid declared inputs (orchestration.inputs, inputs/*.yml). An
+    invalid declaration is skipped, not raised: the API keeps answering for every other type
+    (the loader and `cdp prepare` report the declaration's problems)."""
     types = list(dbt_var("identity.identifier_types"))
-    for declaration in declared_inputs():
+    loaded, _problems = validate_inputs()
+    for declaration in (item.declaration for item in loaded):
         for identifier_type, spec in declaration.identifier_specs().items():
             if spec.new_type is not None and identifier_type not in types:
                 types.append(identifier_type)
