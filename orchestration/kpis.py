@@ -1,7 +1,8 @@
 """Dagster asset showing the CDP KPIs (dbt model cdp_kpis) in the UI: latest values and trend.
 
 Each KPI's latest value is a numeric metadata entry, so the asset's page plots it across
-materialisations; a Markdown table gives the value a week and a month earlier.
+materialisations; a Markdown table gives the value a week and a month earlier, another the latest
+campaigns of campaign_performance.
 """
 
 import datetime as dt
@@ -13,6 +14,9 @@ from orchestration.catalog import catalog
 from orchestration.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 KPI_MODEL = dg.AssetKey(["cdp_kpis"])
+CAMPAIGN_MODEL = dg.AssetKey(["campaign_performance"])
+CAMPAIGN_COLUMNS = ["campaign_performance_id", "delivered", "open_rate", "click_to_open_rate",
+                    "conversion_rate", "click_through_rate", "cost_per_click"]
 
 
 def kpi_table() -> str:
@@ -50,9 +54,36 @@ def read_history(wh: Warehouse, days: int = 60) -> pd.DataFrame:
         f"from {table} where kpi_date >= %(since)s", {"since": since})
 
 
+def read_campaigns(wh: Warehouse, limit: int = 10) -> pd.DataFrame:
+    """The `limit` campaigns of campaign_performance most recently started (none when the mart
+    is not built)."""
+    table = catalog().relation("campaign_performance")
+    if not wh.exists(table):
+        return pd.DataFrame(columns=CAMPAIGN_COLUMNS)
+    frame = wh.query(f"select {', '.join(CAMPAIGN_COLUMNS)}, first_activity_at from {table}")
+    frame = frame.sort_values("first_activity_at", ascending=False, na_position="last")
+    return frame.head(limit)[CAMPAIGN_COLUMNS]
+
+
+def campaign_table(campaigns: pd.DataFrame) -> str:
+    """Markdown table of the campaigns (rates as percentages, blank where they do not apply)."""
+    lines = ["| campaign | delivered | open | click-to-open | conversion | CTR | CPC |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in campaigns.itertuples(index=False):
+        delivered = _number(row.delivered)
+        rates = [_number(v) for v in (row.open_rate, row.click_to_open_rate,
+                                      row.conversion_rate, row.click_through_rate)]
+        cpc = _number(row.cost_per_click)
+        cells = ["" if delivered is None else f"{delivered:,.0f}"]
+        cells += ["" if v is None else f"{v:.1%}" for v in rates]
+        cells.append("" if cpc is None else f"{cpc:,.2f}")
+        lines.append(f"| {row.campaign_performance_id} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 @dg.asset(
     key=dg.AssetKey(["kpis", "cdp_kpi_report"]),
-    deps=[KPI_MODEL],
+    deps=[KPI_MODEL, CAMPAIGN_MODEL],
     group_name="segments",
     owners=["team:marketing-ops"],
     kinds={"python", "duckdb"},
@@ -62,6 +93,7 @@ def read_history(wh: Warehouse, days: int = 60) -> pd.DataFrame:
 def cdp_kpi_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.open(read_only=True) as wh:
         history = read_history(wh)
+        campaigns = read_campaigns(wh)
     if history.empty:
         return dg.MaterializeResult(metadata={"kpis": dg.MetadataValue.int(0)})
     history["kpi_date"] = pd.to_datetime(history["kpi_date"]).dt.date
@@ -78,6 +110,8 @@ def cdp_kpi_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "" if v is None else f"{v:,.4f}" for v in cells) + " |")
     metadata["kpi_date"] = dg.MetadataValue.text(str(trend["kpi_date"].max()))
     metadata["trend"] = dg.MetadataValue.md("\n".join(table))
+    if len(campaigns):
+        metadata["campaigns"] = dg.MetadataValue.md(campaign_table(campaigns))
     return dg.MaterializeResult(metadata=metadata)
 
 

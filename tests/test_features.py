@@ -83,5 +83,7 @@ def test_every_dbt_unit_test_passes(
                  "journey_stage_rules_and_their_boundaries",
                  "orders_normalise_email_phone_currency",
                  "emails_one_mailbox_one_identifier",
-                 "consent_decisions_from_consents_and_email_withdrawals"):
+                 "consent_decisions_from_consents_and_email_withdrawals",
+                 "campaign_performance_unique_engagement_and_conversion_window",
+                 "cdp_kpis_channel_honest_conversion_and_consented_growth"):
         assert name in output, name

@@ -1,4 +1,4 @@
--- grain: one row per kpi_date and kpi_name (a daily snapshot; definitions in docs/segments.md#kpis)
+-- grain: one row per kpi_date and kpi_name (a daily snapshot; definitions in docs/features.md, "KPIs")
 {{
     config(
         materialized='incremental',
@@ -46,6 +46,14 @@ transactions as (
 
 predictions as (
     select * from {{ ref('int_customer_predictions') }}
+),
+
+consents as (
+    select * from {{ ref('customer_consents') }}
+),
+
+campaigns as (
+    select * from {{ ref('campaign_performance') }}
 ),
 
 records_by_source as (
@@ -103,14 +111,81 @@ profiles as (
         ) as denominator
     from customers
     where first_seen_at < {{ as_of_at }}
+    union all
+    select
+        'identified_profile_growth_30d' as kpi_name,
+        sum(
+            case when first_seen_at >= {{ dbt.dateadd('day', -30, as_of_at) }} then 1 else 0 end
+        ) as numerator,
+        sum(
+            case when first_seen_at < {{ dbt.dateadd('day', -30, as_of_at) }} then 1 else 0 end
+        ) as denominator
+    from customers
+    where
+        first_seen_at < {{ as_of_at }}
+        and (primary_email is not null or primary_phone is not null)
+),
+
+consented_since as (
+    -- a profile is consented from its first granted decision (a purpose's default is no consent)
+    select
+        customer_id,
+        min(decided_at) as consented_at
+    from consents
+    where
+        consent_status = 'granted'
+        and consent_basis = 'decision'
+        and decided_at < {{ as_of_at }}
+    group by customer_id
+),
+
+consent_growth as (
+    select
+        'consented_profile_growth_30d' as kpi_name,
+        sum(
+            case when consented_at >= {{ dbt.dateadd('day', -30, as_of_at) }} then 1 else 0 end
+        ) as numerator,
+        sum(
+            case when consented_at < {{ dbt.dateadd('day', -30, as_of_at) }} then 1 else 0 end
+        ) as denominator
+    from consented_since
+),
+
+purchase_channels as (
+    -- per customer: bought online (the web shop) / in a store in the 30 days before the as-of
+    select
+        customer_id,
+        max(case when channel = 'online' then 1 else 0 end) as bought_online_30d,
+        max(case when channel = 'store' then 1 else 0 end) as bought_in_store_30d
+    from transactions
+    where transacted_at >= {{ dbt.dateadd('day', -30, as_of_at) }}
+    group by customer_id
+),
+
+web_visitors as (
+    select
+        features.customer_id,
+        coalesce(purchase_channels.bought_online_30d, 0) as bought_online_30d,
+        coalesce(purchase_channels.bought_in_store_30d, 0) as bought_in_store_30d
+    from features
+    left join purchase_channels
+        on features.customer_id = purchase_channels.customer_id
+    where features.web_sessions_30d > 0
 ),
 
 behaviour as (
+    -- web conversions are web-shop orders; a visitor's store purchase is its own KPI
     select
-        'conversion_rate_30d' as kpi_name,
-        sum(case when web_sessions_30d > 0 and orders_30d > 0 then 1 else 0 end) as numerator,
-        sum(case when web_sessions_30d > 0 then 1 else 0 end) as denominator
-    from features
+        'web_conversion_rate_30d' as kpi_name,
+        sum(bought_online_30d) as numerator,
+        count(*) as denominator
+    from web_visitors
+    union all
+    select
+        'web_visitor_store_purchase_rate_30d' as kpi_name,
+        sum(bought_in_store_30d) as numerator,
+        count(*) as denominator
+    from web_visitors
     union all
     select
         'email_open_rate_90d' as kpi_name,
@@ -123,6 +198,23 @@ behaviour as (
         sum(emails_clicked_90d) as numerator,
         sum(emails_delivered_90d) as denominator
     from email
+    union all
+    select
+        -- unique clickers / unique openers of the campaigns first delivered in 90 days
+        'email_click_to_open_rate_90d' as kpi_name,
+        sum(clicked) as numerator,
+        sum(opened) as denominator
+    from campaigns
+    where
+        channel = 'email'
+        and first_activity_at >= {{ dbt.dateadd('day', -90, as_of_at) }}
+    union all
+    select
+        'ad_click_through_rate' as kpi_name,
+        sum(clicked) as numerator,
+        sum(impressions) as denominator
+    from campaigns
+    where impressions is not null
 ),
 
 purchase_periods as (
@@ -172,6 +264,8 @@ kpis as (
     select * from data_integration
     union all
     select * from profiles
+    union all
+    select * from consent_growth
     union all
     select * from behaviour
     union all
