@@ -3,6 +3,30 @@
 
 with declared as (
     select
+        'product_browsers_no_checkout' as segment_name,
+        'Viewed products at least 3 times in the last 30 days on the web but started no checkout in that time: candidates for a browse-abandonment nudge.' as segment_description,  -- noqa: LT05
+        'team:marketing-ops' as segment_owner,
+        cast(null as {{ dbt.type_string() }}) as consent_purpose,
+        '((select count(*) from events where events.customer_id = inputs.customer_id and events.event_type = lower(''Product Viewed'') and events.occurred_at < { { as_of_timestamp() } } and events.occurred_at >= { { dbt.dateadd(''day'', -30, as_of_timestamp()) } } and events.channel = ''web'') >= 3 and not exists (select 1 from events where events.customer_id = inputs.customer_id and events.event_type = lower(''Checkout Started'') and events.occurred_at < { { as_of_timestamp() } } and events.occurred_at >= { { dbt.dateadd(''day'', -30, as_of_timestamp()) } }))' as condition_sql,  -- noqa: LT05
+        'segments/behaviour.yml' as declared_in
+    union all
+    select
+        'store_spenders_90d' as segment_name,
+        'Spent at least 100 in stores in the last 90 days.' as segment_description,
+        'team:marketing-ops' as segment_owner,
+        cast(null as {{ dbt.type_string() }}) as consent_purpose,
+        '(select coalesce(sum(events.revenue), 0) from events where events.customer_id = inputs.customer_id and events.event_type = lower(''store_purchase'') and events.occurred_at < { { as_of_timestamp() } } and events.occurred_at >= { { dbt.dateadd(''day'', -90, as_of_timestamp()) } }) >= 100' as condition_sql,  -- noqa: LT05
+        'segments/behaviour.yml' as declared_in
+    union all
+    select
+        'email_silent_60d' as segment_name,
+        'Opened an email once but none in the last 60 days, and is still subscribed: a re-permission or channel-switch audience.' as segment_description,  -- noqa: LT05
+        'team:crm' as segment_owner,
+        cast(null as {{ dbt.type_string() }}) as consent_purpose,
+        '((exists (select 1 from events where events.customer_id = inputs.customer_id and events.event_type = lower(''email_open'') and events.occurred_at < { { as_of_timestamp() } }) and not exists (select 1 from events where events.customer_id = inputs.customer_id and events.event_type = lower(''email_open'') and events.occurred_at < { { as_of_timestamp() } } and events.occurred_at >= { { dbt.dateadd(''day'', -60, as_of_timestamp()) } })) and inputs.is_email_unsubscribed = false)' as condition_sql,  -- noqa: LT05
+        'segments/behaviour.yml' as declared_in
+    union all
+    select
         'high_value' as segment_name,
         'Top decile of predicted 365-day customer lifetime value.' as segment_description,
         'team:marketing-ops' as segment_owner,

@@ -9,7 +9,77 @@ consents as (
     select * from {{ ref('int_customers_consents_decided') }}
 ),
 
+events as (
+    select * from {{ ref('customer_events') }}
+),
+
 members as (
+    select
+        'product_browsers_no_checkout' as segment_name,
+        inputs.customer_id
+    from inputs
+    where
+        (
+            select count(*)
+            from events
+            where
+                events.customer_id = inputs.customer_id
+                and events.event_type = lower('Product Viewed')
+                and events.occurred_at < {{ as_of_timestamp() }}
+                and events.occurred_at >= {{ dbt.dateadd('day', -30, as_of_timestamp()) }}
+                and events.channel = 'web'
+        ) >= 3
+        and not exists (
+            select 1
+            from events
+            where
+                events.customer_id = inputs.customer_id
+                and events.event_type = lower('Checkout Started')
+                and events.occurred_at < {{ as_of_timestamp() }}
+                and events.occurred_at >= {{ dbt.dateadd('day', -30, as_of_timestamp()) }}
+        )
+    union all
+    select
+        'store_spenders_90d' as segment_name,
+        inputs.customer_id
+    from inputs
+    where
+        (
+            select coalesce(sum(events.revenue), 0)
+            from events
+            where
+                events.customer_id = inputs.customer_id
+                and events.event_type = lower('store_purchase')
+                and events.occurred_at < {{ as_of_timestamp() }}
+                and events.occurred_at >= {{ dbt.dateadd('day', -90, as_of_timestamp()) }}
+        ) >= 100
+    union all
+    select
+        'email_silent_60d' as segment_name,
+        inputs.customer_id
+    from inputs
+    where
+        (
+            exists (
+                select 1
+                from events
+                where
+                    events.customer_id = inputs.customer_id
+                    and events.event_type = lower('email_open')
+                    and events.occurred_at < {{ as_of_timestamp() }}
+            )
+            and not exists (
+                select 1
+                from events
+                where
+                    events.customer_id = inputs.customer_id
+                    and events.event_type = lower('email_open')
+                    and events.occurred_at < {{ as_of_timestamp() }}
+                    and events.occurred_at >= {{ dbt.dateadd('day', -60, as_of_timestamp()) }}
+            )
+        )
+        and inputs.is_email_unsubscribed = false
+    union all
     select
         'high_value' as segment_name,
         inputs.customer_id
