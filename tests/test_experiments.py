@@ -74,6 +74,7 @@ def dbt_build(warehouse: Path, tmp: Path, *select: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_results_mart_measures_a_simulated_lift(tmp_path: Path) -> None:
     """4,000 synthetic customers, half held out; the holdout buys within the window with
     probability 0.10, the treated with 0.20 (true lift 0.10, revenue lift 50 * 0.10 = 5)."""

@@ -20,7 +20,6 @@ from orchestration import experiments
 from orchestration.activation import sources, state
 from orchestration.activation.config import ActivationConfig, FieldSpec, SyncConfig
 from orchestration.activation.delivery import Deliverer, DestinationUnavailable, RateLimiter
-from orchestration.activation.sources import SourceUnavailable
 from orchestration.activation.destinations import (
     REMOVALS,
     BatchResult,
@@ -31,6 +30,7 @@ from orchestration.activation.destinations import (
     Row,
     build_destination,
 )
+from orchestration.activation.sources import SourceUnavailable
 from orchestration.warehouse.base import Warehouse
 
 # change kind -> operation sent, per mode (None: not sent). `revoked`: the row is still in the

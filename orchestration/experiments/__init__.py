@@ -23,7 +23,8 @@ _TS = pa.timestamp("us", tz="UTC")
 ASSIGNMENTS_SCHEMA = pa.schema([
     ("experiment_id", pa.string()), ("customer_id", pa.string()), ("variant", pa.string()),
     ("bucket", pa.float64()), ("holdout_share", pa.float64()), ("conversion", pa.string()),
-    ("window_days", pa.int64()), ("assigned_at", _TS), ("inherited_from", pa.string())])
+    ("window_days", pa.int64()), ("assigned_at", _TS), ("window_ends_at", _TS),
+    ("inherited_from", pa.string())])
 
 
 class ExperimentConfig(BaseModel):
@@ -119,6 +120,7 @@ def assign(wh: Warehouse, experiment: ExperimentConfig, customer_ids: list[str],
                          "holdout_share": experiment.holdout_share,
                          "conversion": experiment.conversion,
                          "window_days": experiment.window_days, "assigned_at": now,
+                         "window_ends_at": now + dt.timedelta(days=experiment.window_days),
                          "inherited_from": merged[0][1] if merged else None})
     if persist and new_rows:
         wh.ensure_schema(SCHEMA)

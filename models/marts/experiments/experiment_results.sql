@@ -6,7 +6,7 @@ with assignments as (
     select * from {{ ref('stg_experiments__assignments') }}
 ),
 
-merges as (
+retired_ids as (
     select * from {{ ref('customer_id_merges') }}
 ),
 
@@ -19,18 +19,19 @@ assignments_resolved as (
     -- assigned under several ids counts once, with the earliest assignment
     select
         assignments.experiment_id,
-        coalesce(merges.current_customer_id, assignments.customer_id) as customer_id,
+        coalesce(retired_ids.current_customer_id, assignments.customer_id) as customer_id,
         assignments.variant,
         assignments.window_days,
         assignments.assigned_at,
+        assignments.window_ends_at,
         row_number() over (
             partition by
                 assignments.experiment_id,
-                coalesce(merges.current_customer_id, assignments.customer_id)
+                coalesce(retired_ids.current_customer_id, assignments.customer_id)
             order by assignments.assigned_at asc, assignments.customer_id asc
         ) as assignment_rank
     from assignments
-    left join merges on assignments.customer_id = merges.old_customer_id
+    left join retired_ids on assignments.customer_id = retired_ids.old_customer_id
 ),
 
 customers_assigned as (
@@ -39,7 +40,8 @@ customers_assigned as (
         customer_id,
         variant,
         window_days,
-        assigned_at
+        assigned_at,
+        window_ends_at
     from assignments_resolved
     where assignment_rank = 1
 ),
@@ -58,9 +60,7 @@ outcomes as (
         on
             customers_assigned.customer_id = transactions.customer_id
             and transactions.transacted_at >= customers_assigned.assigned_at
-            and transactions.transacted_at < {{ dbt.dateadd(
-                'day', 'customers_assigned.window_days', 'customers_assigned.assigned_at'
-            ) }}
+            and transactions.transacted_at < customers_assigned.window_ends_at
     group by
         customers_assigned.experiment_id,
         customers_assigned.customer_id,
