@@ -59,8 +59,8 @@ outcomes as (
     left join transactions
         on
             customers_assigned.customer_id = transactions.customer_id
-            and transactions.transacted_at >= customers_assigned.assigned_at
-            and transactions.transacted_at < customers_assigned.window_ends_at
+            and customers_assigned.assigned_at <= transactions.transacted_at
+            and customers_assigned.window_ends_at > transactions.transacted_at
     group by
         customers_assigned.experiment_id,
         customers_assigned.customer_id,
