@@ -31,6 +31,7 @@ GROUP_BY_FOLDER = {
     "segments": "segments",
     "kpis": "segments",  # marts/kpis: cdp_kpis, beside the KPI report it feeds
     "activation": "activation",
+    "experiments": "activation",  # experiment assignments and results, beside the syncs
     "privacy": "privacy",
     "quality": "quality",
 }

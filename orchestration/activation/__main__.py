@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     syncs = [config.sync(args.sync)] if args.sync else [s for s in config.syncs if s.is_active]
     if args.command == "list":
         for sync in config.syncs:
-            print(f"{sync.name}\t{sync.mode}\t{sync.source} -> {sync.destination.type}"
+            print(f"{sync.name}\t{sync.mode}\t{sync.source_label} -> {sync.destination.type}"
                   f"{'' if sync.is_active else '  (inactive)'}")
         return 0
     # The target dbt builds (CDP_DBT_TARGET): state, run log and source are all read there.
@@ -56,7 +56,10 @@ def run_command(wh: Warehouse, config: ActivationConfig, syncs: list[SyncConfig]
         result = run_sync(wh, config, sync, dry_run=args.command == "preview",
                           preview_rows=args.rows, log=lambda m: print(m, flush=True))
         if args.command == "preview":
-            print(json.dumps({"invalid_keys": result.invalid_keys, "preview": result.preview},
+            counts = {"adds": result.counts.added, "updates": result.counts.changed,
+                      "removes": result.counts.removed}
+            print(json.dumps({"sync": sync.name, "counts": counts,
+                              "invalid_keys": result.invalid_keys, "preview": result.preview},
                              indent=2, default=str))
         failed += not result.ok
     return failed

@@ -74,9 +74,9 @@ def build_sync_asset(config: ActivationConfig, sync: SyncConfig) -> dg.AssetsDef
         group_name="activation",
         owners=[OWNER],
         kinds={"python", destination},
-        description=(sync.description or f"Sync {sync.source} to {destination} ({sync.mode})")
+        description=(sync.description or f"Sync {sync.source_label} to {destination} ({sync.mode})")
         + "; sends only rows changed since the last acknowledged run.",
-        metadata={"mode": sync.mode, "source": sync.source, "destination": destination,
+        metadata={"mode": sync.mode, "source": sync.source_label, "destination": destination,
                   "consent_purposes": ", ".join(sync.consent_purposes) or "none",
                   "schedule": sync.schedule or ""},
     )

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestration.catalog import catalog
 from orchestration.declarations import sql_literal, template_problems
+from orchestration.activation.sources import declared_segments
+from orchestration.experiments import ExperimentConfig
 from orchestration.settings import PROJECT_DIR
 
 DEFAULT_CONFIG_PATH = PROJECT_DIR / "activation" / "syncs.yml"
@@ -131,13 +133,20 @@ Destination = Annotated[
 ]
 
 
+class SegmentSource(Strict):
+    """`source: {segment: <name>}`: the current members of a declared segment (marts
+    segment_memberships) with their fields from marts customers."""
+
+    segment: Annotated[str, Field(pattern=IDENTIFIER)]
+
+
 class SyncConfig(Strict):
     name: Annotated[str, Field(pattern=IDENTIFIER)]
     description: str = ""
     enabled: bool = True
     requires_env: list[str] = Field(default_factory=list,
                                     description="skip the sync unless these env vars are set")
-    source: Annotated[str, Field(pattern=RELATION)]
+    source: Annotated[str, Field(pattern=RELATION)] | SegmentSource
     source_asset: str | None = Field(None, description="upstream Dagster asset key, parts joined by /")
     filter: str | None = None
     primary_key: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(min_length=1)
@@ -151,6 +160,7 @@ class SyncConfig(Strict):
     retry: RetryConfig = RetryConfig()
     max_failed_ratio: float = Field(0.5, ge=0, le=1)
     destination: Destination
+    experiment: ExperimentConfig | None = None
 
     @field_validator("filter")
     @classmethod
@@ -193,7 +203,22 @@ class SyncConfig(Strict):
             named = [f for f in (dest.email_field, dest.phone_field) if f]
             if not named or any(f not in self.fields for f in named):
                 raise ValueError("ad_audience email_field/phone_field must be among fields")
+        if self.experiment is not None:
+            if self.primary_key != [self.consent_key]:
+                raise ValueError(f"an experiment assigns customers: primary_key must be "
+                                 f"[{self.consent_key}] (the sync's consent_key)")
+            named = self.experiment.variant_field
+            if named is not None and named in self.fields:
+                raise ValueError(f"experiment.variant_field {named!r} is already a field")
         return self
+
+    @property
+    def segment(self) -> str | None:
+        return self.source.segment if isinstance(self.source, SegmentSource) else None
+
+    @property
+    def source_label(self) -> str:
+        return f"segment {self.segment}" if self.segment else str(self.source)
 
     @property
     def key_field(self) -> str:
@@ -219,11 +244,16 @@ class SyncConfig(Strict):
     def source_relation(self) -> str:
         """`schema.table` the sync reads: `source` as written when it names a schema, else the dbt
         model of that name as the target builds it (`customers` is `main_marts.customers` on DuckDB,
-        `public_marts.customers` on PostgreSQL), looked up in the catalog when the sync runs."""
+        `public_marts.customers` on PostgreSQL), looked up in the catalog when the sync runs.
+        A segment source reads `customers` (joined to segment_memberships by the engine)."""
+        if isinstance(self.source, SegmentSource):
+            return catalog().relation("customers")
         return self.source if "." in self.source else catalog().relation(self.source)
 
     @property
     def source_asset_key(self) -> str:
+        if isinstance(self.source, SegmentSource):
+            return self.source_asset or "segment_memberships"
         return self.source_asset or self.source.split(".")[-1]
 
     @property
@@ -355,6 +385,15 @@ def _expanded(raw: dict[str, Any], source: str) -> Any:
         raise ConfigError(f"{source}: invalid activation config\n  {source}: {exc}") from None
 
 
+def _segment_problems(config: ActivationConfig, source: str) -> list[str]:
+    wanted = [(i, s) for i, s in enumerate(config.syncs) if s.segment]
+    known = declared_segments() if wanted else None
+    if known is None:
+        return []
+    return [f"{source}: syncs[{i}] ({s.name}).source.segment: unknown segment {s.segment!r}; "
+            f"declared: {', '.join(sorted(known))}" for i, s in wanted if s.segment not in known]
+
+
 def parse_config(raw: Any, source: str) -> ActivationConfig:
     if raw is None:
         raw = {}
@@ -366,12 +405,17 @@ def parse_config(raw: Any, source: str) -> ActivationConfig:
                                     + [f"  {source}: {problem}" for problem in unsafe]))
     expanded = _expanded(raw, source)
     try:
-        return ActivationConfig.model_validate(expanded)
+        config = ActivationConfig.model_validate(expanded)
     except ValidationError as exc:
         lines = [f"{source}: invalid activation config"]
         for error in exc.errors():
             lines.append(f"  {source}: {_location(raw, tuple(error['loc']))}: {error['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    unknown = _segment_problems(config, source)
+    if unknown:
+        raise ConfigError("\n".join([f"{source}: invalid activation config"]
+                                    + [f"  {problem}" for problem in unknown]))
+    return config
 
 
 def load_config(path: str | Path | None = None) -> ActivationConfig:

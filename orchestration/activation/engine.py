@@ -16,7 +16,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from orchestration.activation import state
+from orchestration import experiments
+from orchestration.activation import sources, state
 from orchestration.activation.config import ActivationConfig, FieldSpec, SyncConfig
 from orchestration.activation.delivery import Deliverer, DestinationUnavailable, RateLimiter
 from orchestration.activation.destinations import (
@@ -29,6 +30,7 @@ from orchestration.activation.destinations import (
     Row,
     build_destination,
 )
+from orchestration.activation.sources import SourceUnavailable
 from orchestration.warehouse.base import Warehouse
 
 # change kind -> operation sent, per mode (None: not sent). `revoked`: the row is still in the
@@ -41,10 +43,6 @@ OPERATIONS: dict[str, dict[str, str | None]] = {
     "audience": {"added": "add", "changed": "add", "revoked": "remove", "removed": "remove"},
 }
 TRANSFORMS = ("lower", "upper", "trim", "string", "iso_date")
-
-
-class SourceUnavailable(Exception):
-    """The source relation (or the consent relation a sync requires) does not exist."""
 
 
 @dataclass
@@ -183,6 +181,7 @@ class SyncRun:
         self.counts = state.RunCounts()
         self.changes: list[Change] = []
         self.invalid_keys: list[tuple[str | None, str]] = []
+        self.variants: dict[str, str] = {}  # customer id -> experiment variant (or holdout)
 
     # -- snapshot and diff -------------------------------------------------------------------
     def _field_sql(self, spec: FieldSpec, consent_alias: dict[str, str]) -> str:
@@ -250,9 +249,16 @@ class SyncRun:
         where = f"where ({sync.filter})" if sync.filter else ""
         return f"""{self._consent_cte()}
             select {', '.join(keys)}, {consented} as _consented, {', '.join(fields)}
-            from {sync.source_relation()} as s
+            from {self.source_sql()} as s
             {' '.join(joins)}
             {where}"""
+
+    def source_sql(self) -> str:
+        return sources.source_sql(self.wh, self.sync)
+
+    def assign_experiment(self, persist: bool) -> None:
+        """Holdout or variant of every customer the sync reads (persisted unless previewing)."""
+        self.variants = sources.experiment_variants(self.wh, self.sync, persist)
 
     def snapshot(self) -> tuple[list[FieldType], Snapshot]:
         sync = self.sync
@@ -265,6 +271,7 @@ class SyncRun:
         kinds: dict[str, str] = {}
         seen: dict[str | None, int] = {}
         snap = Snapshot()
+        variant_field = sync.experiment.variant_field if sync.experiment else None
         for frame in self.wh.batches(self.snapshot_sql()):
             # Column lists, not itertuples: far faster over Arrow-backed pandas columns.
             for row in zip(*(frame[name].tolist() for name in frame.columns)):
@@ -282,10 +289,13 @@ class SyncRun:
                         kinds[name] = type_name(value)
                 if key is None:
                     continue
-                if not state.clean(row[width]):
+                variant = self.variants.get(key)
+                if not state.clean(row[width]) or variant == experiments.HOLDOUT:
                     snap.withheld.add(key)
                     continue
                 document = {name: to_json(value) for name, value in zip(names, values)}
+                if variant_field:
+                    document[variant_field] = variant
                 payload = payload_json(document)
                 removal = (payload_json({n: document.get(n) for n in removal_names})
                            if removal_names else "{}")
@@ -302,6 +312,8 @@ class SyncRun:
                 snap.invalid.add(key)
                 snap.rows.pop(key, None)
         fields = [FieldType(name, kinds.get(name, "VARCHAR")) for name in names]
+        if variant_field:
+            fields.append(FieldType(variant_field, "VARCHAR"))
         return fields, snap
 
     def find_invalid_keys(self, snap: Snapshot) -> None:
@@ -465,6 +477,7 @@ class SyncRun:
                                   self.sync.mode, dry_run)
         result = SyncResult(self.run_id, self.sync.name, "running", self.counts)
         try:
+            self.assign_experiment(persist=not dry_run)
             fields, snap = self.snapshot()
             self.find_invalid_keys(snap)
             self.diff(snap)
