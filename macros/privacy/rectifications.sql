@@ -14,12 +14,12 @@
             cast(received_at as {{ dbt.type_timestamp() }}) as observed_at
         from (
             select
-                {{ relation }}.*,
+                corrections.*,
                 row_number() over (
                     partition by customer_id, attribute
                     order by received_at desc, request_id desc
                 ) as correction_rank
-            from {{ relation }}
+            from {{ relation }} as corrections
         ) as ranked
         where correction_rank = 1
     {%- else -%}
