@@ -176,8 +176,9 @@ SOURCES: tuple[LandingSource, ...] = (
         record_id="request_id",
         required=("request_id", "identifier_type", "identifier_value", "request_type",
                   "received_at"),
+        optional=("attribute", "new_value"),  # rectification requests only
         types={"received_at": "timestamp"},
-        description="Data-subject requests: erasure, suppression or access.",
+        description="Data-subject requests: erasure, suppression, access or rectification.",
     ),
 )
 

@@ -1,4 +1,4 @@
-"""Data-subject requests: erasure, suppression and access, executed on the warehouse.
+"""Data-subject requests: erasure, suppression, access and rectification, on the warehouse.
 
 Requests come from the `privacy_requests` source (staged as `stg_privacy__requests`). Each new
 request is resolved to the person's whole identity cluster (`customer_identities`) and executed
@@ -11,6 +11,8 @@ once, by one batch executor (one request is a batch of one):
   lose the person on their next sync (the activation engine removes keys that left the source).
 * suppression (suppress only): hashes on the suppression list and derived rows removed, raw kept.
 * access: a JSON export of every row held about the cluster, in every table.
+* rectification: a corrected attribute value, recorded in `privacy.rectifications`, that wins
+  survivorship over every older value (`rectification`).
 
 The package, top down: `assets` (the Dagster asset) -> `runs` (one run) -> `executor` (the batch,
 split on failure) and `suppression` (late data, loader hooks) -> `steps`, `export`,

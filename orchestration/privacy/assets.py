@@ -56,8 +56,8 @@ def _compact_after_erasure(warehouse: WarehouseResource,
     owners=["team:privacy"],
     kinds={"python"},
     description=(
-        "Executes new data-subject requests (erasure, suppression, access) on the whole identity "
-        "cluster, purges late-arriving rows of erased people, and records "
+        "Executes new data-subject requests (erasure, suppression, access, rectification) on the "
+        "whole identity cluster, purges late-arriving rows of erased people, and records "
         "privacy.privacy_requests_processed, privacy.privacy_request_log and "
         "privacy.suppression_list (hashes only). docs/privacy.md."),
 )

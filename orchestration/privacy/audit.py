@@ -1,4 +1,4 @@
-"""The privacy schema: request records, the request log and the suppression list, salted hashes."""
+"""The privacy schema: request records, the request log, the suppression list, rectifications."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ SCHEMA = "privacy"
 REQUESTS = f"{SCHEMA}.privacy_requests_processed"
 LOG = f"{SCHEMA}.privacy_request_log"
 SUPPRESSION = f"{SCHEMA}.suppression_list"
+RECTIFICATIONS = f"{SCHEMA}.rectifications"
 DEFAULT_SALT = "open-cdp-privacy"
 # A processed request's identifier in the raw privacy_requests table: this prefix and the hash.
 HASH_PREFIX = "sha256:"
@@ -43,6 +44,10 @@ TABLES: dict[str, pa.Schema] = {
     SUPPRESSION: pa.schema([
         ("identifier_hash", pa.string()), ("identifier_type", pa.string()),
         ("suppression_action", pa.string()), ("request_id", pa.string()), ("added_at", _TS)]),
+    RECTIFICATIONS: pa.schema([
+        ("request_id", pa.string()), ("customer_id", pa.string()), ("attribute", pa.string()),
+        ("old_value", pa.string()), ("old_value_source", pa.string()),
+        ("new_value", pa.string()), ("received_at", _TS), ("applied_at", _TS)]),
 }
 
 

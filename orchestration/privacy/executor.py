@@ -1,7 +1,7 @@
 """The one executor of data-subject requests: a batch of any size (one request is a batch of one).
 
 Invalid requests fail alone at once. Access requests run first (an export holds the data as it
-was at the start of the run), then erase and suppress requests, each group as one batch in one
+was at the start of the run), then rectifications, then erase and suppress requests, each group as one batch in one
 transaction with one pass per table. A batch that fails is rolled back and split in two halves,
 each resolved and executed again, down to the one request that cannot be executed: it fails alone
 (status `failed`, the error in `detail` and in the log), the others go through.
@@ -19,6 +19,7 @@ from orchestration.privacy import steps
 from orchestration.privacy.audit import REQUESTS, TargetResult, now, rewrite_rows, write_logs
 from orchestration.privacy.export import collect_exports, write_export
 from orchestration.privacy.matching import access_tables
+from orchestration.privacy.rectification import apply_rectifications
 from orchestration.privacy.requests import (
     Batch, hash_request_identifiers, invalid_reason, items_of, load_batch, record_failure,
     register_requests, request_action,
@@ -29,7 +30,7 @@ from orchestration.warehouse.base import Warehouse
 
 Log = Callable[[str], None]
 AccessTables = tuple[list[tuple[str, str, list[str]]], list[tuple[str, str]]]
-GROUPS = (("access",), ("erase", "suppress"))  # run in this order
+GROUPS = (("access",), ("rectify",), ("erase", "suppress"))  # run in this order
 
 
 @dataclass
@@ -91,6 +92,8 @@ def _run(wh: Warehouse, requests: Sequence[dict[str, Any]],
         batch = load_batch(wh, items_of(requests))
         if exporting:
             targets, paths = _export(wh, batch, sources, ids, scanned)
+        elif all(a == "rectify" for a in actions.values()):
+            targets = apply_rectifications(wh, batch, requests)
         else:
             targets = steps.erase_and_suppress(wh, batch, sources)
         write_logs(wh, started, targets)

@@ -25,6 +25,7 @@ ERASE_TYPES = frozenset({"erasure", "erase", "deletion", "delete", "suppress_and
 SUPPRESS_TYPES = frozenset({"suppression", "suppress", "suppress_only", "restriction",
                             "do_not_sell", "opt_out"})
 ACCESS_TYPES = frozenset({"access", "export", "portability"})
+RECTIFY_TYPES = frozenset({"rectification", "rectify", "correction"})
 
 
 def request_action(request_type: str | None) -> str | None:
@@ -35,6 +36,8 @@ def request_action(request_type: str | None) -> str | None:
         return "suppress"
     if kind in ACCESS_TYPES:
         return "access"
+    if kind in RECTIFY_TYPES:
+        return "rectify"
     return None
 
 
@@ -44,6 +47,22 @@ def invalid_reason(request: dict[str, Any]) -> str | None:
         return "unknown request type " + repr(request["request_type"])
     if not request["identifier_value"]:
         return "identifier missing or not valid for its type"
+    if request_action(request["request_type"]) == "rectify":
+        return rectification_problem(request.get("attribute"), request.get("new_value"))
+    return None
+
+
+def rectification_problem(attribute: str | None, new_value: str | None) -> str | None:
+    """Why a rectification's attribute/new_value cannot be applied (the attributes are the keys
+    of dbt var survivorship; staging left new_value NULL when it is not valid for them)."""
+    attributes = sorted(catalog().var("survivorship"))
+    if not attribute:
+        return "rectification without attribute (one of: " + ", ".join(attributes) + ")"
+    if attribute not in attributes:
+        return (f"rectification of unknown attribute {attribute!r} (one of: "
+                + ", ".join(attributes) + ")")
+    if not new_value:
+        return f"rectification of {attribute}: new_value missing or not valid for the attribute"
     return None
 
 
@@ -58,7 +77,7 @@ def new_requests(target: Target) -> list[dict[str, Any]]:
         return []
     return records(
         wh, "select s.request_id, s.identifier_type, s.identifier_value, s.request_type, "
-        f"s.received_at from {staged_requests()} as s where not exists (select 1 from "
+        f"s.attribute, s.new_value, s.received_at from {staged_requests()} as s where not exists (select 1 from "
         f"{REQUESTS} as p where p.request_id = s.request_id) order by s.received_at, s.request_id")
 
 

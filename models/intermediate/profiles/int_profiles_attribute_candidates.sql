@@ -13,6 +13,11 @@ source_records as (
     select * from {{ ref('int_source_records_assigned') }}
 ),
 
+rectifications as (
+    -- approved corrections (privacy.rectifications): they win survivorship
+    {{ rectification_candidates() }}
+),
+
 candidates as (
     {%- set state = namespace(first=true) %}
     {%- for source in identity_sources() if source.get('attributes') %}
@@ -31,7 +36,7 @@ candidates as (
     {%- endfor %}
 ),
 
-final as (
+from_sources as (
     select
         source_records.customer_id,
         candidates.source,
@@ -44,6 +49,19 @@ final as (
         on
             candidates.source = source_records.source
             and candidates.source_record_id = source_records.source_record_id
+),
+
+final as (
+    select * from from_sources
+    union all
+    select
+        customer_id,
+        source,
+        source_record_id,
+        attribute,
+        attribute_value,
+        observed_at
+    from rectifications
 )
 
 select * from final

@@ -1,6 +1,7 @@
 -- grain: one row per customer_id and attribute: the surviving value with its provenance
 -- Rules per attribute in var `survivorship`: source_priority (first listed source wins, then
 -- most recent), most_recent, most_frequent (then most recent), first_seen. Ties: smaller value.
+-- A rectification (source privacy_rectification, GDPR Art. 16) outranks every rule and source.
 {%- set rules = survivorship_rules() %}
 {#- Declared inputs (inputs/*.yml) are candidates too, after a rule's listed sources
     (survivorship_rules). #}
@@ -34,7 +35,8 @@ ranked as (
             row_number() over (
                 partition by customer_id
                 order by
-                    {%- if rule['rule'] == 'source_priority' %}
+                    case when source = 'privacy_rectification' then 0 else 1 end,
+                    {% if rule['rule'] == 'source_priority' -%}
                         case source
                             {%- for source in sources %}
                                 when '{{ source }}' then {{ loop.index }}
@@ -63,7 +65,7 @@ ranked as (
             attribute = '{{ attribute }}'
             {%- if sources %}
                 and source in (
-                    {% for source in sources %}                        '{{ source }}'{{ ', ' if not loop.last }}                        {% endfor %}
+                    {% for source in ['privacy_rectification'] + sources %}                        '{{ source }}'{{ ', ' if not loop.last }}                        {% endfor %}
                 )
             {%- endif %}
     {%- endfor %}

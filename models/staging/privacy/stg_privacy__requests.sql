@@ -1,4 +1,7 @@
 -- grain: one row per data-subject request (request_id)
+-- Rectifications carry `attribute` (a var survivorship attribute) and `new_value`, normalised as
+-- that attribute's `normalise` says for emails (mailbox; NULL when not an address), else trimmed.
+{%- set rules = survivorship_rules() %}
 with source as (
     select * from {{ source('privacy', 'privacy_requests') }}
 ),
@@ -15,6 +18,14 @@ with_addresses as (
     {{ select_with_email_address('with_phones', 'identifier_value') }}
 ),
 
+with_new_addresses as (
+    -- a rectification's new value parsed as an address once (emails: its mailbox below)
+    select
+        with_addresses.*,
+        {{ email_address('with_addresses.new_value') }} as new_value_address
+    from with_addresses
+),
+
 final as (
     select
         cast(request_id as {{ dbt.type_string() }}) as request_id,
@@ -23,9 +34,17 @@ final as (
             'identifier_type', 'identifier_value', address_column='email_original'
         ) }} as identifier_value,
         {{ normalize_code('request_type') }} as request_type,
+        {{ normalize_code('attribute') }} as attribute,  -- noqa: RF04
+        case
+            {%- for attribute, rule in rules.items() if rule.get('normalise') == 'email' %}
+                when {{ normalize_code('attribute') }} = '{{ attribute }}'
+                    then {{ email_mailbox('new_value_address') }}
+            {%- endfor %}
+            else nullif(trim(cast(new_value as {{ dbt.type_string() }})), '')
+        end as new_value,
         {{ to_utc('received_at') }} as received_at,
         {{ to_utc('_loaded_at') }} as loaded_at
-    from with_addresses
+    from with_new_addresses
     where
         request_id is not null
         and {{ as_of_filter(to_utc('received_at')) }}
