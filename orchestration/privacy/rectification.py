@@ -6,7 +6,9 @@ gets one row: the value that survived before (and its source), the new value, wh
 was received and when it was applied. The dbt model int_profiles_attribute_candidates reads the
 table (macro rectification_candidates) as source `privacy_rectification`, which outranks every
 survivorship rule, so customers, the publication, the serving snapshot and the destinations show
-the new value from the next build of the profile models on.
+the new value from the next build of the profile models on. An erasure of the person later
+deletes their rows here and blanks the corrected value in the raw request
+(`forget_rectifications`): a correction is the person's data like any other.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from orchestration.catalog import catalog
 from orchestration.privacy.audit import RECTIFICATIONS, TargetResult, now, table_of
 from orchestration.privacy.requests import Batch
-from orchestration.privacy.sql import Target, placeholders, warehouse_of
+from orchestration.privacy.sources import request_table
+from orchestration.privacy.sql import Target, ident, placeholders, warehouse_of
 
 Targets = dict[str, list[TargetResult]]
 
@@ -68,3 +73,29 @@ def apply_rectifications(target: Target, batch: Batch,
     if rows:
         wh.append(RECTIFICATIONS, table_of(RECTIFICATIONS, rows))
     return targets
+
+
+def forget_rectifications(target: Target, customers: dict[str, set[str]]) -> Targets:
+    """For erasures ({request_id: its customers}): delete the customers' privacy.rectifications
+    rows and set `new_value` to NULL in the raw rectification requests those rows came from."""
+    wh = warehouse_of(target)
+    everyone = sorted(set().union(*customers.values())) if customers else []
+    if not everyone or not wh.exists(RECTIFICATIONS):
+        return {}
+    marks, params = placeholders(everyone, "c")
+    held = wh.rows(f"select customer_id, request_id from {RECTIFICATIONS} "
+                   f"where customer_id in ({marks})", params)
+    if not held:
+        return {}
+    raw = request_table()
+    requests = sorted({r for _, r in held})
+    if wh.exists(raw) and "new_value" in wh.columns(raw):
+        request_marks, request_params = placeholders(requests, "r")
+        columns = [f"case when request_id in ({request_marks}) then null else new_value end "
+                   "as new_value" if c == "new_value" else ident(wh, c) for c in wh.columns(raw)]
+        wh.replace_table_as(raw, f"select {', '.join(columns)} from {raw}", request_params)
+    wh.delete_keys(RECTIFICATIONS, pa.table({"customer_id": pa.array(
+        sorted({c for c, _ in held}), pa.string())}))
+    return {request_id: [TargetResult(RECTIFICATIONS, "delete", sum(
+        1 for c, _ in held if c in mine))]
+        for request_id, mine in customers.items() if any(c in mine for c, _ in held)}

@@ -20,6 +20,7 @@ from orchestration.privacy.destinations import destination_removals
 from orchestration.privacy.matching import (
     ValuesByRequest, derived_tables, match_records, match_rows, value_condition,
 )
+from orchestration.privacy.rectification import forget_rectifications
 from orchestration.privacy.requests import Batch, hash_request_identifiers
 from orchestration.privacy.sources import (
     KEPT_FOR_ACCOUNTING, OWNED_OUTSIDE, OWNED_OUTSIDE_DETAIL, REQUEST_SOURCE, IdentifiedSource,
@@ -180,6 +181,7 @@ def erase_and_suppress(target: Target, batch: Batch, sources: Sequence[Identifie
     actions = batch.actions()
     suppressed = add_to_suppression(wh, batch)
     raw = erase_raw(wh, sources, erase_values, batch.customers_of(["erase"]))
+    corrections = forget_rectifications(wh, batch.customers_of(["erase"]))
     hashed = {} if late_data else hash_request_identifiers(wh, batch, erase_values,
                                                            ["erase", "suppress"])
     derived = scrub_derived(wh, all_values)
@@ -190,7 +192,7 @@ def erase_and_suppress(target: Target, batch: Batch, sources: Sequence[Identifie
         if not late_data:
             found.append(TargetResult(SUPPRESSION, "suppress", suppressed.get(request_id, 0)))
         if actions[request_id] == "erase":
-            found += raw.get(request_id, [])
+            found += raw.get(request_id, []) + corrections.get(request_id, [])
             if not late_data:
                 found.append(TargetResult(request_table(), "hash_identifier",
                                           hashed.get(request_id, 0)))
