@@ -13,6 +13,9 @@ final as (
         expected_purchases_365d,
         predicted_clv_365d,
         churn_risk
+        {%- for days in var('features')['propensity_horizons_days'] %},
+        p_purchase_{{ days }}d
+        {%- endfor %}
     from predictions
 )
 
