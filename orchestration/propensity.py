@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import brier_score_loss, roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from orchestration import churn
 from orchestration.catalog import dbt_var
@@ -33,10 +32,6 @@ MODEL_VERSION = "propensity-hgb-isotonic-1"
 # Isotonic calibration fits on held-out folds: each class needs enough rows in every fold.
 CALIBRATION_FOLDS = 3
 MIN_ROWS_PER_CLASS = 10
-# One OpenMP thread per fit: on these sizes (thousands of rows) threads gain little, and on a
-# busy machine (the Dagster run shares its cores with dbt) spinning OpenMP threads made one
-# gradient-boosting fit 30x slower (measured: 30 s instead of 1 s, load 14 on 2 cores).
-FIT_THREADS = 1
 
 
 def horizons_days() -> tuple[int, ...]:
@@ -77,7 +72,7 @@ def fit(frame: pd.DataFrame, horizon_days: int, cutoff: dt.datetime,
                          f"(each needs at least {MIN_ROWS_PER_CLASS})")
     model = CalibratedClassifierCV(churn.new_model(seed), method="isotonic", cv=CALIBRATION_FOLDS)
     try:
-        with threadpool_limits(limits=FIT_THREADS, user_api="openmp"):
+        with churn.fit_threads():
             return model.fit(x, y)
     except (ValueError, ArithmeticError) as error:
         raise Unfittable(f"fit failed {where}: {error}") from error
@@ -87,7 +82,7 @@ def predict(model: CalibratedClassifierCV, frame: pd.DataFrame) -> np.ndarray:
     """P(purchase within the horizon) per row of a churn feature frame."""
     if not len(frame):
         return np.array([], dtype="float64")
-    with threadpool_limits(limits=FIT_THREADS, user_api="openmp"):
+    with churn.fit_threads():
         return np.clip(model.predict_proba(inputs(frame))[:, 1], 0.0, 1.0)
 
 
