@@ -6,7 +6,7 @@ churn's point-in-time purchase features (orchestration/churn.py `features_at`, o
 the churn label is the complement of this one. As churn does, the model is trained at T - 2h,
 evaluated out of time at T - h (labels end at the as-of bound T), then refitted at T - h and used
 to score every customer at T. The classifier is churn's gradient boosting wrapped in sklearn's
-isotonic `CalibratedClassifierCV`, so the scores are probabilities (the Brier score and the
+`CalibratedClassifierCV` (isotonic, or Platt's sigmoid on small data), so the scores are probabilities (the Brier score and the
 calibration deciles recorded with the churn metrics check it).
 
 A horizon whose training data cannot be fitted (one class only, too few rows, a fit that raises)
@@ -28,10 +28,18 @@ from orchestration import churn
 from orchestration.catalog import dbt_var
 from orchestration.warehouse.base import Warehouse
 
-MODEL_VERSION = "propensity-hgb-isotonic-1"
-# Isotonic calibration fits on held-out folds: each class needs enough rows in every fold.
+MODEL_VERSION = "propensity-hgb-calibrated-1"
+# Calibration fits on held-out folds: each class needs enough rows in every fold. Isotonic
+# regression needs many rows (scikit-learn's guide: it overfits below ~1000); under that, Platt's
+# sigmoid, which keeps the ranking (on the 148-customer sample isotonic flattened it to AUC 0.5).
 CALIBRATION_FOLDS = 3
 MIN_ROWS_PER_CLASS = 10
+ISOTONIC_MIN_ROWS = 1000
+
+
+def calibration_method(n_rows: int) -> str:
+    """`isotonic` from ISOTONIC_MIN_ROWS training rows on, `sigmoid` (Platt) below."""
+    return "isotonic" if n_rows >= ISOTONIC_MIN_ROWS else "sigmoid"
 
 
 def horizons_days() -> tuple[int, ...]:
@@ -58,6 +66,15 @@ def labelled(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return inputs(frame), 1 - frame["churned"].to_numpy().astype("int64")
 
 
+def base_model(n_rows: int, seed: int = 0):
+    """Churn's gradient boosting, its leaves at most a tenth of a calibration fold: churn's
+    40-row minimum leaves no split to a fold of a small shop (75 rows: a constant, AUC 0.5)."""
+    fold_rows = n_rows * (CALIBRATION_FOLDS - 1) // CALIBRATION_FOLDS
+    model = churn.new_model(seed)
+    leaf = model.get_params()["min_samples_leaf"]
+    return model.set_params(min_samples_leaf=max(5, min(leaf, fold_rows // 10)))
+
+
 def fit(frame: pd.DataFrame, horizon_days: int, cutoff: dt.datetime,
         seed: int = 0) -> CalibratedClassifierCV:
     """A calibrated classifier of a purchase within `horizon_days` of `cutoff`, or Unfittable."""
@@ -70,7 +87,8 @@ def fit(frame: pd.DataFrame, horizon_days: int, cutoff: dt.datetime,
     if min(buyers, len(y) - buyers) < MIN_ROWS_PER_CLASS:
         raise Unfittable(f"too few rows {where}: {buyers} bought, {len(y) - buyers} did not "
                          f"(each needs at least {MIN_ROWS_PER_CLASS})")
-    model = CalibratedClassifierCV(churn.new_model(seed), method="isotonic", cv=CALIBRATION_FOLDS)
+    model = CalibratedClassifierCV(base_model(len(y), seed), method=calibration_method(len(y)),
+                                   cv=CALIBRATION_FOLDS)
     try:
         with churn.fit_threads():
             return model.fit(x, y)
