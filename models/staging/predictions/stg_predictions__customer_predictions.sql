@@ -32,10 +32,10 @@ final as (
         cast(expected_purchases_90d as decimal(18, 4)) as expected_purchases_90d,
         cast(expected_purchases_365d as decimal(18, 4)) as expected_purchases_365d,
         cast(predicted_clv_365d as decimal(18, 2)) as predicted_clv_365d,
-        cast(churn_risk as decimal(10, 4)) as churn_risk
-        {%- for days in propensity_horizons %},
-        cast(p_purchase_{{ days }}d as decimal(10, 4)) as p_purchase_{{ days }}d
+        {%- for days in propensity_horizons %}
+            cast(p_purchase_{{ days }}d as decimal(10, 4)) as p_purchase_{{ days }}d,
         {%- endfor %}
+        cast(churn_risk as decimal(10, 4)) as churn_risk
     from predictions
 )
 

@@ -84,7 +84,7 @@ final as (
         predictions.predicted_clv_365d,
         predictions.churn_risk,
         {%- for days in var('features')['propensity_horizons_days'] %}
-        predictions.p_purchase_{{ days }}d,
+            predictions.p_purchase_{{ days }}d,
         {%- endfor %}
         clv_deciles.clv_decile,
         rfm_scores.revenue_decile,
