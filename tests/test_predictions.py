@@ -13,8 +13,8 @@ import pytest
 
 from orchestration import churn
 from orchestration.predictions import (KEYS, PREDICTION_ASSETS, REFRESH_CHECK, PredictionsConfig,
-                                       as_of_bound,
-                                       predictions_schema, source_columns, transactions_relation)
+                                       as_of_bound, predictions_schema, source_columns,
+                                       transactions_relation)
 from orchestration.warehouse import WAREHOUSE_POOL, WarehouseResource, open_warehouse
 from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
 from tools.purchase_histories import simulate_transactions
