@@ -10,7 +10,8 @@ writes back to the schema of the dbt source `predictions`:
 * `customer_predictions`: one row per customer who purchased before the as-of date;
 * `ltv_model_fits`: fitted parameters in long form, appended per run;
 * `churn_model_evaluation`: out-of-time metrics (AUC, Brier, top-decile lift, calibration
-  deciles), appended per run.
+  deciles) of the churn model and of each purchase-propensity horizon
+  (orchestration/propensity.py, `model_version` and `horizon_days` tell them apart), appended per run.
 
 dbt reads them back through the source `predictions` (models/intermediate/features).
 """
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from orchestration import churn
+from orchestration import churn, propensity
 from orchestration.catalog import catalog
 from orchestration.ltv.bgnbd import BgNbdFit, fit_bgnbd
 from orchestration.ltv.clv import predict as predict_ltv
@@ -48,6 +49,7 @@ KEYS = {
     for name in ("customer_predictions", "ltv_model_fits", "churn_model_evaluation")
 }
 REFRESH_CHECK = "predictions_refreshed"
+PROPENSITY_CHECK = "propensity_fitted"
 
 
 def transactions_relation() -> str:
@@ -170,9 +172,11 @@ def upgrade_fits_table(wh: Warehouse) -> None:
 
 
 def build_predictions(
-    wh: Warehouse, as_of_at: dt.datetime, config: PredictionsConfig
+    wh: Warehouse, as_of_at: dt.datetime, config: PredictionsConfig,
+    propensity_out: list[propensity.PropensityResult] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, churn.ChurnEvaluation, dict[str, float]]:
-    """(customer_predictions, ltv_model_fits, churn_model_evaluation, evaluation, timings)."""
+    """(customer_predictions, ltv_model_fits, churn_model_evaluation, evaluation, timings);
+    each propensity horizon's result is appended to `propensity_out` when given."""
     if count_purchases(wh, as_of_at) == 0:
         raise dg.Failure(f"no purchases before {as_of_at} in {transactions_relation()}: "
                          "nothing to fit")
@@ -183,7 +187,15 @@ def build_predictions(
         wh, transactions_relation(), as_of_at, config.churn_horizon_days, config.seed)
     timings = {**ltv_result.seconds, "churn": time.perf_counter() - start}
 
+    start = time.perf_counter()
+    propensity_scores, propensity_rows, propensity_results = propensity.score_horizons(
+        wh, transactions_relation(), f"{predictions_schema()}.customer_predictions", as_of_at,
+        config.seed)
+    timings["propensity"] = time.perf_counter() - start
+
     predictions = ltv_result.predictions.merge(churn_scores, on="customer_id", how="left")
+    if propensity_scores is not None:
+        predictions = predictions.merge(propensity_scores, on="customer_id", how="left")
     predictions.insert(1, "as_of_at", pd.Timestamp(as_of_at))
     predictions["ltv_model_version"] = LTV_MODEL_VERSION
     predictions["churn_model_version"] = churn.MODEL_VERSION
@@ -206,7 +218,12 @@ def build_predictions(
         model_version=churn.MODEL_VERSION,
         evaluated_at=pd.Timestamp.now(),
     )
+    if len(propensity_rows):
+        evaluation_table = pd.concat([evaluation_table, propensity_rows.assign(
+            as_of_at=pd.Timestamp(as_of_at), evaluated_at=pd.Timestamp.now())], ignore_index=True)
     evaluation_table["score_decile"] = evaluation_table["score_decile"].astype("Int64")
+    if propensity_out is not None:
+        propensity_out.extend(propensity_results)
     return predictions, fits, evaluation_table, evaluation, timings
 
 
@@ -305,7 +322,7 @@ def degraded_results(degraded: Degraded, as_of_at: dt.datetime, kept_as_of: str 
             KEYS["customer_predictions"], deps=[UPSTREAM], group_name="features",
             owners=["team:analytics"], kinds={"python", "scikit-learn", "duckdb"},
             description="p_alive, expected purchases (90/365 days), predicted CLV and churn risk "
-                        "per customer, refitted every run."),
+                        "and p_purchase_<h>d per customer, refitted every run."),
         dg.AssetSpec(
             KEYS["ltv_model_fits"], deps=[UPSTREAM], group_name="features",
             owners=["team:analytics"], kinds={"python", "duckdb"},
@@ -319,7 +336,13 @@ def degraded_results(degraded: Degraded, as_of_at: dt.datetime, kept_as_of: str 
         REFRESH_CHECK, asset=KEYS["customer_predictions"],
         description="The predictions were refitted in this run. Fails (ERROR) when the fit "
                     "raised, warns when there was nothing to fit (no purchases before the as-of "
-                    "date); either way the previous table stays and downstream models use it.")],
+                    "date); either way the previous table stays and downstream models use it."),
+        dg.AssetCheckSpec(
+            PROPENSITY_CHECK, asset=KEYS["customer_predictions"],
+            description="Every purchase-propensity horizon was fitted in this run. Warns when one "
+                        "could not be (one class only, too few rows, the fit raised): its "
+                        "p_purchase column keeps the previous run's scores, and the reason is "
+                        "in the check and the evaluation table (metric `fitted` = 0).")],
     pool=WAREHOUSE_POOL,
     name="customer_predictions",
 )
@@ -338,8 +361,9 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
                 degraded = Degraded(f"no purchases before {as_of_at} in {transactions_relation()}: "
                                     "nothing to fit", dg.AssetCheckSeverity.WARN)
             else:
+                propensity_results: list[propensity.PropensityResult] = []
                 predictions, fits, evaluation_table, evaluation, timings = build_predictions(
-                    wh, as_of_at, config)
+                    wh, as_of_at, config, propensity_results)
                 write_tables(wh, predictions, fits, evaluation_table)
         except Exception as error:  # noqa: BLE001 - any fit failure degrades, never stops the run
             context.log.exception("predictions not refreshed")
@@ -349,6 +373,10 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
             kept_as_of = keep_previous_predictions(wh)
             context.log.warning(f"predictions not refreshed: {degraded.reason}")
             yield from degraded_results(degraded, as_of_at, kept_as_of)
+            yield dg.AssetCheckResult(
+                asset_key=KEYS["customer_predictions"], check_name=PROPENSITY_CHECK, passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"not fitted: predictions not refreshed ({degraded.reason})")
             return
     context.log.info(f"predictions for {len(predictions)} customers as of {as_of_at}: "
                      f"churn AUC {evaluation.auc:.3f}, top-decile lift {evaluation.top_decile_lift:.2f}")
@@ -380,12 +408,22 @@ def customer_predictions(context: dg.AssetExecutionContext, config: PredictionsC
         "test_churn_rate": dg.MetadataValue.float(evaluation.test_churn_rate),
         "train_cutoff": dg.MetadataValue.text(str(evaluation.train_cutoff)),
         "test_cutoff": dg.MetadataValue.text(str(evaluation.test_cutoff)),
+        **{k: dg.MetadataValue.float(v) for k, v in propensity.summary(propensity_results)[0].items()
+           if not isinstance(v, str)},
         "calibration": dg.MetadataValue.md(evaluation.calibration.to_markdown(index=False)
                                            if _has_tabulate() else evaluation.calibration.to_string()),
     })
     yield dg.AssetCheckResult(asset_key=KEYS["customer_predictions"], check_name=REFRESH_CHECK,
                               passed=True, metadata={"as_of_at": dg.MetadataValue.text(
                                   str(as_of_at))})
+    figures, unfitted = propensity.summary(propensity_results)
+    for reason in unfitted:
+        context.log.warning(f"purchase propensity not refitted: {reason}")
+    yield dg.AssetCheckResult(
+        asset_key=KEYS["customer_predictions"], check_name=PROPENSITY_CHECK, passed=not unfitted,
+        severity=dg.AssetCheckSeverity.WARN, description="; ".join(unfitted) or None,
+        metadata={k: dg.MetadataValue.text(v) if isinstance(v, str) else dg.MetadataValue.float(v)
+                  for k, v in figures.items()})
 
 
 def _has_tabulate() -> bool:

@@ -12,6 +12,9 @@ final as (
         expected_purchases_90d,
         expected_purchases_365d,
         predicted_clv_365d,
+        {%- for days in var('features')['propensity_horizons_days'] %}
+            p_purchase_{{ days }}d,
+        {%- endfor %}
         churn_risk
     from predictions
 )

@@ -83,6 +83,9 @@ final as (
         predictions.expected_purchases_365d,
         predictions.predicted_clv_365d,
         predictions.churn_risk,
+        {%- for days in var('features')['propensity_horizons_days'] %}
+            predictions.p_purchase_{{ days }}d,
+        {%- endfor %}
         clv_deciles.clv_decile,
         rfm_scores.revenue_decile,
         rfm_scores.recency_score,
