@@ -109,8 +109,11 @@ def line_chart(title: str, caption: str, series: Mapping[str, Sequence[tuple[X, 
     for i, (name, values) in enumerate(series.items()):
         coords = " ".join(f"{frame.px(_x_value(x)):.1f},{frame.py(float(y)):.1f}"
                           for x, y in sorted(values, key=lambda p: _x_value(p[0])))
+        colour = COLOURS[i % len(COLOURS)]
         parts.append(f'<polyline class="series" data-series="{escape(name)}" fill="none" '
-                     f'stroke="{COLOURS[i % len(COLOURS)]}" stroke-width="2" points="{coords}"/>')
+                     f'stroke="{colour}" stroke-width="2" points="{coords}"/>')
+        parts += [f'<circle cx="{xy.split(",")[0]}" cy="{xy.split(",")[1]}" r="2.5" '
+                  f'fill="{colour}"/>' for xy in coords.split()]  # a one-point series shows
     parts += _legend(list(series))
     return Chart(title, caption, _svg(title, parts))
 

@@ -42,7 +42,9 @@ def segment_sizes(wh: Warehouse) -> dict[str, list[tuple[dt.date, int]]]:
             members += changes[name][day]
             points.append((day, members))
         series[name] = points
-    return series
+    last_day = max((points[-1][0] for points in series.values()), default=None)
+    return {name: points + ([(last_day, points[-1][1])] if points[-1][0] != last_day else [])
+            for name, points in series.items()}  # every line runs to the latest change
 
 
 def clv_histogram(wh: Warehouse) -> list[tuple[float, float, int]]:
@@ -143,7 +145,8 @@ def charts(wh: Warehouse) -> list[Chart]:
     ]
 
 
-STYLE = ("body{font-family:sans-serif;margin:2em;color:#222}figure{margin:0 0 2em}"
+STYLE = ("body{font-family:sans-serif;margin:2em;color:#222}"
+         "figure{display:inline-block;vertical-align:top;margin:0 2em 2em 0;max-width:640px}"
          "figcaption{color:#555;font-size:.9em}.no-data{color:#888;font-style:italic}"
          "table.fit{border-collapse:collapse}table.fit td,table.fit th{border:1px solid #ccc;"
          "padding:2px 8px}")
