@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestration.settings import default_salt_warning, load_settings
+from orchestration.settings import default_salt_warning, load_settings, report_dir
 
 if TYPE_CHECKING:
     from orchestration.run_report import RunReport
@@ -284,8 +284,11 @@ def summarise(warehouse: Path | None = None, target: str | None = None) -> str:
         lines = [where, "", *overview(wh), *input_lines(wh), *table_lines(wh)]
     finally:
         wh.close()
+    report = report_dir() / "index.html"
     lines += ["", "Look at it:", *look,
-              "  make ui                            Dagster UI at http://127.0.0.1:3000"]
+              "  make ui                            Dagster UI at http://127.0.0.1:3000",
+              f"  {report}   the run report (charts)" if report.exists()
+              else f"  {report}   the run report: not built yet (every run builds it)"]
     return "\n".join(lines)
 
 

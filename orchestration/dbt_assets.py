@@ -2,7 +2,7 @@
 
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +152,69 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         context.log.error(f"segments not recompiled, the last good model is built: {problem}")
     invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
     try:
-        yield from invocation.stream()
+        yield from with_figures(context, invocation)
     finally:
         removed = prune_dbt_targets(invocation.target_path, dbt_target_runs_kept())
         if removed:
             context.log.info(f"pruned {len(removed)} dbt target folders of older runs")
+
+
+# Counted after dbt has exited: dagster-dbt's `fetch_row_counts()` counts through the dbt adapter
+# while the dbt process still runs, and on DuckDB that process holds the file's only write lock.
+COUNTED_MATERIALIZATIONS = ("table", "incremental", "snapshot", "seed")
+MEMBERSHIPS_MODEL = "segment_memberships"  # its asset gets a member count per segment
+
+
+def with_figures(context: dg.AssetExecutionContext,
+                 invocation: DbtCliInvocation) -> Iterator[Any]:
+    """The invocation's events, its model outputs held back until dbt has finished and then given
+    `dagster/row_count` (tables, incrementals, snapshots, seeds: never views) and, on the segment
+    memberships model, one `segment/<name>` member count per segment, so the asset pages plot
+    them over runs. Outputs are passed on unchanged when dbt fails or the counts cannot be read."""
+    outputs: list[dg.Output] = []
+    try:
+        for event in invocation.stream():
+            if isinstance(event, dg.Output):
+                outputs.append(event)
+            else:
+                yield event
+    except Exception:
+        yield from outputs
+        raise
+    try:
+        figures = output_figures(invocation.manifest, outputs)
+    except Exception as error:  # noqa: BLE001 - figures are a nicety, never a failed build
+        context.log.warning(f"row counts not recorded: {type(error).__name__}: {error}")
+        figures = {}
+    for output in outputs:
+        extra = figures.get(output.output_name)
+        yield output.with_metadata({**output.metadata, **extra}) if extra else output
+
+
+def output_figures(manifest: Mapping[str, Any],
+                   outputs: Sequence[dg.Output]) -> dict[str, dict[str, dg.MetadataValue]]:
+    """Per output name, the figures read from the warehouse (one read-only session)."""
+    from orchestration.warehouse import WarehouseResource
+
+    nodes = manifest.get("nodes", {})
+    figures: dict[str, dict[str, dg.MetadataValue]] = {}
+    with WarehouseResource().open(read_only=True) as wh:
+        for output in outputs:
+            unique_id = getattr(output.metadata.get("unique_id"), "value", None)
+            node = nodes.get(unique_id or "", {})
+            relation = node.get("relation_name")
+            if not relation or node.get("config", {}).get("materialized") not in \
+                    COUNTED_MATERIALIZATIONS:
+                continue
+            entry = {"dagster/row_count": dg.MetadataValue.int(
+                int(wh.scalar(f"select count(*) from {relation}") or 0))}
+            if node.get("name") == MEMBERSHIPS_MODEL:
+                rows = wh.rows(f"select segment_name, count(*) from {relation} "
+                               "group by segment_name order by segment_name")
+                entry.update({f"segment/{name}": dg.MetadataValue.int(int(count))
+                              for name, count in rows})
+            figures[output.output_name] = entry
+    return figures
 
 
 def prune_dbt_targets(current: Path, keep_runs: int) -> list[Path]:

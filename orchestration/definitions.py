@@ -25,6 +25,7 @@ from orchestration.predictions import PREDICTION_ASSETS
 from orchestration.privacy import PRIVACY_ASSETS
 from orchestration.publication import bi_publication
 from orchestration.quality import QUALITY_CHECKS
+from orchestration.report import REPORT_ASSETS
 from orchestration.sensors import build_landing_sensor, trigger_fast_path_selection
 from orchestration.serving.assets import SERVING_ASSETS
 from orchestration.settings import load_settings
@@ -83,6 +84,7 @@ def build_definitions(sync_config: str | Path | None = None) -> dg.Definitions:
             *PREDICTION_ASSETS,
             *KPI_ASSETS,
             bi_publication,
+            *REPORT_ASSETS,
             *PRIVACY_ASSETS,
             *SERVING_ASSETS,
             *TRIGGER_ASSETS,

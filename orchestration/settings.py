@@ -144,3 +144,13 @@ def dbt_target_runs_kept(environ: dict[str, str] | None = None) -> int:
         raise ValueError(f"{DBT_TARGET_RUNS_KEPT_ENV} must be a whole number of at least 1, "
                          f"got {value!r}")
     return int(value)
+
+
+# --- Run report ---------------------------------------------------------------------------------
+REPORT_DIR_ENV = "CDP_REPORT_DIR"
+
+
+def report_dir(environ: dict[str, str] | None = None) -> Path:
+    """Folder of the static HTML report: CDP_REPORT_DIR, default `report/` beside the warehouse."""
+    value = (os.environ if environ is None else environ).get(REPORT_DIR_ENV, "").strip()
+    return _absolute(value) if value else load_settings().warehouse.parent / "report"

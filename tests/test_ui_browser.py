@@ -1,7 +1,7 @@
-"""The Dagster UI in a real browser: asset graph with its groups, a materialisation from the UI.
+"""The Dagster UI and the run report in a real browser: asset graph, a materialisation, the pictures.
 
-Starts `dagster dev` on a free loopback port with a temporary DAGSTER_HOME (holding
-orchestration/dagster.yaml), drives Debian's Chromium (/usr/bin/chromium) with Playwright, and
+Starts `dagster dev` on a free loopback port with a temporary DAGSTER_HOME (a copy of the shared
+sample run's, holding orchestration/dagster.yaml), drives Debian's Chromium (/usr/bin/chromium) with Playwright, and
 saves screenshots to test-artifacts/. Skips only when Chromium is not installed.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -65,12 +66,15 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 
 
 @pytest.fixture(scope="module")
-def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def dagster_ui(tmp_path_factory: pytest.TempPathFactory,
+               sample_pipeline_run: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """`dagster dev` on a copy of the shared sample run's Dagster instance (its materialisations
+    and their metadata are on the asset pages) and a warehouse of its own."""
     from tools.sample_data import generate
 
     root = tmp_path_factory.mktemp("ui")
     home = root / "dagster_home"
-    home.mkdir()
+    shutil.copytree(sample_pipeline_run["DAGSTER_HOME"], home)
     shutil.copy(PROJECT_DIR / "orchestration" / "dagster.yaml", home / "dagster.yaml")
     generate(customers=200, seed=3, out=root / "landing")
     env = {
@@ -204,5 +208,44 @@ def test_asset_graph_and_materialisation_in_the_browser(dagster_ui: tuple[str, P
                       wait_until="networkidle")
             page.get_by_text("Materialized").first.wait_for()
             page.screenshot(path=str(ARTIFACTS / "ui_ingestion_materialised.png"))
+        finally:
+            browser.close()
+
+
+def test_report_and_segment_plots_in_the_browser(dagster_ui: tuple[str, Path],
+                                                 sample_pipeline_run: dict[str, str]) -> None:
+    """The sample run's HTML report shows its charts, and the segment memberships asset page
+    plots the member count of each segment (numeric metadata of its materialisations)."""
+    playwright_api = pytest.importorskip("playwright.sync_api",
+                                         reason="the playwright Python package is not installed")
+    base, _ = dagster_ui
+    report = Path(sample_pipeline_run["CDP_WAREHOUSE"]).parent / "report" / "index.html"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(report.as_uri())
+            page.get_by_role("heading", name="Segment sizes over time").wait_for()
+            charts = page.locator("figure.chart svg")
+            assert charts.count() >= 4
+            assert page.locator("figure.no-data-panel").count() == 0
+            assert page.locator("svg polyline.series").count() >= 2  # one line per segment
+            assert page.locator("svg rect.bar").count() > 0  # the CLV histogram
+            box = charts.first.bounding_box()
+            assert box is not None and box["width"] > 300 and box["height"] > 150  # drawn, visible
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+
+            # The asset's overview: its metadata table lists segment/<name>, its Plots view
+            # draws each numeric entry over the materialisations.
+            page.goto(f"{base}/assets/segment_memberships", wait_until="networkidle")
+            _dismiss_onboarding(page)
+            page.get_by_text(re.compile(r"^segment/")).first.wait_for()
+            page.get_by_role("button", name="Plots").first.click()
+            page.locator("canvas").first.wait_for()
+            assert page.get_by_text(re.compile(r"^segment/")).count() >= 2
+            page.screenshot(path=str(ARTIFACTS / "ui_segment_plots.png"), full_page=True)
         finally:
             browser.close()
