@@ -25,17 +25,9 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from orchestration import churn, propensity
 from orchestration.predictions import as_of_bound
 from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
+from tools.cdnow import cdnow_transactions
 
-CDNOW = Path(__file__).parents[1] / "tests" / "fixtures" / "cdnow" / "CDNOW_sample.txt"
 AS_OF = dt.date(1998, 3, 31)
-
-
-def transactions() -> pd.DataFrame:
-    frame = pd.read_csv(CDNOW, sep=r"\s+", header=None, dtype={"master_id": str, "date": str},
-                        names=["master_id", "customer", "date", "cds", "value"])
-    return pd.DataFrame({"customer_id": frame["master_id"],
-                         "transacted_at": pd.to_datetime(frame["date"], format="%Y%m%d"),
-                         "amount": frame["value"].astype("float64"), "channel": "online"})
 
 
 def bgnbd_p_any(tx: pd.DataFrame, as_of_at: dt.datetime, horizon_days: int) -> pd.Series:
@@ -62,7 +54,7 @@ def figures(bought: np.ndarray, score: np.ndarray) -> str:
 
 
 def main() -> int:
-    tx = transactions()
+    tx = cdnow_transactions()
     as_of_at = as_of_bound(AS_OF)
     with tempfile.TemporaryDirectory() as folder:
         wh = DuckDBWarehouse(Path(folder) / "warehouse.duckdb")

@@ -14,19 +14,10 @@ from sklearn.metrics import roc_auc_score
 from orchestration import propensity
 from orchestration.predictions import as_of_bound
 from orchestration.warehouse.duckdb_engine import DuckDBWarehouse
+from tools.cdnow import cdnow_transactions
 
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow" / "CDNOW_sample.txt"
 # Three months before the sample ends (1998-06-30): the 90 days after it are a holdout no fit sees.
 AS_OF = dt.date(1998, 3, 31)
-
-
-def cdnow_transactions() -> pd.DataFrame:
-    """The CDNOW sample's purchases in the columns churn's features read (one per line)."""
-    frame = pd.read_csv(CDNOW, sep=r"\s+", header=None, dtype={"master_id": str, "date": str},
-                        names=["master_id", "customer", "date", "cds", "value"])
-    return pd.DataFrame({"customer_id": frame["master_id"],
-                         "transacted_at": pd.to_datetime(frame["date"], format="%Y%m%d"),
-                         "amount": frame["value"].astype("float64"), "channel": "online"})
 
 
 @pytest.fixture(scope="module")
