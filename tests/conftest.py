@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine_support.pipeline import pipeline_env
+from engine_support.scratch import ScratchRun, fresh_scratch
 from tools.sample_data import generate
 
 SAMPLE_CUSTOMERS = 300
@@ -55,6 +56,18 @@ def sample_pipeline_run(tmp_path_factory: pytest.TempPathFactory,
                             env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env
+
+
+@pytest.fixture(scope="session")
+def scratch_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scratch_run")
+
+
+@pytest.fixture
+def scratch_run(scratch_root: Path, sample_pipeline_run: dict[str, str]) -> ScratchRun:
+    """A fresh copy of the shared run's warehouse at one path for the whole session, so the dbt
+    builds of the tests that use it share one parse (engine_support/scratch.py)."""
+    return fresh_scratch(scratch_root, sample_pipeline_run)
 
 
 @pytest.fixture(scope="session")

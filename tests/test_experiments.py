@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from engine_support.scratch import ScratchRun
 
 from orchestration import experiments
 from orchestration.activation import state
 from orchestration.catalog import catalog
 from orchestration.experiments import ExperimentConfig, assign
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -24,7 +21,8 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 def plant_merges(con: duckdb.DuckDBPyConnection, merges: list[tuple[str, str]]) -> None:
     relation = catalog().relation("customer_id_merges")
     con.execute(f"create schema if not exists {relation.split('.')[0]}")
-    con.execute(f"create table {relation} (old_customer_id varchar, new_customer_id varchar,"
+    con.execute(f"create or replace table {relation} (old_customer_id varchar, "
+                "new_customer_id varchar,"
                 " current_customer_id varchar, merged_at timestamp)")
     for old, new in merges:
         con.execute(f"insert into {relation} values (?, ?, ?, ?)", [old, new, new, T0])
@@ -63,22 +61,13 @@ def test_variant_shares_are_validated() -> None:
         ExperimentConfig(id="x", holdout_share=0.1, variants={"holdout": 1.0})
 
 
-def dbt_build(warehouse: Path, tmp: Path, *select: str) -> None:
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    result = subprocess.run(
-        [dbt, "build", "--select", *select, "--project-dir", str(PROJECT_DIR),
-         "--profiles-dir", str(PROFILES_DIR), "--target", "duckdb",
-         "--target-path", str(tmp / "dbt_target"), "--log-path", str(tmp / "dbt_logs"), "--quiet"],
-        env={**os.environ, "CDP_WAREHOUSE": str(warehouse), "CDP_DBT_TARGET": "duckdb"},
-        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
 @pytest.mark.slow
-def test_results_mart_measures_a_simulated_lift(tmp_path: Path) -> None:
+def test_results_mart_measures_a_simulated_lift(scratch_run: ScratchRun) -> None:
     """4,000 synthetic customers, half held out; the holdout buys within the window with
-    probability 0.10, the treated with 0.20 (true lift 0.10, revenue lift 50 * 0.10 = 5)."""
-    warehouse = tmp_path / "wh.duckdb"
+    probability 0.10, the treated with 0.20 (true lift 0.10, revenue lift 50 * 0.10 = 5).
+    Built on the shared scratch copy of the sample run (its transactions replaced), so dbt
+    parses partially."""
+    warehouse = scratch_run.warehouse
     con = duckdb.connect(str(warehouse))
     wh = state.as_warehouse(con)
     exp = ExperimentConfig(id="sim", holdout_share=0.5, window_days=30)
@@ -95,15 +84,19 @@ def test_results_mart_measures_a_simulated_lift(tmp_path: Path) -> None:
         if rng.random() < 0.5:
             orders.append((customer, T0 + dt.timedelta(days=31), 999))
     relation = catalog().relation("int_transactions_identified")
-    con.execute(f"create schema {relation.split('.')[0]}")
-    con.execute(f"create table {relation} (transaction_id varchar, customer_id varchar,"
+    con.execute(f"create schema if not exists {relation.split('.')[0]}")
+    schema, name = relation.split(".")
+    if con.execute("select table_type from information_schema.tables where table_schema = ? "
+                   "and table_name = ?", [schema, name]).fetchone() == ("VIEW",):
+        con.execute(f"drop view {relation}")
+    con.execute(f"create or replace table {relation} (transaction_id varchar, customer_id varchar,"
                 " source_name varchar, source_record_id varchar, channel varchar,"
                 " transacted_at timestamp, amount decimal(18, 2))")
     con.executemany(f"insert into {relation} values (?, ?, 'shop', ?, 'online', ?, ?)",
                     [(f"shop:{i}", c, str(i), at.replace(tzinfo=None), amount)
                      for i, (c, at, amount) in enumerate(orders)])
     con.close()
-    dbt_build(warehouse, tmp_path, "stg_experiments__assignments", "experiment_results")
+    scratch_run.build("stg_experiments__assignments", "experiment_results")
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(
             f"select variant, customers, converters, conversion_lift, conversion_lift_ci_low,"

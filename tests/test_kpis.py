@@ -3,17 +3,14 @@ carries the new KPIs, and an ad platform export (the example file) feeds CTR and
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import duckdb
 import pandas as pd
 import pytest
 from engine_support.pipeline import target_env
+from engine_support.scratch import ScratchRun
 
 from orchestration.catalog import catalog
 from orchestration.settings import PROJECT_DIR
-from tests.test_features import dbt
 
 RATES = ["open_rate", "click_rate", "click_to_open_rate", "unsubscribe_rate", "conversion_rate",
          "click_through_rate"]
@@ -71,22 +68,12 @@ def test_cdp_kpis_split_conversion_by_channel_and_count_consented_growth(
     assert pd.isna(kpis.loc["ad_click_through_rate", "kpi_value"])  # no ad export in the sample
 
 
-def test_an_ad_export_feeds_ctr_and_cpc_per_campaign(
-        sample_pipeline_run: dict[str, str], tmp_path: Path) -> None:
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(sample_pipeline_run["CDP_WAREHOUSE"], warehouse)
+def test_an_ad_export_feeds_ctr_and_cpc_per_campaign(scratch_run: ScratchRun) -> None:
+    warehouse, env = scratch_run.warehouse, scratch_run.env
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create table raw.ad_performance as select * from read_csv(?, header = true)",
                     [str(AD_EXPORT)])
-    env = {**sample_pipeline_run, "CDP_WAREHOUSE": str(warehouse)}
-    target = tmp_path / "target"
-    target.mkdir()
-    parsed = PROJECT_DIR / "target" / "partial_parse.msgpack"
-    if parsed.exists():  # dbt re-parses only what changed since (seconds instead of a full parse)
-        shutil.copyfile(parsed, target / parsed.name)
-    result = dbt(["build", "--quiet", "--select", "stg_ads__ad_performance", "campaign_performance"],
-                 env, target)
-    assert result.returncode == 0, result.stdout + result.stderr
+    scratch_run.build("stg_ads__ad_performance", "campaign_performance")
 
     export = pd.read_csv(AD_EXPORT)
     expected = export.groupby(["platform", "campaign_id"])[["impressions", "clicks", "spend"]].sum()

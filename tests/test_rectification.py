@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+from engine_support.scratch import ScratchRun
 
 from orchestration import privacy
 from orchestration.privacy.requests import invalid_reason, rectification_problem, request_action
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 from orchestration.warehouse import WarehouseResource
-
-
-def dbt_build(env: dict[str, str], tmp: Path, select: str) -> None:
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    result = subprocess.run(
-        [dbt, "build", "--select", select, "--exclude", "resource_type:test",
-         "resource_type:unit_test", "--project-dir", str(PROJECT_DIR),
-         "--profiles-dir", str(PROFILES_DIR), "--target", "duckdb",
-         "--target-path", str(tmp / "dbt_target"), "--log-path", str(tmp / "dbt_logs"),
-         "--quiet"], env=env, cwd=PROJECT_DIR, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_rectification_type_and_validation() -> None:
@@ -43,11 +29,8 @@ def test_rectification_type_and_validation() -> None:
 
 
 def test_a_rectification_wins_survivorship_with_provenance(
-        sample_pipeline_run: dict[str, str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(sample_pipeline_run["CDP_WAREHOUSE"], warehouse)
-    env = {**sample_pipeline_run, "CDP_WAREHOUSE": str(warehouse)}
+        scratch_run: ScratchRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warehouse = scratch_run.warehouse
     monkeypatch.setenv("CDP_PRIVACY_EXPORT_DIR", str(tmp_path / "exports"))
     with duckdb.connect(str(warehouse)) as con:
         customer_id, email, city = con.execute("""
@@ -64,10 +47,10 @@ def test_a_rectification_wins_survivorship_with_provenance(
             as t(request_id, identifier_type, identifier_value, request_type, attribute,
                  new_value, received_at, _source_file, _source_line, _loaded_at)""",
                     [email.upper(), email, email])
-    dbt_build(env, tmp_path, "stg_privacy__requests")
+    scratch_run.build("stg_privacy__requests")
     resources = {"warehouse": WarehouseResource(path=str(warehouse))}
     assert dg.materialize([privacy.privacy_requests_executed], resources=resources).success
-    dbt_build(env, tmp_path, "int_profiles_attribute_candidates+,+customers")
+    scratch_run.build("int_profiles_attribute_candidates+,+customers")
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         statuses = dict(con.execute(f"select request_id, status || ': ' || coalesce(detail, '') "
@@ -89,3 +72,17 @@ def test_a_rectification_wins_survivorship_with_provenance(
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from privacy.rectifications").fetchone()[0] == len(
             corrections)
+
+    # the person's erasure forgets the correction: its rows and the corrected value in raw
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("""insert into raw.privacy_requests by name select * from (values
+            ('dsr-rect-erase', 'email', ?, 'erasure', timestamp '2026-01-21 10:00:00',
+             'zz_rect.csv', 4, now()::timestamp))
+            as t(request_id, identifier_type, identifier_value, request_type, received_at,
+                 _source_file, _source_line, _loaded_at)""", [email])
+    assert dg.materialize([privacy.privacy_requests_executed], resources=resources).success
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from privacy.rectifications where customer_id = ?",
+                           [customer_id]).fetchone()[0] == 0
+        assert con.execute("select new_value from raw.privacy_requests "
+                           "where request_id = 'dsr-rect-1'").fetchone() == (None,)

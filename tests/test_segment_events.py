@@ -4,17 +4,14 @@ compile to, and the event segments of segments/behaviour.yml checked on the shar
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
+from engine_support.scratch import ScratchRun
 
 from orchestration import segments as seg
-from orchestration.settings import PROFILES_DIR, PROJECT_DIR
 
 COLUMNS = {"orders_total": "number", "is_email_unsubscribed": "boolean"}
 
@@ -77,21 +74,14 @@ def test_event_rules_combine_with_attributes_and_compile_to_correlated_sql(tmp_p
     assert "select * from {{ ref('customer_events') }}" in model
 
 
-def test_event_segments_match_the_sample_run_events(sample_pipeline_run: dict[str, str],
-                                                     tmp_path: Path) -> None:
+def test_event_segments_match_the_sample_run_events(scratch_run: ScratchRun) -> None:
     """The members of segments/behaviour.yml, evaluated by dbt on a copy of the run's warehouse
     as of the sample's last day and recomputed in Python from its customer_events: each segment
     is non-empty on the sample and has exactly the expected customers."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(sample_pipeline_run["CDP_WAREHOUSE"], copy)
+    copy = scratch_run.warehouse
     as_of = dt.date(2026, 10, 31)  # the sample generator's default end date
-    env = {**sample_pipeline_run, "CDP_WAREHOUSE": str(copy), "CDP_AS_OF": as_of.isoformat()}
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "run", "--quiet", "--select",
-         "int_segment_members_evaluated", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
-         str(PROFILES_DIR), "--target-path", str(tmp_path / "target"), "--log-path",
-         str(tmp_path / "logs")],
-        env=env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=600)
+    result = scratch_run.dbt("run", "--quiet", "--select", "int_segment_members_evaluated",
+                             CDP_AS_OF=as_of.isoformat())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with duckdb.connect(str(copy), read_only=True) as con:
         schema = con.execute("select table_schema from information_schema.tables "
