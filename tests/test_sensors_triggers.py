@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
-from orchestration.triggers import TABLE, refresh_trigger_events, trigger_events
+from orchestration.triggers import (
+    TABLE, TriggerError, load_triggers, refresh_trigger_events, trigger_events)
 from orchestration.warehouse import WarehouseResource
 
 NOW = dt.datetime(2026, 3, 10, 12, 0)
@@ -98,6 +101,63 @@ def test_asset(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     metadata = result.asset_materializations_for_node("triggers__trigger_events")[0].metadata
     assert metadata["firings_first_purchase_today"].value == 2        # bob, eve
     assert metadata["firings_cart_abandoned_1h"].value == 3           # ann, cy, gus by 23:59
+
+
+# --- declared triggers (triggers/*.yml) ----------------------------------------------------------
+
+def visit_firings(path: Path, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    con = duckdb.connect(str(path))
+    try:
+        refresh_trigger_events(con, now)
+        return con.execute(f"select trigger_event_id, triggered_at from {TABLE} where "
+                           "trigger_name = 'site_visit_no_purchase_30m' order by 1").fetchall()
+    finally:
+        con.close()
+
+
+def test_site_visit_fires_once_per_visit_after_the_dwell(warehouse: Path) -> None:
+    visit = NOW + dt.timedelta(hours=6)  # after every EVENTS row
+    con = duckdb.connect(str(warehouse))
+    con.executemany("insert into main_marts.customer_events values (?, ?, ?, ?)", [
+        ("kim", "segment_pages:v1", "page_view", visit - dt.timedelta(minutes=5)),
+        ("kim", "segment_pages:v2", "page_view", visit),  # the visit's last page
+        # lou viewed, then bought 10 minutes later: no message
+        ("lou", "segment_pages:v3", "page_view", visit),
+        ("lou", "pos_transactions:p9", "store_purchase", visit + dt.timedelta(minutes=10)),
+    ])
+    con.close()
+    assert visit_firings(warehouse, visit + dt.timedelta(minutes=20)) == []  # dwell not over
+    fired_at = [("site_visit_no_purchase_30m:kim:segment_pages:v2",
+                 visit + dt.timedelta(minutes=30))]
+    assert visit_firings(warehouse, visit + dt.timedelta(minutes=31)) == fired_at
+    assert visit_firings(warehouse, visit + dt.timedelta(minutes=50)) == fired_at  # same key
+    assert visit_firings(warehouse, visit + dt.timedelta(hours=2)) == []  # past the 1h look-back
+    con = duckdb.connect(str(warehouse))
+    con.execute("insert into main_marts.customer_events values "
+                "('kim', 'segment_pages:v4', 'page_view', ?)", [visit + dt.timedelta(hours=3)])
+    con.close()
+    assert visit_firings(warehouse, visit + dt.timedelta(hours=3, minutes=45)) == [
+        ("site_visit_no_purchase_30m:kim:segment_pages:v4",
+         visit + dt.timedelta(hours=3, minutes=30))]  # a new visit, a new episode
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"dwell": "30 minutes"}, "trigger t: dwell: bad window '30 minutes'"),
+    ({"lookback": "yesterday"}, "trigger t: lookback: bad window 'yesterday'"),
+    ({"enter": {"event_var": "features.no_such_list"}}, "trigger t: enter.event_var: dbt var"),
+    ({"enter": {"event": "page_view", "purchase": True}}, "trigger t: enter: give exactly one"),
+    ({"exit": {}}, "trigger t: exit: give exactly one"),
+    ({"once_per": "day"}, "trigger t: once_per: Input should be 'episode' or 'customer'"),
+    ({"enter": {"event": "{{ env_var('X') }}"}}, "trigger t: enter.event: contains template"),
+    ({"name": "Bad Name"}, "trigger Bad Name: name: String should match pattern"),
+])
+def test_a_bad_declaration_names_file_trigger_and_field(tmp_path: Path, entry: dict,
+                                                        expected: str) -> None:
+    declared = {"name": "t", "description": "A test.", "enter": {"event": "page_view"}, **entry}
+    path = tmp_path / "mine.yml"
+    path.write_text(yaml.safe_dump({"triggers": [declared]}))
+    with pytest.raises(TriggerError, match=re.escape(f"{path}: {expected}")):
+        load_triggers(tmp_path)
 
 
 # --- fast path: events loaded since the last identity build -------------------------------------

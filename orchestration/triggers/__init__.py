@@ -5,14 +5,9 @@
 and never again (its state remembers acknowledged keys), which gives "once per person per
 trigger occurrence" with retries and an audit trail for free (docs/near-real-time.md).
 
-Triggers, evaluated at `now` (CDP_AS_OF end of day, or the current time):
-
-* `cart_abandoned_1h`: the customer's latest product-added event is more than 1 hour old, no
-  purchase (online or store) happened since, and it is within the look-back window
-  (CDP_TRIGGER_LOOKBACK_HOURS, default 72) so a first run does not message old carts. Episode:
-  the cart event, so a later, new abandoned cart fires again.
-* `first_purchase_today`: the customer's first ever purchase happened today (UTC). Episode: the
-  customer, so it fires once.
+Triggers are declared in triggers/*.yml (orchestration/triggers/declared.py validates them and
+writes their SQL) and evaluated at `now` (CDP_AS_OF end of day, or the current time), over
+customer_events plus the events loaded since identity was last built (the fast path below).
 """
 
 
@@ -27,6 +22,8 @@ from orchestration.activation.state import as_warehouse
 from orchestration.catalog import catalog
 from orchestration.ingestion.contract import SOURCES_BY_NAME
 from orchestration.settings import load_settings
+from orchestration.triggers.declared import (
+    TRIGGERS_DIR, Trigger, TriggerError, load_triggers, parse_triggers, purchase_condition)
 from orchestration.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 SCHEMA = "triggers"
@@ -40,18 +37,6 @@ def cart_events() -> tuple[str, ...]:
     return tuple(str(name).lower() for name in catalog().var("features.cart_event_names"))
 
 
-def purchase_condition() -> str:
-    """SQL over customer_events (event_id, event_type): the event is a purchase by the dbt purchase
-    rule (int_transactions_identified): a store transaction, or a shop order whose status is not in
-    var features.excluded_order_statuses (customer_events names it `order_<status>`, `order_placed`
-    without a status). A tracked "Order Completed" is web telemetry, not a purchase, as for the
-    features."""
-    excluded = tuple(f"order_{str(status).lower()}"
-                     for status in catalog().var("features.excluded_order_statuses"))
-    return ("(event_id like 'pos_transactions:%' or "
-            f"(event_id like 'shop_orders:%' and event_type not in {_in(excluded)}))")
-
-
 def trigger_now(as_of: dt.date | None = None) -> dt.datetime:
     """The evaluation time, naive UTC: end of the CDP_AS_OF day, or now."""
     if as_of is not None:
@@ -59,74 +44,35 @@ def trigger_now(as_of: dt.date | None = None) -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
-
-
-def trigger_params(now: dt.datetime, lookback_hours: float) -> dict[str, dt.datetime]:
+def trigger_params(now: dt.datetime, lookback_hours: float,
+                   triggers: list[Trigger] | None = None) -> dict[str, dt.datetime]:
     """The times trigger_events_sql compares with, computed here so that the SQL needs no
     engine's interval arithmetic on parameters."""
-    return {"now": now, "an_hour_ago": now - dt.timedelta(hours=1),
-            "lookback_start": now - dt.timedelta(hours=lookback_hours)}
+    params = {"now": now}
+    for trigger in triggers if triggers is not None else load_triggers():
+        params.update(trigger.params(now, lookback_hours))
+    return params
 
 
-def trigger_events_sql(events_relation: str | None = None) -> str:
+def trigger_events_sql(events_relation: str | None = None,
+                       triggers: list[Trigger] | None = None) -> str:
     """Portable SQL (DuckDB, PostgreSQL, Spark) with the parameters of trigger_params, one row
-    per trigger firing (by default over dbt's customer_events)."""
+    per firing of each declared trigger (by default over dbt's customer_events)."""
     events_relation = events_relation or catalog().relation("customer_events")
-    purchase = purchase_condition().replace("%", "%%")  # pyformat: a literal % is %%
+    triggers = triggers if triggers is not None else load_triggers()
+    ctes = [cte for trigger in triggers for cte in trigger.sql()]
+    ctes_sql = ",\n        ".join(ctes)
+    fired = "\n            union all\n            ".join(
+        f"select * from {trigger.name}" for trigger in triggers)
     return f"""
         with events as (
             select customer_id, event_id, event_type, occurred_at
             from {events_relation}
             where customer_id is not null and occurred_at <= %(now)s
         ),
-        carts_ranked as (
-            select customer_id, event_id, occurred_at,
-                row_number() over (
-                    partition by customer_id order by occurred_at desc, event_id desc
-                ) as cart_rank
-            from events
-            where event_type in {_in(cart_events())}
-        ),
-        last_cart as (
-            select customer_id, event_id, occurred_at from carts_ranked where cart_rank = 1
-        ),
-        purchases as (
-            select customer_id, occurred_at from events where {purchase}
-        ),
-        cart_abandoned as (
-            select
-                'cart_abandoned_1h' as trigger_name,
-                c.customer_id,
-                c.event_id as episode_key,
-                c.occurred_at + interval '1' hour as triggered_at,
-                c.occurred_at as source_event_at
-            from last_cart as c
-            where c.occurred_at <= %(an_hour_ago)s
-              and c.occurred_at >= %(lookback_start)s
-              and not exists (
-                  select 1 from purchases as p
-                  where p.customer_id = c.customer_id and p.occurred_at >= c.occurred_at)
-        ),
-        first_purchase as (
-            select customer_id, min(occurred_at) as first_purchase_at
-            from purchases group by customer_id
-        ),
-        first_purchase_today as (
-            select
-                'first_purchase_today' as trigger_name,
-                customer_id,
-                customer_id as episode_key,
-                first_purchase_at as triggered_at,
-                first_purchase_at as source_event_at
-            from first_purchase
-            where cast(first_purchase_at as date) = cast(%(now)s as date)
-        ),
+        {ctes_sql},
         fired as (
-            select * from cart_abandoned
-            union all
-            select * from first_purchase_today
+            {fired}
         )
         select
             trigger_name || ':' || customer_id || ':' || episode_key as trigger_event_id,
@@ -246,7 +192,9 @@ def refresh_trigger_events(con: Warehouse | duckdb.DuckDBPyConnection, now: dt.d
     events = timeline if pending is None else (
         f"(select customer_id, event_id, event_type, occurred_at from {timeline} "
         f"union all {pending})")
-    wh.replace_table_as(TABLE, trigger_events_sql(events), trigger_params(now, lookback_hours))
+    triggers = load_triggers()
+    wh.replace_table_as(TABLE, trigger_events_sql(events, triggers),
+                        trigger_params(now, lookback_hours, triggers))
     return {str(name): int(n) for name, n in wh.rows(
         f"select trigger_name, count(*) from {TABLE} group by trigger_name order by trigger_name")}
 
@@ -268,8 +216,9 @@ def _lookback_hours() -> float:
     kinds={"sql"},
     tags={"layer": "activation", "latency": "near-real-time"},
     description=(
-        "Trigger audiences, one row per firing (trigger_event_id): cart_abandoned_1h (latest cart "
-        "more than 1 hour old, no purchase since) and first_purchase_today. Feed an insert_only "
+        "Trigger audiences declared in triggers/*.yml, one row per firing (trigger_event_id), "
+        "e.g. cart_abandoned_1h (latest cart more than 1 hour old, no purchase since) and "
+        "first_purchase_today. Feed an insert_only "
         "webhook sync so each firing is sent once. Also reads events loaded since the last "
         "identity build, through the existing identity map (trigger fast path). See "
         "docs/near-real-time.md."
@@ -289,3 +238,8 @@ def trigger_events(context: dg.AssetExecutionContext,
 
 
 TRIGGER_ASSETS = [trigger_events]
+__all__ = ["LOOKBACK_ENV", "SCHEMA", "TABLE", "TRIGGERS_DIR", "TRIGGER_ASSETS", "PENDING_EVENT_SQL",
+           "PendingSource", "Trigger", "TriggerError", "cart_events", "load_triggers",
+           "parse_triggers", "pending_events_sql", "pending_sources", "purchase_condition",
+           "refresh_trigger_events", "trigger_events", "trigger_events_sql", "trigger_now",
+           "trigger_params"]
