@@ -1,4 +1,4 @@
-"""Trigger audiences (orchestration/triggers.py): who fires, when, and that each firing is stable."""
+"""Trigger audiences (orchestration/triggers/, triggers/*.yml): who fires, when, stable keys."""
 
 from __future__ import annotations
 
