@@ -83,7 +83,8 @@ class EventMatch(BaseModel):
     def names(self) -> tuple[str, ...]:
         if self.event_var:
             return tuple(str(v).lower() for v in catalog().var(self.event_var))
-        return tuple([self.event] if isinstance(self.event, str) else self.event or ())
+        names = [self.event] if isinstance(self.event, str) else self.event or []
+        return tuple(name.strip().lower() for name in names)  # as customer_events spells them
 
     def condition(self) -> str:
         """SQL over an events relation (event_id, event_type)."""
