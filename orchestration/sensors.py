@@ -16,7 +16,7 @@ Trigger fast path (CDP_TRIGGER_FAST_PATH, on by default): when the new files fee
 the trigger audiences read (segment_tracks, shop_orders), the tick first requests a small run,
 the loader plus `triggers/trigger_events` and the syncs fed by it, with a higher queue priority,
 then the catch-up run of everything affected. Trigger audiences resolve new events through the
-identity map of the last full run (orchestration/triggers.py), so an abandoned cart reaches the
+identity map of the last full run (orchestration/triggers/), so an abandoned cart reaches the
 webhook without waiting for identity, profiles and features to rebuild.
 """
 
@@ -53,7 +53,7 @@ ACTIVE_RUN_STATUSES = [
 # subset, so a selection takes all of them.
 RAW_KEYS = [spec.key for spec in RAW_SPECS]
 FAST_PATH_ENV = "CDP_TRIGGER_FAST_PATH"  # "0"/"off" runs only the catch-up run
-# The sources the trigger fast path reads (orchestration/triggers.py): one list, there.
+# The sources the trigger fast path reads (orchestration/triggers/): one list, there.
 FAST_PATH_SOURCES = tuple(PENDING_EVENT_SQL)
 TRIGGER_KEY = dg.AssetKey(["triggers", "trigger_events"])
 FAST_PATH_PRIORITY = "10"  # dagster/priority: queued fast runs start before queued catch-ups
