@@ -179,8 +179,9 @@ def _assert_same_predictions_and_one_run_per_as_of(
     actual = wh.query(f"select * from {schema}.customer_predictions")
     fits = wh.query(f"select as_of_at, model, parameter, count(*) as n from {schema}.ltv_model_fits "
                     "group by as_of_at, model, parameter")
-    metrics = wh.query(f"select metric, score_decile, count(*) as n "
-                       f"from {schema}.churn_model_evaluation group by metric, score_decile")
+    metrics = wh.query(f"select model_version, horizon_days, metric, score_decile, count(*) as n "
+                       f"from {schema}.churn_model_evaluation "
+                       "group by model_version, horizon_days, metric, score_decile")
     expected = expected.sort_values("customer_id").reset_index(drop=True)
     actual = actual.sort_values("customer_id").reset_index(drop=True)
     assert list(actual["customer_id"]) == list(expected["customer_id"])

@@ -178,7 +178,8 @@ def test_request_types() -> None:
     assert privacy.request_action("Erasure") == "erase"
     assert privacy.request_action("suppression") == "suppress"
     assert privacy.request_action("access") == "access"
-    assert privacy.request_action("rectify") is None
+    assert privacy.request_action("rectify") == "rectify"
+    assert privacy.request_action("shred") is None
 
 
 # Batched execution on a small hand-made warehouse: every request of a run together.

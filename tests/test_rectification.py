@@ -22,8 +22,10 @@ def test_rectification_type_and_validation() -> None:
     assert "unknown attribute 'shoe_size'" in invalid_reason(
         {**base, "attribute": "shoe_size", "new_value": "44"})
     assert "without attribute" in invalid_reason({**base, "attribute": None, "new_value": "x"})
-    # staging leaves new_value NULL for an invalid email: the request fails with this detail
-    assert "new_value missing or not valid" in rectification_problem("primary_email", None)
+    # staging says an email attribute's value is no address: the request fails with this detail
+    assert "new_value missing or not valid" in rectification_problem(
+        "primary_email", "not an address", False)
+    assert "new_value missing or not valid" in rectification_problem("city", None)
     # other request types do not need the columns
     assert invalid_reason({"request_type": "erasure", "identifier_value": "ann@x.io"}) is None
 

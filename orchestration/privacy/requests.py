@@ -48,20 +48,22 @@ def invalid_reason(request: dict[str, Any]) -> str | None:
     if not request["identifier_value"]:
         return "identifier missing or not valid for its type"
     if request_action(request["request_type"]) == "rectify":
-        return rectification_problem(request.get("attribute"), request.get("new_value"))
+        return rectification_problem(request.get("attribute"), request.get("new_value"),
+                                     request.get("new_value_is_valid"))
     return None
 
 
-def rectification_problem(attribute: str | None, new_value: str | None) -> str | None:
+def rectification_problem(attribute: str | None, new_value: str | None,
+                          valid: bool | None = True) -> str | None:
     """Why a rectification's attribute/new_value cannot be applied (the attributes are the keys
-    of dbt var survivorship; staging left new_value NULL when it is not valid for them)."""
+    of dbt var survivorship; staging's new_value_is_valid says whether the value is one)."""
     attributes = sorted(catalog().var("survivorship"))
     if not attribute:
         return "rectification without attribute (one of: " + ", ".join(attributes) + ")"
     if attribute not in attributes:
         return (f"rectification of unknown attribute {attribute!r} (one of: "
                 + ", ".join(attributes) + ")")
-    if not new_value:
+    if not new_value or valid is False:
         return f"rectification of {attribute}: new_value missing or not valid for the attribute"
     return None
 
@@ -70,15 +72,24 @@ def staged_requests() -> str:
     return catalog().relation("stg_privacy__requests")
 
 
+RECTIFICATION_COLUMNS = {"attribute": "string", "new_value": "string",
+                         "new_value_is_valid": "boolean"}
+
+
 def new_requests(target: Target) -> list[dict[str, Any]]:
     """Staged requests not executed before, oldest first."""
     wh = warehouse_of(target)
     if not wh.exists(staged_requests()):
         return []
+    # a staging view built before rectifications (no attribute/new_value yet) still serves
+    present = {c.lower() for c in wh.columns(staged_requests())}
+    optional = ", ".join(f"s.{c}" if c in present else f"cast(null as {wh.sql_type(kind)}) as {c}"
+                         for c, kind in RECTIFICATION_COLUMNS.items())
     return records(
         wh, "select s.request_id, s.identifier_type, s.identifier_value, s.request_type, "
-        f"s.attribute, s.new_value, s.received_at from {staged_requests()} as s where not exists (select 1 from "
-        f"{REQUESTS} as p where p.request_id = s.request_id) order by s.received_at, s.request_id")
+        f"{optional}, s.received_at from {staged_requests()} as s where not exists ("
+        f"select 1 from {REQUESTS} as p where p.request_id = s.request_id) "
+        "order by s.received_at, s.request_id")
 
 
 def register_requests(target: Target, requests: Sequence[dict[str, Any]]) -> None:

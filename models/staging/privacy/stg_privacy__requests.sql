@@ -1,6 +1,6 @@
 -- grain: one row per data-subject request (request_id)
--- Rectifications carry `attribute` (a var survivorship attribute) and `new_value`, normalised as
--- that attribute's `normalise` says for emails (mailbox; NULL when not an address), else trimmed.
+-- Rectifications carry `attribute` (a var survivorship attribute) and `new_value` (trimmed);
+-- `new_value_is_valid` says whether it is one (an email attribute's value must be an address).
 {%- set rules = survivorship_rules() %}
 with source as (
     select * from {{ source('privacy', 'privacy_requests') }}
@@ -35,13 +35,16 @@ final as (
         ) }} as identifier_value,
         {{ normalize_code('request_type') }} as request_type,
         {{ normalize_code('attribute') }} as attribute,  -- noqa: RF04
+        nullif(trim(cast(new_value as {{ dbt.type_string() }})), '') as new_value,
+        -- the value as given (macro rectification_candidates normalises an email's mailbox):
+        -- two mailbox expressions in one view trip a DuckDB binder bug in the privacy scans
         case
             {%- for attribute, rule in rules.items() if rule.get('normalise') == 'email' %}
                 when {{ normalize_code('attribute') }} = '{{ attribute }}'
-                    then {{ email_mailbox('new_value_address') }}
+                    then {{ email_mailbox('new_value_address') }} is not null
             {%- endfor %}
-            else nullif(trim(cast(new_value as {{ dbt.type_string() }})), '')
-        end as new_value,
+            else nullif(trim(cast(new_value as {{ dbt.type_string() }})), '') is not null
+        end as new_value_is_valid,
         {{ to_utc('received_at') }} as received_at,
         {{ to_utc('_loaded_at') }} as loaded_at
     from with_new_addresses
