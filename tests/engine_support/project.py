@@ -10,8 +10,8 @@ from orchestration.settings import PROJECT_DIR
 
 # What a pipeline run needs: the orchestration package (so the copy's PROJECT_DIR is the copy),
 # the dbt project and the declarations.
-PROJECT_PARTS = ("orchestration", "models", "macros", "seeds", "segments", "activation", "inputs",
-                 "data-tests", "profiles", "dbt_project.yml")
+PROJECT_PARTS = ("orchestration", "models", "macros", "seeds", "segments", "triggers", "activation",
+                 "inputs", "data-tests", "profiles", "dbt_project.yml")
 
 
 def project_copy(root: Path, parts: Sequence[str] = PROJECT_PARTS, manifest: bool = True) -> Path:
