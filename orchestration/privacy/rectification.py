@@ -20,9 +20,8 @@ import pyarrow as pa
 
 from orchestration.catalog import catalog
 from orchestration.privacy.audit import RECTIFICATIONS, TargetResult, now, table_of
-from orchestration.privacy.requests import Batch
-from orchestration.privacy.sources import request_table
-from orchestration.privacy.sql import Target, ident, placeholders, warehouse_of
+from orchestration.privacy.requests import Batch, rewrite_raw_requests
+from orchestration.privacy.sql import Target, placeholders, warehouse_of
 
 Targets = dict[str, list[TargetResult]]
 
@@ -87,13 +86,7 @@ def forget_rectifications(target: Target, customers: dict[str, set[str]]) -> Tar
                    f"where customer_id in ({marks})", params)
     if not held:
         return {}
-    raw = request_table()
-    requests = sorted({r for _, r in held})
-    if wh.exists(raw) and "new_value" in wh.columns(raw):
-        request_marks, request_params = placeholders(requests, "r")
-        columns = [f"case when request_id in ({request_marks}) then null else new_value end "
-                   "as new_value" if c == "new_value" else ident(wh, c) for c in wh.columns(raw)]
-        wh.replace_table_as(raw, f"select {', '.join(columns)} from {raw}", request_params)
+    rewrite_raw_requests(wh, "new_value", {r: None for r in sorted({r for _, r in held})})
     wh.delete_keys(RECTIFICATIONS, pa.table({"customer_id": pa.array(
         sorted({c for c, _ in held}), pa.string())}))
     return {request_id: [TargetResult(RECTIFICATIONS, "delete", sum(

@@ -192,16 +192,22 @@ def load_batch(target: Target, items: Sequence[BatchItem]) -> Batch:
     return batch
 
 
-def _hash_raw_requests(wh: Warehouse, hashes: dict[str, str]) -> None:
-    """Rewrite the raw request table with `identifier_value` replaced for these request ids."""
-    if not hashes:
-        return
+def rewrite_raw_requests(wh: Warehouse, column: str, values: dict[str, str | None]) -> None:
+    """Rewrite the raw request table with `column` replaced for these request ids (a None value
+    writes NULL): the hashed identifiers of processed requests, an erased person's corrections."""
     raw = request_table()
-    cases = " ".join(f"when %(r{i})s then %(h{i})s" for i in range(len(hashes)))
-    params = {**{f"r{i}": r for i, r in enumerate(hashes)},
-              **{f"h{i}": h for i, h in enumerate(hashes.values())}}
-    columns = [f"case request_id {cases} else identifier_value end as identifier_value"
-               if c == "identifier_value" else ident(wh, c) for c in wh.columns(raw)]
+    if not values or not wh.exists(raw) or column not in wh.columns(raw):
+        return
+    cases, params = [], {}
+    for i, (request_id, value) in enumerate(values.items()):
+        params[f"r{i}"] = request_id
+        if value is None:
+            cases.append(f"when %(r{i})s then null")
+        else:
+            cases.append(f"when %(r{i})s then %(h{i})s")
+            params[f"h{i}"] = value
+    columns = [f"case request_id {' '.join(cases)} else {ident(wh, c)} end as {ident(wh, c)}"
+               if c == column else ident(wh, c) for c in wh.columns(raw)]
     wh.replace_table_as(raw, f"select {', '.join(columns)} from {raw}", params)
 
 
@@ -228,7 +234,8 @@ def hash_request_identifiers(target: Target, batch: Batch, erase_values: dict[st
                             f"where request_id in ({marks}) group by request_id", params))
     counts = {r: sum(int(raw_rows.get(s, 0)) for s, v in dict(staged_rows).items() if v in values)
               for r, values in erase_values.items()}
-    _hash_raw_requests(wh, {r: HASH_PREFIX + identifier_hash(v) for r, v in staged_rows})
+    rewrite_raw_requests(wh, "identifier_value",
+                         {r: HASH_PREFIX + identifier_hash(v) for r, v in staged_rows})
     return {r: n for r, n in counts.items() if n}
 
 
@@ -244,7 +251,7 @@ def rehash_redelivered_requests(target: Target) -> int:
         f"inner join {REQUESTS} as p on p.request_id = r.request_id "
         f"where r.identifier_value not like '{HASH_PREFIX}%'")
     hashes = {r: HASH_PREFIX + identifier_hash(v) for r, v in plain if v is not None}
-    _hash_raw_requests(wh, hashes)
+    rewrite_raw_requests(wh, "identifier_value", hashes)
     return sum(1 for r, v in plain if v is not None)
 
 
