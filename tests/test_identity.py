@@ -47,7 +47,8 @@ STAGING: dict[str, str] = {
     "last_name varchar, city varchar, country_code varchar, created_at timestamp, "
     "updated_at timestamp, loaded_at timestamp",
     "stg_shop__orders": "order_id varchar, shop_customer_id varchar, email varchar, "
-    "phone varchar, ordered_at timestamp, total_amount decimal(18,2), currency_code varchar, "
+    "phone varchar, first_name varchar, last_name varchar, ordered_at timestamp, "
+    "total_amount decimal(18,2), currency_code varchar, "
     "order_status varchar, loaded_at timestamp",
     "stg_shop__order_lines": "order_line_id varchar, order_id varchar, sku varchar, "
     "product_name varchar, category varchar, quantity integer, unit_price decimal(18,2), "
@@ -733,6 +734,31 @@ def test_a_junk_email_is_found_by_the_data_without_a_list(warehouse: Warehouse) 
     warehouse.identity["junk_max_distinct"]["default"]["phone"] = 8
     warehouse.run()
     assert exclusions(warehouse)["email:customer@store.com"][:2] == ("conflict", False)
+
+
+def test_a_mailbox_two_people_order_with_is_found_by_their_billing_names(
+        warehouse: Warehouse) -> None:
+    # Ana's account and mailbox; her partner Omar orders with her mailbox under his own billing
+    # name and phone
+    warehouse.insert("stg_segment__identifies",
+                     identify("i1", user="u1", email="ana.kim@x.com", first_name="Ana",
+                              last_name="Kim"))
+    warehouse.insert("stg_shop__orders", *[
+        {"order_id": f"o{i}", "email": "ana.kim@x.com", "phone": "+12125550177",
+         "first_name": "Omar", "last_name": "Diaz", "ordered_at": T0} for i in range(2)])
+    warehouse.run()
+    reason, is_excluded, evidence_type, count, examples, _ = exclusions(warehouse)[
+        "email:ana.kim@x.com"]
+    assert (reason, is_excluded, evidence_type, count) == ("junk", True, "last_name", 2)
+    assert examples == "diaz, kim"
+    assert warehouse.customer_of("phone", "+12125550177") != warehouse.customer_of("user_id", "u1")
+
+    # without billing names (an export that leaves them out) nothing tells the two apart
+    con = duckdb.connect(str(warehouse.path))
+    con.execute("update main_staging.stg_shop__orders set first_name = null, last_name = null")
+    con.close()
+    warehouse.run()
+    assert warehouse.customer_of("phone", "+12125550177") == warehouse.customer_of("user_id", "u1")
 
 
 def _two_fragments(warehouse: Warehouse, crm_first_name: str) -> None:

@@ -112,6 +112,9 @@ SOURCES: tuple[LandingSource, ...] = (
         record_id="order_id",
         required=("order_id", "shop_customer_id", "email", "phone", "ordered_at",
                   "total_amount", "currency", "status"),
+        # the billing name a checkout asks for (Shopify's "Billing Name", split): evidence that
+        # two people share a mailbox or a landline
+        optional=("first_name", "last_name"),
         types={"ordered_at": "timestamp", "total_amount": "number"},
         description="E-commerce orders, including guest checkouts without a shop_customer_id.",
     ),

@@ -353,8 +353,12 @@ class Landing:
             else:
                 email, email_key = self.email(person)
             phone, phone_key = self.phone(person, at) if rng.random() < 0.7 else ("", None)
+            # the billing name a checkout asks for; some exports leave it out
+            named = rng.random() < 0.9
             row = {"order_id": self.next_id("ord-"), "shop_customer_id": "" if guest
-                   else person.shop_id, "email": email, "phone": phone, "ordered_at": stamp(at),
+                   else person.shop_id, "email": email, "phone": phone,
+                   "first_name": self.first_name(person) if named else "",
+                   "last_name": person.last if named else "", "ordered_at": stamp(at),
                    "total_amount": f"{rng.randint(500, 30000) / 100:.2f}", "currency": "USD",
                    "status": "paid"}
             self.record("shop_orders", person, row, [

@@ -22,6 +22,8 @@ final as (
         {{ email_mailbox('email_original') }} as email,
         email_original,
         {{ normalize_phone('phone_e164') }} as phone,
+        {{ normalize_name('first_name') }} as first_name,
+        {{ normalize_name('last_name') }} as last_name,
         {{ to_utc('ordered_at') }} as ordered_at,
         cast(total_amount as decimal(18, 2)) as total_amount,
         {{ normalize_currency('currency') }} as currency_code,
