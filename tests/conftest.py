@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine_support.declared_inputs import DeclaredRun, declared_run
 from engine_support.pipeline import pipeline_env
 from engine_support.scratch import ScratchRun, fresh_scratch
 from tools.sample_data import generate
@@ -56,6 +57,16 @@ def sample_pipeline_run(tmp_path_factory: pytest.TempPathFactory,
                             env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env
+
+
+@pytest.fixture(scope="session")
+def declared_inputs_run(tmp_path_factory: pytest.TempPathFactory,
+                        sample_landing: Path) -> DeclaredRun:
+    """One whole `cdp run` of the sample with the input examples (lead ads, app installs) and the
+    Segment warehouse preset instead of the Segment landing files (engine_support/
+    declared_inputs.py), shared by tests/test_inputs_examples.py and tests/test_inputs_presets.py:
+    one run instead of one per module."""
+    return declared_run(tmp_path_factory.mktemp("declared_inputs"), sample_landing)
 
 
 @pytest.fixture(scope="session")

@@ -10,152 +10,35 @@ per CDNOW customer, every order on the timeline and counted as a purchase, predi
 
 Each run is a `cdp run` subprocess in a copy of the project (the compiler writes the generated
 staging models there, never into this repository) with CDP_INPUTS_DIR pointing at a folder that
-holds only the example files, unchanged.
+holds only the example files, unchanged. (1) and (2) share one run with the Segment warehouse
+preset of tests/test_inputs_presets.py (`declared_inputs_run`, tests/conftest.py): the sample's
+Segment data arrives through the preset there, so a comparison with the built-in run leaves out
+the people and events of both input sets.
 """
 
 from __future__ import annotations
 
-import csv
-import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
-from engine_support.pipeline import pipeline_env
-from engine_support.project import project_copy
+from engine_support.declared_inputs import (EXAMPLE_SOURCES, PRESET_ATTRIBUTE_SOURCES,
+                                            PRESET_SOURCES, REPO, SEGMENT_TABLES, DeclaredRun,
+                                            Run, cdp_run, write_csv)
 
-REPO = Path(__file__).resolve().parent.parent
 CDNOW = REPO / "tests" / "fixtures" / "cdnow" / "CDNOW_sample.txt"
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Run:
-    project: Path
-    env: dict[str, str]
-    output: str
+# --- (1) lead ads and (2) app installs: the shared run of declared inputs --------------------
 
-    def sql(self, query: str) -> pd.DataFrame:
-        con = duckdb.connect(self.env["CDP_WAREHOUSE"], read_only=True)
-        try:
-            return con.execute(query).df()
-        finally:
-            con.close()
-
-
-def cdp_run(root: Path, landing: Path, inputs: list[Path], extra: dict[str, str] | None = None,
-            before: object = None) -> Run:
-    project = project_copy(root)
-    inputs_dir = root / "declared"
-    inputs_dir.mkdir()
-    for path in inputs:
-        shutil.copy(path, inputs_dir / path.name)
-    env = pipeline_env(root, landing, "duckdb",
-                       {"CDP_INPUTS_DIR": str(inputs_dir), **(extra or {})})
-    if callable(before):
-        before(Path(env["CDP_WAREHOUSE"]))
-    result = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"], cwd=project,
-                            env=env, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return Run(project=project, env=env, output=result.stdout + result.stderr)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-# --- (1) lead ads and (2) app installs, one run -------------------------------------------
-
-@dataclass
-class LeadsRun:
-    run: Run
-    known: list[dict[str, str]]      # leads of CRM contacts: lead row + the contact it belongs to
-    strangers: list[dict[str, str]]  # leads of people the sample never saw
-    installs: list[dict[str, str]]   # install rows + the segment user id they carry
-
-
-def unique_crm_contacts(landing: Path, count: int) -> list[dict[str, str]]:
-    """CRM contacts whose email no other contact has, with a name (the leads' known people)."""
-    rows = read_csv(landing / "crm_contacts.csv")
-    by_email: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        if row["email"]:
-            by_email.setdefault(row["email"].strip().lower(), []).append(row)
-    picked = [group[0] for email, group in sorted(by_email.items())
-              if len({r["contact_id"] for r in group}) == 1 and "@" in email
-              and group[0]["last_name"]]
-    return picked[:count]
-
-
-def known_user_ids(landing: Path, count: int) -> list[str]:
-    rows = read_csv(landing / "segment_identifies.csv")
-    return sorted({row["user_id"] for row in rows if row["user_id"]})[:count]
-
-
-@pytest.fixture(scope="module")
-def leads_run(tmp_path_factory: pytest.TempPathFactory, sample_landing: Path) -> LeadsRun:
-    root = tmp_path_factory.mktemp("inputs_leads")
-    landing = root / "landing"
-    shutil.copytree(sample_landing, landing, ignore=shutil.ignore_patterns("_ground_truth"))
-    known = []
-    for index, contact in enumerate(unique_crm_contacts(landing, 4)):
-        known.append({
-            "lead_id": f"lead-k{index}", "created_time": f"2026-06-0{index + 1}T10:00:00Z",
-            # another spelling of the CRM address: capitals and spaces
-            "email": f"  {contact['email'].upper()} ", "phone_number": "", "country": "",
-            # their own surname (a different one would make the mailbox a couple's: junk), a
-            # nickname as first name
-            "platform_user_id": f"fbk{index}", "first_name": "Leadname",
-            "last_name": contact["last_name"].lower(), "marketing_opt_in": "yes",
-            "campaign_name": "summer", "form_name": "newsletter",
-            "_contact_id": contact["contact_id"], "_last_name": contact["last_name"]})
-    strangers = []
-    for index in range(3):
-        strangers.append({
-            "lead_id": f"lead-s{index}", "created_time": f"2026-07-0{index + 1}T10:00:00Z",
-            "email": f"stranger.lead{index}@leadmail.example.net",
-            "phone_number": f"030 1234 56{index}{index}", "country": "DE",
-            "platform_user_id": f"fbs{index}", "first_name": f"zoë{index}",
-            "last_name": "o'leary", "marketing_opt_in": "yes" if index == 0 else "no",
-            "campaign_name": "autumn", "form_name": "trial",
-            "_contact_id": "", "_last_name": ""})
-    write_csv(landing / "lead_ads.csv",
-              [{k: v for k, v in row.items() if not k.startswith("_")}
-               for row in known + strangers])
-    installs = [{"install_id": f"inst-{i}", "user_id": user_id, "device_id": f"dev-{i}",
-                 "installed_at": f"2026-05-1{i}T08:00:00", "platform": "ios"}
-                for i, user_id in enumerate(known_user_ids(landing, 3))]
-
-    def create_installs(warehouse: Path) -> None:
-        con = duckdb.connect(str(warehouse))
-        try:
-            con.execute("create schema if not exists app_data")
-            con.execute("create table app_data.installs (install_id varchar, user_id varchar, "
-                        "device_id varchar, installed_at timestamp, platform varchar)")
-            con.executemany("insert into app_data.installs values (?, ?, ?, ?, ?)",
-                            [list(row.values()) for row in installs])
-        finally:
-            con.close()
-
-    run = cdp_run(root, landing, [REPO / "examples/inputs/lead_ads.yml",
-                                  REPO / "examples/inputs/app_installs.yml"],
-                  before=create_installs)
-    return LeadsRun(run=run, known=known, strangers=strangers, installs=installs)
+@pytest.fixture
+def leads_run(declared_inputs_run: DeclaredRun) -> DeclaredRun:
+    """The session's run of declared inputs (tests/conftest.py): the leads and installs here, the
+    Segment preset's tables for tests/test_inputs_presets.py."""
+    return declared_inputs_run
 
 
 def record_customers(run: Run, source: str) -> dict[str, str]:
@@ -173,7 +56,7 @@ def test_no_python_or_sql_was_written_for_the_examples() -> None:
     assert generated == []  # nothing generated for them in this repository
 
 
-def test_leads_of_known_people_merge_into_their_profiles(leads_run: LeadsRun) -> None:
+def test_leads_of_known_people_merge_into_their_profiles(leads_run: DeclaredRun) -> None:
     leads = record_customers(leads_run.run, "lead_ads")
     crm = record_customers(leads_run.run, "crm_contacts")
     assert len(leads_run.known) == 4
@@ -181,7 +64,7 @@ def test_leads_of_known_people_merge_into_their_profiles(leads_run: LeadsRun) ->
         assert leads[lead["lead_id"]] == crm[lead["_contact_id"]], lead["lead_id"]
 
 
-def test_leads_of_strangers_are_new_profiles_with_their_names(leads_run: LeadsRun) -> None:
+def test_leads_of_strangers_are_new_profiles_with_their_names(leads_run: DeclaredRun) -> None:
     run = leads_run.run
     leads = record_customers(run, "lead_ads")
     others = run.sql("select customer_id, count(*) as n from main_marts.customer_source_records "
@@ -201,7 +84,7 @@ def test_leads_of_strangers_are_new_profiles_with_their_names(leads_run: LeadsRu
         assert profiles.loc[customer_id, "first_name"] not in ("Leadname", None)
 
 
-def test_lead_identifiers_include_the_new_type_and_e164_phones(leads_run: LeadsRun) -> None:
+def test_lead_identifiers_include_the_new_type_and_e164_phones(leads_run: DeclaredRun) -> None:
     run = leads_run.run
     ids = run.sql("select identifier_type, identifier_value, customer_id "
                   "from main_marts.customer_identities")
@@ -211,7 +94,7 @@ def test_lead_identifiers_include_the_new_type_and_e164_phones(leads_run: LeadsR
     assert {"+493012345600", "+493012345611", "+493012345622"} <= phones
 
 
-def test_lead_submissions_and_installs_are_on_the_timeline(leads_run: LeadsRun) -> None:
+def test_lead_submissions_and_installs_are_on_the_timeline(leads_run: DeclaredRun) -> None:
     run = leads_run.run
     events = run.sql("select source, source_record_id, event_type, channel, customer_id "
                      "from main_marts.customer_events where source in ('lead_ads', 'app_installs')")
@@ -224,7 +107,7 @@ def test_lead_submissions_and_installs_are_on_the_timeline(leads_run: LeadsRun) 
     assert set(installs["event_type"]) == {"app_installed"}
 
 
-def test_an_install_joins_the_profile_of_its_user_id(leads_run: LeadsRun) -> None:
+def test_an_install_joins_the_profile_of_its_user_id(leads_run: DeclaredRun) -> None:
     run = leads_run.run
     installs = record_customers(run, "app_installs")
     ids = run.sql("select identifier_value, customer_id from main_marts.customer_identities "
@@ -237,7 +120,7 @@ def test_an_install_joins_the_profile_of_its_user_id(leads_run: LeadsRun) -> Non
     assert set(devices["identifier_value"]) == {"dev-0", "dev-1", "dev-2"}
 
 
-def test_lead_opt_ins_are_consent_decisions(leads_run: LeadsRun) -> None:
+def test_lead_opt_ins_are_consent_decisions(leads_run: DeclaredRun) -> None:
     run = leads_run.run
     leads = record_customers(run, "lead_ads")
     consents = run.sql("select customer_id, consent_status, decision_source "
@@ -312,12 +195,19 @@ PROFILE_COLUMNS = ("customer_id, first_name, last_name, primary_email, primary_p
 
 
 def test_built_in_marts_are_identical_for_everyone_the_new_inputs_do_not_touch(
-        leads_run: LeadsRun, sample_pipeline_run: dict[str, str]) -> None:
+        leads_run: DeclaredRun, sample_pipeline_run: dict[str, str]) -> None:
     """The same sample landing folder with and without the two declared inputs: every profile,
-    identifier and event of a person neither input touches is the same row."""
+    identifier and event of a person neither input touches is the same row.
+
+    In the shared run the sample's Segment data arrives through the preset instead of the
+    built-in Segment sources (tests/test_inputs_presets.py compares the two): the Segment events
+    are left out on both sides, and so are the people of the preset's identifies, whose names
+    rank after the built-in sources' there (var survivorship: a declared input comes after the
+    listed sources, segment_identifies among them)."""
     run = leads_run.run
-    touched = set(run.sql("select distinct customer_id from main_marts.customer_source_records "
-                          "where source in ('lead_ads', 'app_installs')")["customer_id"].astype(str))
+    touched = leads_run.touched_by(EXAMPLE_SOURCES + PRESET_ATTRIBUTE_SOURCES)
+    declared = EXAMPLE_SOURCES + PRESET_SOURCES
+    builtin_segment = [name.removesuffix(".csv") for name in SEGMENT_TABLES.values()]
     before = Run(project=REPO, env=sample_pipeline_run, output="")
     checks = {
         "customers": f"select {PROFILE_COLUMNS} from main_marts.customers",
@@ -330,9 +220,10 @@ def test_built_in_marts_are_identical_for_everyone_the_new_inputs_do_not_touch(
         ours = run.sql(query)
         theirs = before.sql(query)
         ours = ours[~ours["customer_id"].astype(str).isin(touched)
-                    & ~ours.get("source", pd.Series("", index=ours.index))
-                    .isin(["lead_ads", "app_installs"])]
-        theirs = theirs[~theirs["customer_id"].astype(str).isin(touched)]
+                    & ~ours.get("source", pd.Series("", index=ours.index)).isin(declared)]
+        theirs = theirs[~theirs["customer_id"].astype(str).isin(touched)
+                        & ~theirs.get("source", pd.Series("", index=theirs.index))
+                        .isin(builtin_segment)]
         keys = list(ours.columns)
         ours = ours.astype("string").sort_values(keys).reset_index(drop=True)
         theirs = theirs.astype("string").sort_values(keys).reset_index(drop=True)
