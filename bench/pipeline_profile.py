@@ -16,6 +16,10 @@ of every table a model built (read from the finished warehouse; a view has no ro
     .venv/bin/python -m bench.pipeline_profile --customers 400000 --workdir /tmp/cdp_profile \
         [--memory-limit 4GiB] [--threads 2]
 
+`--reuse` analyses the run recorded in the workdir again (samples.json); for a run still going it
+reads samples.external.json instead, the samples of a `Sampler` of this module attached to the
+`cdp run` pid from another process, and reports the steps and dbt invocations finished so far.
+
 Prints Markdown tables (stages, top models by time, top models by peak memory) and writes JSON
 (profile.json) beside the data; record figures in docs/benchmarks.md.
 """
