@@ -43,6 +43,9 @@ def test_python_warehouse_connection_gets_the_limits_and_spills_under_them(
         assert wh.scalar("select count(*) from (select md5(range::varchar) as v, range as k "
                          "from range(600000) order by v)") == 600_000
         assert Path(temp).is_dir()
+        # a second session of this process shares the open database and keeps its spill folder
+        with resource.open() as again:
+            assert again.scalar("select current_setting('temp_directory')") == temp
 
 
 def test_unset_variables_keep_duckdb_defaults_and_a_bad_thread_count_is_named() -> None:

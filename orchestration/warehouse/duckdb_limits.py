@@ -56,7 +56,13 @@ def apply_limits(con: duckdb.DuckDBPyConnection,
     process to an open database file with a different configuration."""
     limits = duckdb_limits(environ)
     if "temp_directory" in limits:
-        Path(limits["temp_directory"]).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(limits["temp_directory"]).parent
+        current = con.execute("select current_setting('temp_directory')").fetchall()[0][0]
+        if current and Path(current).parent == folder:
+            # a second connection of this process to an open database shares its instance,
+            # which already spills there (DuckDB refuses to move a temp folder in use)
+            del limits["temp_directory"]
+        folder.mkdir(parents=True, exist_ok=True)
     for name, value in limits.items():
         try:
             con.execute(f"set {name} = $value", {"value": value})
