@@ -1,12 +1,13 @@
-"""DuckDB resource limits (memory_limit, threads, temp_directory) from CDP_DUCKDB_*, for every connection.
+"""DuckDB limits (memory_limit, threads, temp_directory) from CDP_DUCKDB_*, for every connection.
 
 One home for the rule: the Python assets' warehouse connection (`DuckDBWarehouse`) applies
-`apply_limits`, and dbt's connection gets the same through the dbt-duckdb plugin `Plugin` below,
-which the `duckdb` output of profiles/profiles.yml declares. Unset variables keep DuckDB's own
+`apply_limits`, and dbt's connection gets the same through the dbt-duckdb plugin in
+orchestration/warehouse/dbt_duckdb_limits.py, which the `duckdb` output of profiles/profiles.yml
+declares. Unset variables keep DuckDB's own
 defaults: memory_limit 80 % of RAM, threads one per core, spill to `<database file>.tmp`.
 
-DuckDB's limits are per database instance: the dbt process holds one, each Python step's process
-one per database it opens, so a step's peak is about its memory_limit plus what Python itself
+DuckDB's limits are per database instance: the dbt process holds one, a Python step the
+warehouse's (files it attaches share it), so a step's peak is about its memory_limit plus what Python itself
 holds (data frames, Arrow batches). Beyond the limit DuckDB spills to temp_directory instead of
 failing, for the operators that can (joins, aggregates, sorts, windows). docs/operations.md.
 """
@@ -17,7 +18,6 @@ import itertools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -71,16 +71,3 @@ def apply_limits(con: duckdb.DuckDBPyConnection,
                              f"{name} = {value!r} ({error})") from error
     return limits
 
-
-try:  # the dbt-duckdb plugin: only where dbt-duckdb is installed (it is, with the CDP)
-    from dbt.adapters.duckdb.plugins import BasePlugin
-except ImportError:  # pragma: no cover - dbt-duckdb is a dependency of the project
-    BasePlugin = object  # type: ignore[assignment,misc]
-
-
-class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
-    """dbt-duckdb plugin (profiles/profiles.yml, `plugins:` of the duckdb output): applies the
-    CDP_DUCKDB_* limits to the database dbt opens, before any model runs."""
-
-    def configure_connection(self, conn: Any) -> None:
-        apply_limits(conn)
