@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.warehouse.duckdb_limits import apply_limits
+
 COMPACTED = "cdp_compacted"
 _ZEROS = b"\0" * (1 << 20)
 
@@ -82,12 +84,14 @@ def _exclusive_connection(path: Path) -> duckdb.DuckDBPyConnection:
     process for a plain connect, but refuses a second one with a different configuration, and
     another process's lock makes the open fail."""
     try:
-        return duckdb.connect(str(path), config={
+        con = duckdb.connect(str(path), config={
             "custom_user_agent": f"cdp-compaction-{uuid.uuid4().hex}"})
     except (duckdb.ConnectionException, duckdb.IOException) as error:
         raise CompactionError(
             f"{path} is open elsewhere (in this process or another one), so it cannot be swapped "
             f"safely; compaction skipped, the next privacy run retries ({error})") from error
+    apply_limits(con)  # CDP_DUCKDB_* as on every other connection of the CDP
+    return con
 
 
 def _row_counts(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, int]:

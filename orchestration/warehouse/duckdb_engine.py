@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from orchestration.warehouse.base import Frame, Params, Warehouse, as_arrow, split_relation
+from orchestration.warehouse.duckdb_limits import apply_limits
 
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 _counter = itertools.count()
@@ -32,6 +33,7 @@ class DuckDBWarehouse(Warehouse):
         self.path = path
         self.con = duckdb.connect(str(path), read_only=read_only)
         self.con.execute("set TimeZone = 'UTC'")
+        apply_limits(self.con)  # CDP_DUCKDB_MEMORY_LIMIT, _THREADS, _TEMP_DIRECTORY
         self._in_transaction = False
 
     def _run(self, sql: str, params: Params) -> duckdb.DuckDBPyConnection:
