@@ -44,74 +44,57 @@ thresholds as (
     {%- endif %}
 ),
 
-identifier_counts as (
-    -- each identifier with the count of distinct identifiers of every other type its records
-    -- carry: one pass over the record's identifier pairs, counted as it is grouped
+record_evidence as (
+    -- every identifier and name of every record
     select
-        judged.identifier_type,
-        judged.identifier_value,
-        other.identifier_type as evidence_type,
-        count(distinct other.identifier_value) as evidence_count
-    from observed as judged
-    inner join observed as other
-        on
-            judged.source = other.source
-            and judged.source_record_id = other.source_record_id
-            and judged.identifier_type != other.identifier_type
-    group by judged.identifier_type, judged.identifier_value, other.identifier_type
+        source,
+        source_record_id,
+        identifier_type as evidence_type,
+        identifier_value as evidence_value
+    from observed
+    union all
+    select
+        source,
+        source_record_id,
+        'name' as evidence_type,
+        person_name as evidence_value
+    from record_names
+    union all
+    select
+        source,
+        source_record_id,
+        'last_name' as evidence_type,
+        last_name as evidence_value
+    from record_names
 ),
 
-name_counts as (
-    -- ... and of the names and last names they carry (the names view read once)
-    select
+evidence as (
+    -- each judged identifier with the distinct evidence values its records carry
+    select distinct
         observed.identifier_type,
         observed.identifier_value,
-        count(distinct record_names.person_name) as name_count,
-        count(distinct record_names.last_name) as last_name_count
+        record_evidence.evidence_type,
+        record_evidence.evidence_value,
+        thresholds.max_distinct
     from observed
-    inner join record_names
+    inner join thresholds on observed.identifier_type = thresholds.identifier_type
+    inner join record_evidence
         on
-            observed.source = record_names.source
-            and observed.source_record_id = record_names.source_record_id
-    group by observed.identifier_type, observed.identifier_value
-),
-
-evidence_counts as (
-    select
-        identifier_type,
-        identifier_value,
-        evidence_type,
-        evidence_count
-    from identifier_counts
-    union all
-    select
-        identifier_type,
-        identifier_value,
-        'name' as evidence_type,
-        name_count as evidence_count
-    from name_counts
-    union all
-    select
-        identifier_type,
-        identifier_value,
-        'last_name' as evidence_type,
-        last_name_count as evidence_count
-    from name_counts
+            observed.source = record_evidence.source
+            and observed.source_record_id = record_evidence.source_record_id
+            and thresholds.evidence_type = record_evidence.evidence_type
 ),
 
 over_threshold as (
     select
-        evidence_counts.identifier_type,
-        evidence_counts.identifier_value,
-        evidence_counts.evidence_type,
-        thresholds.max_distinct,
-        evidence_counts.evidence_count
-    from evidence_counts
-    inner join thresholds
-        on
-            evidence_counts.identifier_type = thresholds.identifier_type
-            and evidence_counts.evidence_type = thresholds.evidence_type
-    where evidence_counts.evidence_count > thresholds.max_distinct
+        identifier_type,
+        identifier_value,
+        evidence_type,
+        max_distinct,
+        count(*) as evidence_count
+    from evidence
+    group by identifier_type, identifier_value, evidence_type, max_distinct
+    having count(*) > max_distinct
 ),
 
 ranked as (
@@ -143,61 +126,23 @@ details as (
     group by identifier_type, identifier_value
 ),
 
-main_evidence_records as (
-    -- the records of each junk identifier, with its main evidence type (few identifiers)
-    select
-        observed.source,
-        observed.source_record_id,
-        ranked.identifier_type,
-        ranked.identifier_value,
-        ranked.evidence_type
-    from ranked
-    inner join observed
-        on
-            ranked.identifier_type = observed.identifier_type
-            and ranked.identifier_value = observed.identifier_value
-    where ranked.evidence_rank = 1
-),
-
-main_evidence_values as (
-    -- the distinct values of that type those records carry
-    select
-        main_evidence_records.identifier_type,
-        main_evidence_records.identifier_value,
-        observed.identifier_value as evidence_value
-    from main_evidence_records
-    inner join observed
-        on
-            main_evidence_records.source = observed.source
-            and main_evidence_records.source_record_id = observed.source_record_id
-            and main_evidence_records.evidence_type = observed.identifier_type
-    union
-    select
-        main_evidence_records.identifier_type,
-        main_evidence_records.identifier_value,
-        case
-            when main_evidence_records.evidence_type = 'name' then record_names.person_name
-            else record_names.last_name
-        end as evidence_value
-    from main_evidence_records
-    inner join record_names
-        on
-            main_evidence_records.source = record_names.source
-            and main_evidence_records.source_record_id = record_names.source_record_id
-    where main_evidence_records.evidence_type in ('name', 'last_name')
-),
-
 examples as (
     -- the three smallest values of the main evidence type, as examples
     select
-        identifier_type,
-        identifier_value,
-        evidence_value,
+        evidence.identifier_type,
+        evidence.identifier_value,
+        evidence.evidence_value,
         row_number() over (
-            partition by identifier_type, identifier_value
-            order by evidence_value
+            partition by evidence.identifier_type, evidence.identifier_value
+            order by evidence.evidence_value
         ) as example_rank
-    from main_evidence_values
+    from evidence
+    inner join ranked
+        on
+            evidence.identifier_type = ranked.identifier_type
+            and evidence.identifier_value = ranked.identifier_value
+            and evidence.evidence_type = ranked.evidence_type
+            and ranked.evidence_rank = 1
 ),
 
 example_lists as (
