@@ -67,21 +67,36 @@ conflicted_ends as (
     where conflict_type_b is not null
 ),
 
-conflicted_evidence as (
+conflicted_neighbours as (
+    -- each such identifier with its neighbours: one equi-join per edge end (node_a < node_b,
+    -- so an edge is found once), not one join on either end
     select
         conflicted_ends.node_id,
         conflicted_ends.conflict_type,
+        edges.node_b as neighbour_id
+    from conflicted_ends
+    inner join edges on conflicted_ends.node_id = edges.node_a
+    union all
+    select
+        conflicted_ends.node_id,
+        conflicted_ends.conflict_type,
+        edges.node_a as neighbour_id
+    from conflicted_ends
+    inner join edges on conflicted_ends.node_id = edges.node_b
+),
+
+conflicted_evidence as (
+    select
+        conflicted_neighbours.node_id,
+        conflicted_neighbours.conflict_type,
         count(*) as evidence_count,
         {{ sorted_listagg('neighbours.identifier_value', "', '") }} as evidence_examples
-    from conflicted_ends
-    inner join edges
-        on conflicted_ends.node_id = edges.node_a or conflicted_ends.node_id = edges.node_b
+    from conflicted_neighbours
     inner join nodes as neighbours
         on
-            case when conflicted_ends.node_id = edges.node_a then edges.node_b else edges.node_a end
-            = neighbours.node_id
-            and conflicted_ends.conflict_type = neighbours.identifier_type
-    group by conflicted_ends.node_id, conflicted_ends.conflict_type
+            conflicted_neighbours.neighbour_id = neighbours.node_id
+            and conflicted_neighbours.conflict_type = neighbours.identifier_type
+    group by conflicted_neighbours.node_id, conflicted_neighbours.conflict_type
 ),
 
 strong_profiles as (
@@ -182,28 +197,43 @@ profile_evidence as (
     {%- endif %}
 ),
 
-pair_evidence as (
+pair_profile_evidence as (
+    -- the evidence of each pair's two profiles, one equi-join per profile (profile_a <
+    -- profile_b, so a row is one profile's)
     select
         profile_pairs.node_id,
         profile_pairs.profile_a,
         profile_pairs.profile_b,
         profile_evidence.evidence_type,
         profile_evidence.evidence_value,
-        max(case when profile_evidence.strong_component_id = profile_pairs.profile_a then 1 else 0 end)
-            as in_a,
-        max(case when profile_evidence.strong_component_id = profile_pairs.profile_b then 1 else 0 end)
-            as in_b
+        1 as in_a,
+        0 as in_b
     from profile_pairs
-    inner join profile_evidence
-        on
-            profile_pairs.profile_a = profile_evidence.strong_component_id
-            or profile_pairs.profile_b = profile_evidence.strong_component_id
-    group by
+    inner join profile_evidence on profile_pairs.profile_a = profile_evidence.strong_component_id
+    union all
+    select
         profile_pairs.node_id,
         profile_pairs.profile_a,
         profile_pairs.profile_b,
         profile_evidence.evidence_type,
-        profile_evidence.evidence_value
+        profile_evidence.evidence_value,
+        0 as in_a,
+        1 as in_b
+    from profile_pairs
+    inner join profile_evidence on profile_pairs.profile_b = profile_evidence.strong_component_id
+),
+
+pair_evidence as (
+    select
+        node_id,
+        profile_a,
+        profile_b,
+        evidence_type,
+        evidence_value,
+        max(in_a) as in_a,
+        max(in_b) as in_b
+    from pair_profile_evidence
+    group by node_id, profile_a, profile_b, evidence_type, evidence_value
 ),
 
 pair_conflicts as (
