@@ -22,7 +22,7 @@ def test_publish_hashes_pii_and_replaces_the_file_atomically(tmp_path: Path) -> 
     tables = [PublishedTable("people", "marts", ("customer_id", "email"), frozenset({"email"}))]
     target = tmp_path / "bi.duckdb"
 
-    assert publish(warehouse, tables, target, salt="s") == {"people": 1}
+    assert publish(warehouse, tables, target, salt="s").counts == {"people": 1}
     reader = duckdb.connect(str(target), read_only=True)
     row = reader.execute("select customer_id, email from people").fetchone()
     assert row[0] == "c1"
@@ -30,7 +30,7 @@ def test_publish_hashes_pii_and_replaces_the_file_atomically(tmp_path: Path) -> 
 
     # A second publication while the first file is still open for reading.
     warehouse.execute("insert into marts.people values ('c2', 'x@y.com')")
-    assert publish(warehouse, tables, target, salt="s") == {"people": 2}
+    assert publish(warehouse, tables, target, salt="s").counts == {"people": 2}
     assert reader.execute("select count(*) from people").fetchone()[0] == 1  # old snapshot
     reader.close()
     fresh = duckdb.connect(str(target), read_only=True)
