@@ -40,6 +40,11 @@ from orchestration.privacy.audit import LOG, last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy.audit import salt as privacy_salt
 from orchestration.record_ids import clear_record_id_sources, sql_string_list
+from orchestration.serving.versions import (
+    point_symlink,
+    remove_old_versions,
+    remove_versions_before,
+)
 from orchestration.settings import PROJECT_DIR
 from orchestration.warehouse import Warehouse
 
@@ -47,8 +52,6 @@ SNAPSHOT_ENV = "CDP_SERVING_SNAPSHOT"
 DEFAULT_SNAPSHOT = "data/publication/cdp_serving.duckdb"
 # Recent events kept per customer in the snapshot (the API may return fewer).
 EVENTS_PER_CUSTOMER = 50
-# Earlier snapshot files kept beside the current one, for readers that still have them open.
-KEEP_PREVIOUS = 2
 
 
 def customer_pii_columns() -> frozenset[str]:
@@ -345,8 +348,8 @@ def build_snapshot(warehouse: Warehouse | duckdb.DuckDBPyConnection, target: Pat
     if reused:
         counts = _current_counts(target)
     else:
-        _point_symlink(target, version)
-    _remove_old_versions(target)
+        point_symlink(target, version)
+    remove_old_versions(target)
     if erased_at is not None:  # earlier versions may still hold a person erased since
         if erased_at.tzinfo is not None:  # a timestamptz column on PostgreSQL
             erased_at = erased_at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -474,50 +477,3 @@ def _write_snapshot(warehouse: duckdb.DuckDBPyConnection, path: Path, statements
         warehouse.execute("detach database if exists snap")
         raise
     return counts, fingerprint
-
-
-def _point_symlink(target: Path, version: Path) -> None:
-    link = target.with_name(f".{target.name}.link.{os.getpid()}")
-    link.unlink(missing_ok=True)
-    link.symlink_to(version.name)  # relative: the folder can move
-    os.replace(link, target)
-
-
-def _previous_versions(target: Path) -> list[Path]:
-    """Snapshot files beside `target` other than the one it points at, oldest first."""
-    current = target.resolve().name
-    versions = sorted(p for p in target.parent.glob(f".{target.name}.*")
-                      if ".link." not in p.name and not p.name.endswith(".wal"))
-    return [p for p in versions if p.name != current]
-
-
-def _remove_version(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
-
-
-def _remove_old_versions(target: Path) -> None:
-    old = _previous_versions(target)
-    for path in old[: max(0, len(old) - KEEP_PREVIOUS)]:
-        _remove_version(path)
-
-
-def _built_at(target: Path, version: Path) -> dt.datetime:
-    """When a version was built (UTC, naive), from the stamp in its name, else its mtime."""
-    stamp = version.name[len(target.name) + 2:].split(".", 1)[0]
-    try:
-        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
-    except ValueError:
-        return dt.datetime.fromtimestamp(version.stat().st_mtime, dt.UTC).replace(tzinfo=None)
-
-
-def remove_versions_before(target: Path, moment: dt.datetime) -> list[Path]:
-    """Remove the previous snapshot versions built before `moment` (UTC, naive): after an
-    erasure they may hold the person in clear. The current version is never removed; the
-    serving asset, downstream of the privacy asset, replaces it. Returns what was removed."""
-    if not target.is_symlink():
-        return []
-    removed = [p for p in _previous_versions(target) if _built_at(target, p) < moment]
-    for path in removed:
-        _remove_version(path)
-    return removed
