@@ -186,9 +186,11 @@ def publish(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable], 
     with private_build_dir(target) as folder:
         staging_file = folder / target.name
         result = _write_publication(warehouse, tables, staging_file, salt, clear, target)
+        file_mode = publication_file_mode() if mode is None else mode
         if result.swapped:
-            publish_private(staging_file, target,
-                            publication_file_mode() if mode is None else mode)
+            publish_private(staging_file, target, file_mode)
+        else:  # kept: still the mode configured now (CDP_PUBLICATION_MODE may have changed)
+            os.chmod(target, file_mode)
     return result
 
 

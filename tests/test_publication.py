@@ -298,11 +298,12 @@ def test_only_tables_whose_source_changed_are_derived_again(tmp_path: Path) -> N
     # The publication equals one derived from scratch.
     assert _rows(target) == _rows(_fresh(warehouse, tables, tmp_path / "fresh1.duckdb"))
 
-    # Nothing changed: the file in place is not touched at all.
+    # Nothing changed: the file in place is kept, only its mode follows the setting.
     before = (target.stat().st_ino, target.read_bytes())
-    third = publish(warehouse, tables, target, salt="s")
+    third = publish(warehouse, tables, target, salt="s", mode=0o640)
     assert not third.swapped and third.reused == ("orders", "people")
     assert (target.stat().st_ino, target.read_bytes()) == before
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
     # A new salt changes every hashed value: people is derived again though its rows are not.
     fourth = publish(warehouse, tables, target, salt="t")
