@@ -16,6 +16,7 @@ import duckdb
 
 from orchestration.catalog import Catalog, catalog
 from orchestration.dbt_assets import PROJECT, TRANSLATOR, ensure_manifest
+from orchestration.fingerprints import digest, relation_fingerprint
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.record_ids import (
     clear_record_id_sources,
@@ -152,30 +153,83 @@ def _select_list(con: duckdb.DuckDBPyConnection, table: PublishedTable, salt: st
     return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class Publication:
+    """What one publish() did: the rows of every table published, and which of them were copied
+    from the previous publication (their source unchanged) rather than derived again. `swapped`
+    is False when nothing changed: the previous file stays in place, untouched."""
+
+    counts: dict[str, int]
+    reused: tuple[str, ...] = ()
+    swapped: bool = True
+
+
 def publish(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable], target: Path,
             salt: str | None = None, clear_sources: Iterable[str] | None = None,
-            mode: int | None = None) -> dict[str, int]:
+            mode: int | None = None) -> Publication:
     """Write every table into a new file next to `target`, then atomically replace `target`.
 
     Readers that hold the previous file open keep reading it; new connections see the new one.
     The file is built in a private (0700) folder and gets `mode` (CDP_PUBLICATION_MODE, default
     0600) before it is moved into place, so it is never readable by others, not even half-built.
     Record-id columns are hashed except for rows of `clear_sources` (default: from dbt).
+
+    Only what changed is derived again: each table's fingerprint (its source's content, and the
+    select list with its salt and hashing rules; orchestration/fingerprints.py) is stored in the
+    file. A table whose fingerprint matches the previous publication's is copied from that file
+    as it is (no hashing, no view evaluated); when every table matches, the previous file stays.
+    The new file is always written from scratch, never edited in place: a dropped table's pages
+    would keep the rows of erased people.
     """
     salt = salt or pii_salt()
     clear = frozenset(clear_record_id_sources() if clear_sources is None else clear_sources)
     with private_build_dir(target) as folder:
         staging_file = folder / target.name
-        counts = _write_publication(warehouse, tables, staging_file, salt, clear)
-        publish_private(staging_file, target, publication_file_mode() if mode is None else mode)
-    return counts
+        result = _write_publication(warehouse, tables, staging_file, salt, clear, target)
+        file_mode = publication_file_mode() if mode is None else mode
+        if result.swapped:
+            publish_private(staging_file, target, file_mode)
+        else:  # kept: still the mode configured now (CDP_PUBLICATION_MODE may have changed)
+            os.chmod(target, file_mode)
+    return result
+
+
+PUBLICATION_TABLE = "_publication"
+
+
+def _previous_fingerprints(warehouse: duckdb.DuckDBPyConnection, target: Path) -> dict[str, str]:
+    """The fingerprints stored in the current publication, attached as `bi_previous`; {} (and
+    nothing attached) when there is none or it predates fingerprints."""
+    if not target.is_file():
+        return {}
+    try:
+        warehouse.execute(f"attach {_literal(str(target))} as bi_previous (read_only)")
+    except duckdb.Error:
+        return {}
+    try:
+        stored = warehouse.execute(
+            "select fingerprints_json from bi_previous.main._publication").fetchone()
+    except duckdb.Error:  # a publication written before fingerprints: derive everything
+        warehouse.execute("detach database if exists bi_previous")
+        return {}
+    return json.loads(stored[0]) if stored and stored[0] else {}
 
 
 def _write_publication(warehouse: duckdb.DuckDBPyConnection, tables: list[PublishedTable],
-                       staging_file: Path, salt: str, clear: frozenset[str]) -> dict[str, int]:
+                       staging_file: Path, salt: str, clear: frozenset[str],
+                       previous_file: Path) -> Publication:
     counts: dict[str, int] = {}
+    fingerprints: dict[str, str] = {}
+    reused: list[str] = []
+    # Attached first: the fingerprints read the sources, and nothing may read them before the
+    # private file exists (tests/test_publication.py, the spy).
     warehouse.execute(f"attach {_literal(str(staging_file))} as bi_publication")
+    previous = _previous_fingerprints(warehouse, previous_file)
+    in_transaction = False
     try:
+        warehouse.execute("begin transaction")  # one commit for the whole file
+        in_transaction = True
+        pending: list[tuple[PublishedTable, str]] = []
         for table in tables:
             exists = warehouse.execute(
                 "select count(*) from information_schema.tables "
@@ -184,24 +238,41 @@ def _write_publication(warehouse: duckdb.DuckDBPyConnection, tables: list[Publis
             ).fetchone()[0]
             if not exists:
                 continue
+            select = _select_list(warehouse, table, salt, clear)
+            source, rows = relation_fingerprint(warehouse, table.schema, table.name)
+            fingerprints[table.name] = digest([source, select])
+            counts[table.name] = rows
+            pending.append((table, select))
+        unchanged = bool(previous) and fingerprints == previous
+        if not unchanged:
+            for table, select in pending:
+                name = _quote(table.name)
+                if previous.get(table.name) == fingerprints[table.name]:
+                    origin = f"bi_previous.main.{name}"
+                    reused.append(table.name)
+                else:
+                    origin = f"(select {select} from {_quote(table.schema)}.{name})"
+                warehouse.execute(
+                    f"create table bi_publication.main.{name} as select * from {origin}")
             warehouse.execute(
-                f"create table bi_publication.main.{_quote(table.name)} as "
-                f"select {_select_list(warehouse, table, salt, clear)} "
-                f"from {_quote(table.schema)}.{_quote(table.name)}"
+                f"create table bi_publication.main.{PUBLICATION_TABLE} as select "
+                "cast(? as timestamp) as published_at, ? as tables_json, ? as fingerprints_json",
+                [dt.datetime.now(dt.UTC).replace(tzinfo=None), json.dumps(counts),
+                 json.dumps(fingerprints)],
             )
-            counts[table.name] = warehouse.execute(
-                f"select count(*) from bi_publication.main.{_quote(table.name)}"
-            ).fetchone()[0]
-        warehouse.execute(
-            "create table bi_publication.main._publication as select "
-            "cast(? as timestamp) as published_at, ? as tables_json",
-            [dt.datetime.now(dt.UTC).replace(tzinfo=None), json.dumps(counts)],
-        )
+        warehouse.execute("commit")
+        in_transaction = False
         warehouse.execute("detach bi_publication")
     except BaseException:
+        if in_transaction:
+            warehouse.execute("rollback")
         warehouse.execute("detach database if exists bi_publication")
         raise
-    return counts
+    finally:
+        warehouse.execute("detach database if exists bi_previous")
+    if unchanged:
+        return Publication(counts, reused=tuple(sorted(counts)), swapped=False)
+    return Publication(counts, reused=tuple(reused))
 
 
 def _mart_asset_keys() -> list[dg.AssetKey]:
@@ -240,8 +311,11 @@ def bi_publication(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     if salt_warning:
         context.log.warning(salt_warning)
     with warehouse.open() as wh:  # DuckDB here (skip_reason): the copy ATTACHes a second file
-        counts = publish(wh.con, tables, target)
-    context.log.info(f"published {len(counts)} tables to {target}")
+        result = publish(wh.con, tables, target)
+    counts = result.counts
+    context.log.info(f"published {len(counts)} tables to {target}: {len(result.reused)} "
+                     "unchanged since the last publication"
+                     + ("" if result.swapped else " (all: the file was kept as it was)"))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(target)),
         "tables": dg.MetadataValue.json(counts),
@@ -253,4 +327,6 @@ def bi_publication(context: dg.AssetExecutionContext, warehouse: WarehouseResour
              if t.name in counts and t.record_id_columns}
         ),
         "default_salt_on_real_data": dg.MetadataValue.bool(salt_warning is not None),
+        "tables_unchanged": dg.MetadataValue.json(list(result.reused)),
+        "file_replaced": dg.MetadataValue.bool(result.swapped),
     })

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from orchestration.compaction import CompactionError, compact_warehouse
-from orchestration.serving.snapshot import remove_versions_before
+from orchestration.serving.versions import remove_versions_before
 
 
 def make_warehouse(path: Path) -> str:

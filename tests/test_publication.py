@@ -22,7 +22,7 @@ def test_publish_hashes_pii_and_replaces_the_file_atomically(tmp_path: Path) -> 
     tables = [PublishedTable("people", "marts", ("customer_id", "email"), frozenset({"email"}))]
     target = tmp_path / "bi.duckdb"
 
-    assert publish(warehouse, tables, target, salt="s") == {"people": 1}
+    assert publish(warehouse, tables, target, salt="s").counts == {"people": 1}
     reader = duckdb.connect(str(target), read_only=True)
     row = reader.execute("select customer_id, email from people").fetchone()
     assert row[0] == "c1"
@@ -30,7 +30,7 @@ def test_publish_hashes_pii_and_replaces_the_file_atomically(tmp_path: Path) -> 
 
     # A second publication while the first file is still open for reading.
     warehouse.execute("insert into marts.people values ('c2', 'x@y.com')")
-    assert publish(warehouse, tables, target, salt="s") == {"people": 2}
+    assert publish(warehouse, tables, target, salt="s").counts == {"people": 2}
     assert reader.execute("select count(*) from people").fetchone()[0] == 1  # old snapshot
     reader.close()
     fresh = duckdb.connect(str(target), read_only=True)
@@ -250,3 +250,122 @@ def test_publication_is_skipped_with_its_reason_where_bi_reads_the_target(
     metadata = result.asset_materializations_for_node("bi_publication")[0].metadata
     assert metadata["skipped"].value.startswith(f"target {target}: BI tools read")
     assert not publication.exists() and not absent.exists() and not absent.parent.exists()
+
+
+# --- only what changed is derived again (issue 19) -----------------------------------------
+
+def _rows(path: Path) -> dict[str, list[tuple]]:
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        names = [r[0] for r in reader.execute(
+            "select table_name from information_schema.tables "
+            "where table_name <> '_publication' order by 1").fetchall()]
+        return {n: sorted(reader.execute(f'select * from "{n}"').fetchall(), key=repr)
+                for n in names}
+    finally:
+        reader.close()
+
+
+def test_only_tables_whose_source_changed_are_derived_again(tmp_path: Path) -> None:
+    """A spy in the unchanged source counts its reads: the fingerprint reads each row once, a
+    second derivation (hashing again) would read it twice."""
+    reads = []
+
+    def spy() -> int:
+        reads.append(1)
+        return 1
+
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.create_function("spy", spy, [], "INTEGER", side_effects=True)
+    warehouse.execute("create schema marts")
+    warehouse.execute("create table marts.people_base as select 'c' || i as customer_id, "
+                      "'p' || i || '@example.com' as email from range(3) as r(i)")
+    warehouse.execute("create view marts.people as select *, spy() as seen from marts.people_base")
+    warehouse.execute("create table marts.orders as select 'c1' as customer_id, 10 as amount")
+    tables = [PublishedTable("orders", "marts", ("customer_id", "amount"), frozenset()),
+              PublishedTable("people", "marts", ("customer_id", "email"), frozenset({"email"}))]
+    target = tmp_path / "bi.duckdb"
+
+    first = publish(warehouse, tables, target, salt="s")
+    assert first.reused == () and first.swapped and len(reads) == 6  # fingerprint + derive
+
+    warehouse.execute("insert into marts.orders values ('c2', 5)")
+    reads.clear()
+    second = publish(warehouse, tables, target, salt="s")
+    assert second.reused == ("people",) and second.swapped
+    assert second.counts == {"orders": 2, "people": 3}
+    assert len(reads) == 3  # people only fingerprinted: copied from the previous file
+    # The publication equals one derived from scratch.
+    assert _rows(target) == _rows(_fresh(warehouse, tables, tmp_path / "fresh1.duckdb"))
+
+    # Nothing changed: the file in place is kept, only its mode follows the setting.
+    before = (target.stat().st_ino, target.read_bytes())
+    third = publish(warehouse, tables, target, salt="s", mode=0o640)
+    assert not third.swapped and third.reused == ("orders", "people")
+    assert (target.stat().st_ino, target.read_bytes()) == before
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+    # A new salt changes every hashed value: people is derived again though its rows are not.
+    fourth = publish(warehouse, tables, target, salt="t")
+    assert fourth.swapped and fourth.reused == ("orders",)
+    assert _rows(target) == _rows(_fresh(warehouse, tables, tmp_path / "fresh2.duckdb", "t"))
+
+
+def _fresh(warehouse: duckdb.DuckDBPyConnection, tables: list, path: Path,
+           salt: str | None = "s") -> Path:
+    """A publication made from scratch at `path` (salt None: the configured one)."""
+    publish(warehouse, tables, path, salt=salt)
+    return path
+
+
+def test_an_erased_row_leaves_the_publication_when_its_table_is_unchanged_elsewhere(
+        tmp_path: Path) -> None:
+    """The erased person's table is derived again; the new file is written from scratch, so no
+    freed page of the previous one carries their row into it."""
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    warehouse.execute("create schema marts")
+    warehouse.execute("create table marts.people as select * from (values "
+                      "('cus_keep', 'Leeds'), ('cus_erasemeplease', 'Yorkshiretownvale')) "
+                      "as t(customer_id, city)")
+    warehouse.execute("create table marts.orders as select 'cus_keep' as customer_id, 1 as n")
+    tables = [PublishedTable("orders", "marts", ("customer_id", "n"), frozenset()),
+              PublishedTable("people", "marts", ("customer_id", "city"), frozenset())]
+    target = tmp_path / "bi.duckdb"
+    publish(warehouse, tables, target, salt="s")
+    assert b"cus_erasemeplease" in target.read_bytes()  # the search can see the person
+
+    warehouse.execute("delete from marts.people where customer_id = 'cus_erasemeplease'")
+    result = publish(warehouse, tables, target, salt="s")
+
+    assert result.reused == ("orders",) and result.counts["people"] == 1
+    data = target.read_bytes()
+    assert b"cus_erasemeplease" not in data and b"Yorkshiretownvale" not in data
+
+
+def test_a_real_runs_publication_is_kept_when_nothing_changed_and_follows_a_change(
+        scratch_run, sample_pipeline_run: dict[str, str], tmp_path: Path) -> None:
+    """The publication of a whole run, against a copy of that run's warehouse: after a dbt
+    rebuild of `customers` from the same inputs nothing is derived again; after a row of it
+    changes, only `customers` is, and the file equals a publication made from scratch."""
+    import shutil
+
+    from orchestration.catalog import catalog
+    from orchestration.publication import published_tables
+
+    target = tmp_path / "bi" / "cdp_bi.duckdb"
+    target.parent.mkdir()
+    shutil.copyfile(sample_pipeline_run["CDP_PUBLICATION"], target)
+    scratch_run.build("customers")
+    tables = published_tables(dict(catalog().manifest))
+    warehouse = duckdb.connect(str(scratch_run.warehouse))
+    try:
+        kept = publish(warehouse, tables, target)
+        assert not kept.swapped, "a rebuild from the same inputs changed a fingerprint"
+        customers = catalog().relation("customers")
+        warehouse.execute(f"update {customers} set city = 'Changed City' where customer_id = "
+                          f"(select min(customer_id) from {customers})")
+        changed = publish(warehouse, tables, target)
+        assert changed.swapped and set(changed.counts) - set(changed.reused) == {"customers"}
+        assert _rows(target) == _rows(_fresh(warehouse, tables, tmp_path / "f.duckdb", None))
+    finally:
+        warehouse.close()

@@ -461,3 +461,60 @@ def test_an_invalid_input_declaration_does_not_stop_the_api_types(
     (inputs / "broken.yml").write_text("name: broken\nkind: nothing_known\n")
     types = identifier_types()
     assert "lead_platform_user_id" in types and "email" in types
+
+
+def test_unchanged_inputs_keep_the_snapshot_and_a_change_rebuilds_it(
+        warehouse: Path, snapshot: Path, tmp_path: Path) -> None:
+    """Issue 19: the fingerprint of what the snapshot reads is stored in it; the same inputs
+    keep the current version (no new file), a changed relation or an erasure builds a new one,
+    equal to a snapshot built from scratch."""
+    current = snapshot.resolve()
+    con = duckdb.connect(str(warehouse))
+    try:
+        kept = build_snapshot(con, snapshot)
+        assert kept.reused and kept.customers == 2 and kept.erased_customers == 1
+        assert snapshot.resolve() == current
+
+        con.execute("update main_marts.customer_features set orders_total = 4 "
+                    "where customer_id = 'cus_ann'")
+        changed = build_snapshot(con, snapshot)
+        assert not changed.reused and snapshot.resolve() != current
+        assert_same_snapshot(snapshot, _scratch_snapshot(con, tmp_path / "fresh1"))
+
+        con.execute("insert into main_staging.stg_privacy__requests values "
+                    "('dsr-9', 'user_id', 'u-1', 'erasure', timestamp '2025-09-01')")
+        erased = build_snapshot(con, snapshot)
+    finally:
+        con.close()
+    assert not erased.reused and erased.customers == 1 and erased.erased_customers == 2
+    assert b"ann@example.com" not in snapshot.resolve().read_bytes()
+
+
+def _scratch_snapshot(con: duckdb.DuckDBPyConnection, folder: Path) -> Path:
+    target = folder / "serving.duckdb"
+    build_snapshot(con, target)
+    return target
+
+
+def test_a_real_runs_snapshot_is_kept_when_its_inputs_did_not_change(
+        scratch_run, sample_pipeline_run: dict[str, str], tmp_path: Path) -> None:
+    """The snapshot a whole run built, against a copy of that run's warehouse: built again
+    with the asset's arguments from the same marts, it is kept (no second JSON assembly)."""
+    from orchestration.catalog import catalog
+    from orchestration.publication import published_tables
+
+    built = Path(sample_pipeline_run["CDP_SERVING_SNAPSHOT"]).resolve()
+    target = tmp_path / "serving" / "cdp_serving.duckdb"
+    target.parent.mkdir()
+    shutil.copyfile(built, target.with_name(built.name))
+    target.symlink_to(built.name)
+    tables = {t.name: t for t in published_tables(dict(catalog().manifest))}
+    con = duckdb.connect(str(scratch_run.warehouse))
+    try:
+        report = build_snapshot(
+            con, target, customer_pii=tables["customers"].pii_columns,
+            event_record_ids=dict(tables["customer_events"].record_id_columns))
+    finally:
+        con.close()
+    assert report.reused, "the run's warehouse gave a different fingerprint"
+    assert target.resolve().name == built.name and report.customers > 0

@@ -18,7 +18,8 @@ def _compact_after_erasure(warehouse: WarehouseResource,
     Runs with no connection open (this asset holds the warehouse pool, so no other asset has the
     file). A failure leaves the file as it was and is retried by the next run."""
     from orchestration.compaction import CompactionError, compact_warehouse
-    from orchestration.serving.snapshot import remove_versions_before, snapshot_path
+    from orchestration.serving.snapshot import snapshot_path
+    from orchestration.serving.versions import remove_versions_before
 
     started = now()
     if warehouse.resolved_target != "duckdb":

@@ -34,11 +34,17 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.catalog import catalog, dbt_var
+from orchestration.fingerprints import digest, relation_fingerprint
 from orchestration.inputs import validate_inputs
 from orchestration.privacy.audit import LOG, last_erasure_at
 from orchestration.private_files import private_build_dir, publish_private
 from orchestration.privacy.audit import salt as privacy_salt
 from orchestration.record_ids import clear_record_id_sources, sql_string_list
+from orchestration.serving.versions import (
+    point_symlink,
+    remove_old_versions,
+    remove_versions_before,
+)
 from orchestration.settings import PROJECT_DIR
 from orchestration.warehouse import Warehouse
 
@@ -46,8 +52,6 @@ SNAPSHOT_ENV = "CDP_SERVING_SNAPSHOT"
 DEFAULT_SNAPSHOT = "data/publication/cdp_serving.duckdb"
 # Recent events kept per customer in the snapshot (the API may return fewer).
 EVENTS_PER_CUSTOMER = 50
-# Earlier snapshot files kept beside the current one, for readers that still have them open.
-KEEP_PREVIOUS = 2
 
 
 def customer_pii_columns() -> frozenset[str]:
@@ -111,6 +115,8 @@ class SnapshotReport:
     erased_identities: int
     seconds: float
     missing: list[str] = field(default_factory=list)
+    # True when nothing the snapshot reads changed since the current version: it was kept.
+    reused: bool = False
 
     def as_metadata(self) -> dict[str, object]:
         return {
@@ -120,6 +126,7 @@ class SnapshotReport:
             "erased_identities": self.erased_identities,
             "build_seconds": round(self.seconds, 2),
             "missing_relations": ", ".join(self.missing) or "none",
+            "unchanged_kept": self.reused,
         }
 
 
@@ -331,12 +338,18 @@ def build_snapshot(warehouse: Warehouse | duckdb.DuckDBPyConnection, target: Pat
                                 clear)
         with private_build_dir(target) as folder:
             built = folder / version.name
-            counts = _write_snapshot(con, built, statements)
-            # personal data in clear: readable by the service account only, from the first byte
-            publish_private(built, version)
+            counts, fingerprint = _write_snapshot(con, built, statements, rel,
+                                                  _current_fingerprint(target))
+            if counts is not None:
+                # personal data in clear: readable by the service account only, from the first byte
+                publish_private(built, version)
         erased_at = last_erasure_at(con)
-    _point_symlink(target, version)
-    _remove_old_versions(target)
+    reused = counts is None
+    if reused:
+        counts = _current_counts(target)
+    else:
+        point_symlink(target, version)
+    remove_old_versions(target)
     if erased_at is not None:  # earlier versions may still hold a person erased since
         if erased_at.tzinfo is not None:  # a timestamptz column on PostgreSQL
             erased_at = erased_at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -345,7 +358,7 @@ def build_snapshot(warehouse: Warehouse | duckdb.DuckDBPyConnection, target: Pat
         path=target, customers=counts["profiles"], identities=counts["identity_lookup"],
         erased_customers=counts["erased_customers"],
         erased_identities=counts["erased_identities"],
-        seconds=time.perf_counter() - started, missing=missing)
+        seconds=time.perf_counter() - started, missing=missing, reused=reused)
 
 
 def recent_events_sql(events: str) -> str:
@@ -401,10 +414,55 @@ def _assembly_connection(warehouse: Warehouse | duckdb.DuckDBPyConnection,
         local.close()
 
 
-def _write_snapshot(warehouse: duckdb.DuckDBPyConnection, path: Path,
-                    statements: list[str]) -> dict[str, int]:
-    warehouse.execute("attach ? as snap", [str(path)])
+def _inputs_fingerprint(con: duckdb.DuckDBPyConnection, rel: Relations,
+                        statements: list[str]) -> str:
+    """What the snapshot would be built from: the statements (salts, rules, columns included)
+    and the content fingerprint of every relation they read (orchestration/fingerprints.py)."""
+    relations = sorted({getattr(rel, f.name) for f in fields(Relations)})
+    found = {}
+    for relation in relations:
+        if _exists(con, relation):
+            schema, name = relation.split(".", 1)
+            found[relation] = relation_fingerprint(con, schema, name)[0]
+    return digest([statements, found])
+
+
+def _stored(target: Path, column: str) -> str | None:
+    """A column of the `_snapshot` row of the version `target` points at (None: no version, or
+    one written before the column existed)."""
+    if not target.exists():
+        return None
     try:
+        con = duckdb.connect(str(target.resolve()), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute(f"select {_q(column)} from _snapshot").fetchone()[0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _current_fingerprint(target: Path) -> str | None:
+    return _stored(target, "fingerprint")
+
+
+def _current_counts(target: Path) -> dict[str, int]:
+    return json.loads(_stored(target, "counts_json") or "{}")
+
+
+def _write_snapshot(warehouse: duckdb.DuckDBPyConnection, path: Path, statements: list[str],
+                    rel: Relations, current: str | None) -> tuple[dict[str, int] | None, str]:
+    """Fill the file at `path`, unless what it would be built from has the fingerprint of the
+    current version (`current`): then (None, fingerprint) and the file stays empty."""
+    warehouse.execute("attach ? as snap", [str(path)])
+    # Fingerprinted after the attach: nothing reads the sources before the private file exists.
+    try:
+        fingerprint = _inputs_fingerprint(warehouse, rel, statements)
+        if fingerprint == current:
+            warehouse.execute("detach snap")
+            return None, fingerprint
         for statement in statements:
             warehouse.execute(statement)
         counts = {name: warehouse.execute(f"select count(*) from snap.{name}").fetchone()[0]
@@ -412,57 +470,10 @@ def _write_snapshot(warehouse: duckdb.DuckDBPyConnection, path: Path,
                                "erased_identities")}
         warehouse.execute(
             "create table snap._snapshot as select cast(? as timestamp) as published_at, "
-            "? as counts_json",
-            [dt.datetime.now(dt.UTC).replace(tzinfo=None), json.dumps(counts)])
+            "? as counts_json, ? as fingerprint",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), json.dumps(counts), fingerprint])
         warehouse.execute("detach snap")
     except BaseException:
         warehouse.execute("detach database if exists snap")
         raise
-    return counts
-
-
-def _point_symlink(target: Path, version: Path) -> None:
-    link = target.with_name(f".{target.name}.link.{os.getpid()}")
-    link.unlink(missing_ok=True)
-    link.symlink_to(version.name)  # relative: the folder can move
-    os.replace(link, target)
-
-
-def _previous_versions(target: Path) -> list[Path]:
-    """Snapshot files beside `target` other than the one it points at, oldest first."""
-    current = target.resolve().name
-    versions = sorted(p for p in target.parent.glob(f".{target.name}.*")
-                      if ".link." not in p.name and not p.name.endswith(".wal"))
-    return [p for p in versions if p.name != current]
-
-
-def _remove_version(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
-
-
-def _remove_old_versions(target: Path) -> None:
-    old = _previous_versions(target)
-    for path in old[: max(0, len(old) - KEEP_PREVIOUS)]:
-        _remove_version(path)
-
-
-def _built_at(target: Path, version: Path) -> dt.datetime:
-    """When a version was built (UTC, naive), from the stamp in its name, else its mtime."""
-    stamp = version.name[len(target.name) + 2:].split(".", 1)[0]
-    try:
-        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ")
-    except ValueError:
-        return dt.datetime.fromtimestamp(version.stat().st_mtime, dt.UTC).replace(tzinfo=None)
-
-
-def remove_versions_before(target: Path, moment: dt.datetime) -> list[Path]:
-    """Remove the previous snapshot versions built before `moment` (UTC, naive): after an
-    erasure they may hold the person in clear. The current version is never removed; the
-    serving asset, downstream of the privacy asset, replaces it. Returns what was removed."""
-    if not target.is_symlink():
-        return []
-    removed = [p for p in _previous_versions(target) if _built_at(target, p) < moment]
-    for path in removed:
-        _remove_version(path)
-    return removed
+    return counts, fingerprint
