@@ -68,8 +68,8 @@ def step_stage(step_key: str) -> str:
     return step_key
 
 
-def tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of `root_pid` and all its descendants, from /proc."""
+def process_rss(root_pid: int) -> tuple[int, int]:
+    """(tree total, largest single process) resident bytes of `root_pid` and its descendants."""
     children: dict[int, list[int]] = defaultdict(list)
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -83,12 +83,18 @@ def tree_rss_bytes(root_pid: int) -> int:
         pid = int(entry)
         children[int(fields[1])].append(pid)
         rss[pid] = int(fields[21]) * PAGE
-    total, stack = 0, [root_pid]
+    total, largest, stack = 0, 0, [root_pid]
     while stack:
         pid = stack.pop()
         total += rss.get(pid, 0)
+        largest = max(largest, rss.get(pid, 0))
         stack.extend(children.get(pid, []))
-    return total
+    return total, largest
+
+
+def tree_rss_bytes(root_pid: int) -> int:
+    """Resident memory of `root_pid` and all its descendants, from /proc."""
+    return process_rss(root_pid)[0]
 
 
 class Sampler(threading.Thread):

@@ -34,37 +34,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline_growth import (BIN, DBT_STAGES, PAGE, ROOT, landing_rows, step_stage,
-                                   step_windows)
-
-
-def process_rss(root_pid: int) -> tuple[int, int]:
-    """(tree total, largest single process) resident bytes of `root_pid` and its descendants."""
-    children: dict[int, list[int]] = defaultdict(list)
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        children[int(fields[1])].append(pid)
-        rss[pid] = int(fields[21]) * PAGE
-    total, largest, stack = 0, 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        largest = max(largest, rss.get(pid, 0))
-        stack.extend(children.get(pid, []))
-    return total, largest
+from bench.pipeline_growth import (BIN, DBT_STAGES, ROOT, landing_rows, process_rss,
+                                   step_stage, step_windows)
 
 
 def folder_bytes(path: Path) -> int:
