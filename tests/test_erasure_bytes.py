@@ -124,10 +124,15 @@ def test_an_erasure_leaves_no_byte_of_the_person_in_any_file_the_cdp_owns(
     materialize([load_landing_files], instance, warehouse)
     dbt_build(tmp_path)
     materialize(AFTER_DBT, instance, warehouse)
-    materialize(AFTER_DBT, instance, warehouse)  # a second snapshot version beside the first
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with duckdb.connect(str(warehouse)) as con:
         customer_id = con.execute("select customer_id from main_marts.customer_identities "
                                   "where identifier_value = ?", [EMAIL]).fetchone()[0]
+        # another customer's name changes: the snapshot's inputs differ, so the next run builds
+        # a second version beside the first (unchanged inputs keep the version)
+        con.execute("update main_marts.customers set first_name = 'Zed' where customer_id = "
+                    "(select min(customer_id) from main_marts.customers where customer_id <> ?)",
+                    [customer_id])
+    materialize(AFTER_DBT, instance, warehouse)  # a second snapshot version beside the first
     needles = (EMAIL, PHONE_DIGITS, FIRST, LAST, customer_id)
     before = byte_hits(cdp_files(), needles)
     # The search can see the person: the warehouse and every snapshot version hold them
