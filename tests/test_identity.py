@@ -7,6 +7,7 @@ only the identity/profile models are run, so each test controls its graph exactl
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import random
@@ -73,11 +74,23 @@ def project_vars() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
 
 
+def fresh_file(path: Path) -> Path:
+    """`path` with no database (nor WAL) of an earlier test left at it."""
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    return path
+
+
 class Warehouse:
-    """A scratch DuckDB file with staged tables and a way to run the identity models on it."""
+    """A scratch DuckDB file with staged tables and a way to run the identity models on it.
+
+    Every test's file sits at one path of the session, with a dbt target folder per identity
+    configuration: dbt keys its partial parse on the profile (which holds the warehouse path)
+    and the --vars, so a dbt invocation with a path and vars seen before reuses that parse
+    instead of paying a full one."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = fresh_file(path)
         self.identity: dict[str, Any] = copy.deepcopy(project_vars()["identity"])
         con = duckdb.connect(str(path))
         con.execute("create schema if not exists main_staging")
@@ -98,10 +111,18 @@ class Warehouse:
         env = {**os.environ, "CDP_WAREHOUSE": str(self.path), "CDP_DBT_TARGET": "duckdb"}
         env.pop("CDP_AS_OF", None)
         return subprocess.run(
-            [DBT, *args, "--profiles-dir", "profiles", "--vars",
-             json.dumps({"identity": self.identity})],
+            [DBT, *args, "--profiles-dir", "profiles", *self.vars_args(self.path)],
             cwd=ROOT, env=env, capture_output=True, text=True, check=False,
         )
+
+    def vars_args(self, path: Path) -> list[str]:
+        """--vars with this test's identity settings, and dbt target and log folders kept for
+        the database path and those settings (a parse made for them is valid for them)."""
+        identity = json.dumps({"identity": self.identity}, sort_keys=True)
+        key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        target = path.parent / f"dbt_target_{path.stem}_{key}"
+        return ["--vars", identity, "--target-path", str(target), "--log-path",
+                str(target / "logs")]
 
     def run(self) -> str:
         result = self.dbt("build", "--indirect-selection", "cautious", "--select", *SELECT)
@@ -122,9 +143,14 @@ class Warehouse:
         return rows[0][0] if rows else None
 
 
+@pytest.fixture(scope="session")
+def identity_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("identity_scratch")
+
+
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    return Warehouse(tmp_path / "identity.duckdb")
+def warehouse(identity_root: Path) -> Warehouse:
+    return Warehouse(identity_root / "identity.duckdb")
 
 
 T0 = "2024-01-01 00:00:00"
@@ -331,15 +357,16 @@ def test_reaching_the_round_cap_fails_loudly(warehouse: Warehouse) -> None:
     assert "not converged after 1 rounds" in result.stdout
 
 
-def _full_refresh_copy(warehouse: Warehouse, tmp_path: Path, *models: str) -> tuple[Path, str]:
-    """A copy of the warehouse with `models` rebuilt from scratch (--full-refresh); dbt's log."""
-    full = tmp_path / "full.duckdb"
+def _full_refresh_copy(warehouse: Warehouse, *models: str) -> tuple[Path, str]:
+    """A copy of the warehouse with `models` rebuilt from scratch (--full-refresh); dbt's log.
+    At one path of the session, with dbt target folders as the Warehouse's (vars_args)."""
+    full = fresh_file(warehouse.path.with_name("full.duckdb"))
     shutil.copy(warehouse.path, full)
     env = {**os.environ, "CDP_WAREHOUSE": str(full), "CDP_DBT_TARGET": "duckdb"}
     env.pop("CDP_AS_OF", None)
     result = subprocess.run(
         [DBT, "run", "--full-refresh", "--profiles-dir", "profiles", "--select", *models,
-         "--vars", json.dumps({"identity": warehouse.identity})],
+         *warehouse.vars_args(full)],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     return full, result.stdout
@@ -370,8 +397,7 @@ def _components(path: Path) -> dict[str, list[tuple[int, int]]]:
         con.close()
 
 
-def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse,
-                                                           tmp_path: Path) -> None:
+def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse) -> None:
     rng = random.Random(11)
     _without_limits(warehouse)
     warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 700))
@@ -400,7 +426,7 @@ def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse,
     assert 0 < int(restitched.group(1)) < nodes_before[0][0]
 
     # the same tables computed from scratch on a copy of the warehouse
-    full, stdout = _full_refresh_copy(warehouse, tmp_path, "int_identity_strong_components",
+    full, stdout = _full_refresh_copy(warehouse, "int_identity_strong_components",
                                       "int_identity_components")
     assert "int_identity_components: full computation" in stdout
     assert _components(warehouse.path) == _components(full)
@@ -414,7 +440,7 @@ def test_incremental_restitching_equals_a_full_computation(warehouse: Warehouse,
 
 
 def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
-        warehouse: Warehouse, tmp_path: Path) -> None:
+        warehouse: Warehouse) -> None:
     rng = random.Random(23)
     _without_limits(warehouse)
     warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 400))
@@ -481,7 +507,7 @@ def test_the_timeline_rewrites_only_touched_events_and_equals_a_rebuild(
     moved = sum(after[e][1] != events[e][1] for e in events if e in after)
     assert moved > 0  # the merge re-keyed events of existing profiles
 
-    full, _ = _full_refresh_copy(warehouse, tmp_path, "customer_events")
+    full, _ = _full_refresh_copy(warehouse, "customer_events")
     con = duckdb.connect(str(full), read_only=True)
     rebuilt = {row[0]: row for row in con.execute(
         "select event_id, customer_id, channel, occurred_at from main_marts.customer_events")
@@ -510,7 +536,7 @@ def _buyer_and_merge_pair(warehouse: Warehouse) -> tuple[str, str, str, str, str
 
 
 def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
-        warehouse: Warehouse, tmp_path: Path) -> None:
+        warehouse: Warehouse) -> None:
     rng = random.Random(31)
     _without_limits(warehouse)
     warehouse.insert("stg_segment__identifies", *_random_identifies(rng, "i", 300))
@@ -549,7 +575,7 @@ def test_profiles_rebuild_only_touched_customers_and_equal_a_rebuild(
     survivor = (merged & set(after)).pop()
     assert after[survivor][4] == before[user_customer][4] + before[email_customer][4]
 
-    full, _ = _full_refresh_copy(warehouse, tmp_path, "customers")
+    full, _ = _full_refresh_copy(warehouse, "customers")
     con = duckdb.connect(str(full), read_only=True)
     rebuilt = {row[0]: row for row in con.execute(
         "select customer_id, first_name, order_count, revenue, identifier_count, "
@@ -594,7 +620,7 @@ FEATURE_MODELS = ["int_transactions_attributed", "int_customers_features_touched
 
 
 def test_features_recompute_only_touched_customers_and_equal_a_rebuild(
-        warehouse: Warehouse, tmp_path: Path) -> None:
+        warehouse: Warehouse) -> None:
     rng = random.Random(37)
     _without_limits(warehouse)
     recent = (datetime.now(timezone.utc) - timedelta(days=10)).strftime("%Y-%m-%d %H:%M:%S")
@@ -662,7 +688,7 @@ def test_features_recompute_only_touched_customers_and_equal_a_rebuild(
     survivor = (merged & set(after)).pop()
     assert after[survivor][1] == before[user_customer][1] + before[email_customer][1]
 
-    full, _ = _full_refresh_copy(warehouse, tmp_path, *FEATURE_MODELS)
+    full, _ = _full_refresh_copy(warehouse, *FEATURE_MODELS)
     rebuilt = features(full)
     rebuilt[untouched] = (untouched, 999, *rebuilt[untouched][2:])
     assert after == rebuilt
