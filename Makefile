@@ -61,8 +61,10 @@ browser:
 		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium not installed: the browser test of the Dagster UI will be skipped"; }
 
+# Two pytest processes side by side, the second in a copy of the project (tools/test_shards.py);
+# PYTEST_ARGS with test paths or -k runs one pytest in place.
 test: install parse browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tools.test_shards $(PYTEST_ARGS)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 -o requirements.lock
