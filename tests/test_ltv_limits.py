@@ -143,11 +143,19 @@ def _biased_objective(bias: float):  # noqa: ANN202
 
 
 def test_line_search_stop_at_the_maximum_is_accepted() -> None:
-    found = fitting.maximise("toy", _biased_objective(1e-7), ("u", "v"), (), {"u": 1.0, "v": 1.0},
-                             1, 2000, raise_on_failure=True)
-    assert found.problem == "" and "accepted optimiser stop 'ABNORMAL" in found.message
-    assert found.projected_gradient < fitting.GRADIENT_TOLERANCE
-    assert np.log(found.params["u"]) == pytest.approx(0.5, abs=1e-5)
+    # Which small bias makes L-BFGS-B stop in its line search rather than converge depends on the
+    # CPU's floating point (1e-7 did on one machine, only >= 1e-6 on another): every bias of the
+    # sweep must end at the maximum without a problem, and at least one by an accepted stop.
+    accepted = []
+    for bias in (1e-7, 3e-7, 1e-6, 3e-6, 5e-6):
+        found = fitting.maximise("toy", _biased_objective(bias), ("u", "v"), (),
+                                 {"u": 1.0, "v": 1.0}, 1, 2000, raise_on_failure=True)
+        assert found.problem == "", (bias, found.message)
+        assert found.projected_gradient < fitting.GRADIENT_TOLERANCE
+        assert np.log(found.params["u"]) == pytest.approx(0.5, abs=1e-5)
+        if "accepted optimiser stop 'ABNORMAL" in found.message:
+            accepted.append(bias)
+    assert accepted, "no bias of the sweep made the optimiser stop in its line search"
 
 
 def test_line_search_stop_away_from_the_maximum_still_fails() -> None:
