@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.test_shards import TESTS, selects_tests, shards
+from tools.test_shards import TESTS, selects_tests, shards, suite_exit_code
 
 # a module reaches the Spark Thrift server through this fixture or an engine parameter
 SPARK = re.compile(r"spark_thrift_server|\"spark\"")
@@ -29,3 +29,10 @@ def test_paths_or_a_keyword_run_one_pytest_in_place(monkeypatch) -> None:
     assert selects_tests(["-k", "junk"])
     assert not selects_tests(["--durations=60", "-v"])
     assert not selects_tests([])
+
+
+def test_a_failed_or_killed_shard_fails_the_suite() -> None:
+    assert suite_exit_code([0, 0]) == 0
+    assert suite_exit_code([0, 1]) == 1
+    assert suite_exit_code([2, 0]) == 2
+    assert suite_exit_code([0, -9]) == 1  # SIGKILL: max() of the codes would have said 0

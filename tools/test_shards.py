@@ -83,6 +83,11 @@ def project_copy(root: Path) -> tuple[Path, dict[str, str]]:
     return copy, env
 
 
+def suite_exit_code(codes: list[int]) -> int:
+    """The first shard's failure, 1 for a shard killed by a signal (it exits negative), else 0."""
+    return next((code if code > 0 else 1 for code in codes if code), 0)
+
+
 def stream(name: str, process: subprocess.Popen[str]) -> None:
     assert process.stdout is not None
     for line in process.stdout:
@@ -114,7 +119,7 @@ def main(args: list[str]) -> int:
             reader.join()
     for name, code in codes.items():
         print(f"{name}: pytest exited {code}")
-    return max(codes.values())
+    return suite_exit_code(list(codes.values()))
 
 
 if __name__ == "__main__":
