@@ -22,6 +22,8 @@ import duckdb
 import pytest
 import yaml
 
+from engine_support.scratch import fresh_file
+
 ROOT = Path(__file__).resolve().parents[1]
 DBT = str(ROOT / ".venv" / "bin" / "dbt")
 SELECT = [
@@ -72,13 +74,6 @@ STAGING: dict[str, str] = {
 
 def project_vars() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]
-
-
-def fresh_file(path: Path) -> Path:
-    """`path` with no database (nor WAL) of an earlier test left at it."""
-    for stale in (path, path.with_name(path.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    return path
 
 
 class Warehouse:

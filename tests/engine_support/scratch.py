@@ -39,10 +39,15 @@ class ScratchRun:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+def fresh_file(path: Path) -> Path:
+    """`path` with no DuckDB database (nor its WAL) of an earlier test left at it."""
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    return path
+
+
 def fresh_scratch(root: Path, run_env: dict[str, str]) -> ScratchRun:
     """Copy the run's warehouse to `root/warehouse.duckdb` (replacing the last test's copy)."""
-    warehouse = root / "warehouse.duckdb"
-    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    warehouse = fresh_file(root / "warehouse.duckdb")
     shutil.copyfile(run_env["CDP_WAREHOUSE"], warehouse)
     return ScratchRun({**run_env, "CDP_WAREHOUSE": str(warehouse)}, warehouse, root / "dbt_target")
