@@ -295,12 +295,12 @@ def test_a_failing_batch_falls_back_to_one_request_at_a_time(
 
     scrub = steps.scrub_derived
 
-    def scrub_failing_for_bob(wh, values: dict[str, set[str]]
+    def scrub_failing_for_bob(wh, values: dict[str, set[str]], records=None
                               ) -> dict[str, list[privacy.TargetResult]]:
         # after the batch deleted raw rows: a batch holding bob fails and is rolled back
         if "bob@x.io" in set().union(*values.values()):
             raise RuntimeError("cannot scrub bob")
-        return scrub(wh, values)
+        return scrub(wh, values, records)
 
     monkeypatch.setattr(steps, "scrub_derived", scrub_failing_for_bob)
     privacy.execute_privacy_requests(con)

@@ -110,6 +110,11 @@ def test_an_erasure_in_one_spelling_leaves_no_trace_of_any_spelling_even_after_l
         assert set(statuses.values()) <= {"finished", "partial"}, statuses
         raw_rosa = con.execute("select count(*) from raw.crm_contacts where contact_id = 'c-rosa'"
                                ).fetchone()[0]
+        # before any rebuild: the names the erased records gave are gone with the records
+        # (int_identity_record_names holds a record's name and no identifier of it)
+        assert con.execute("select count(*) from main_intermediate.int_identity_record_names "
+                           "where person_name in ('rosa khan', 'min park')").fetchone()[0] == 0
+        assert privacy.find_traces(con, SPELLINGS) == {}
     assert raw_rosa == 0
 
     # Late data in new spellings: purged by the loader itself, before any dbt run.

@@ -26,11 +26,17 @@ from orchestration.privacy.sources import (
     KEPT_FOR_ACCOUNTING, OWNED_OUTSIDE, OWNED_OUTSIDE_DETAIL, REQUEST_SOURCE, IdentifiedSource,
     load_rejects, raw_identifier_columns, request_table,
 )
-from orchestration.privacy.sql import Target, ident, placeholders, warehouse_of
+from orchestration.privacy.sql import (
+    Target, ident, placeholders, text, value_set, warehouse_of,
+)
 from orchestration.warehouse.base import Warehouse
 
 Targets = dict[str, list[TargetResult]]
 Line = tuple[str, str, int]  # source, _source_file, _source_line
+RecordsByRequest = dict[str, set[tuple[str, str]]]  # request -> (source, staged record id)
+# The columns of a derived table keyed by source record (`customer_source_records`, the names
+# identity reads in `int_identity_record_names`): its rows go with an erased record.
+RECORD_KEY = ("source", "source_record_id")
 
 
 def _credit(results: Targets, counts: Mapping[str, int], target: str, action: str) -> None:
@@ -130,9 +136,10 @@ def _erase_rejects(wh: Warehouse, values: ValuesByRequest, lines: dict[str, set[
 
 
 def erase_raw(target: Target, sources: Sequence[IdentifiedSource], values: ValuesByRequest,
-              customers: ValuesByRequest) -> Targets:
+              customers: ValuesByRequest, erased: RecordsByRequest | None = None) -> Targets:
     """One scan and one delete (or PII rewrite) per raw table for every erasure of the batch,
-    then the rejects of those lines."""
+    then the rejects of those lines. `erased` receives, per request, the (source, record id) of
+    the records erased."""
     wh = warehouse_of(target)
     results: Targets = {}
     lines: dict[str, set[Line]] = {}
@@ -149,21 +156,55 @@ def erase_raw(target: Target, sources: Sequence[IdentifiedSource], values: Value
         found = match_records(wh, source, values, customers)
         if found:
             _erase_raw_table(wh, source, found, results, lines)
+            if erased is not None:
+                for request_id, ids in found.items():
+                    erased.setdefault(request_id, set()).update((source.source, i) for i in ids)
     _erase_rejects(wh, values, lines, results, list(values))
     return results
 
 
-def scrub_derived(target: Target, values: ValuesByRequest) -> Targets:
-    """One scan and one rewrite per derived table holding a value of a request of `values`."""
+def record_condition(wh: Warehouse, keys: set[tuple[str, str]]) -> tuple[str, dict[str, object]]:
+    """`(source = 's' and source_record_id in (...)) or ...` for the (source, record id) pairs."""
+    by_source: dict[str, set[str]] = {}
+    for source, record_id in keys:
+        by_source.setdefault(source, set()).add(record_id)
+    parts, params = [], {}
+    column, record = (text(wh, ident(wh, c)) for c in RECORD_KEY)
+    for i, (source, ids) in enumerate(sorted(by_source.items())):
+        named, source_params = placeholders([source], f"s{i}_")
+        wanted, id_params = value_set(sorted(ids), f"k{i}_")
+        parts.append(f"({column} = {named} and {record} in {wanted})")
+        params.update(source_params | id_params)
+    return " or ".join(parts) or "false", params
+
+
+def scrub_derived(target: Target, values: ValuesByRequest,
+                  records: RecordsByRequest | None = None) -> Targets:
+    """One scan and one rewrite per derived table holding a value of a request of `values`, or,
+    in a table keyed by record (`RECORD_KEY`), a record erased from raw (`records`, per
+    request): what a table keeps of a record without an identifier value (the name it gives)
+    goes with the record."""
     wh = warehouse_of(target)
     results: Targets = {}
+    keys = set().union(*records.values()) if records else set()
     for schema, table, columns in derived_tables(wh):
         relation = f"{schema}.{table}"
         rows, matches = match_rows(wh, relation, columns, values)
-        if not len(rows):
-            continue
-        _credit(results, {r: len(p) for r, p in matches.items()}, relation, "delete")
+        counts = {r: len(p) for r, p in matches.items()}
         where, params = value_condition(wh, columns, set().union(*values.values()))
+        if keys and set(RECORD_KEY) <= {c.lower() for c in columns}:
+            keyed, keyed_params = record_condition(wh, keys)
+            params.update(keyed_params)
+            hits = {tuple(row) for row in wh.rows(
+                f"select {', '.join(text(wh, ident(wh, c)) for c in RECORD_KEY)} "
+                f"from {relation} where ({keyed}) and not coalesce({where}, false)", params)}
+            for request_id, mine in (records or {}).items():
+                if hits & mine:
+                    counts[request_id] = counts.get(request_id, 0) + len(hits & mine)
+            where = f"coalesce({where}, false) or ({keyed})"
+        if not counts:
+            continue
+        _credit(results, counts, relation, "delete")
         wh.replace_table_as(relation, f"select * from {relation} "
                                       f"where not coalesce({where}, false)", params)
     return results
@@ -180,11 +221,12 @@ def erase_and_suppress(target: Target, batch: Batch, sources: Sequence[Identifie
     erase_values = batch.values(["erase"])
     actions = batch.actions()
     suppressed = add_to_suppression(wh, batch)
-    raw = erase_raw(wh, sources, erase_values, batch.customers_of(["erase"]))
+    erased: RecordsByRequest = {}
+    raw = erase_raw(wh, sources, erase_values, batch.customers_of(["erase"]), erased)
     corrections = forget_rectifications(wh, batch.customers_of(["erase"]))
     hashed = {} if late_data else hash_request_identifiers(wh, batch, erase_values,
                                                            ["erase", "suppress"])
-    derived = scrub_derived(wh, all_values)
+    derived = scrub_derived(wh, all_values, erased)
     removals = destination_removals(wh, batch.customers_of(["erase", "suppress"]))
     targets: Targets = {}
     for request_id in batch.request_ids(["erase", "suppress"]):
