@@ -146,3 +146,19 @@
     {%- endfor -%}
     {{ return(rules) }}
 {%- endmacro %}
+
+
+{% macro identity_record_name_columns(source) -%}
+    {#- person_name and last_name of a record of `source` (int_identity_identifiers_observed):
+        lowercased first + last name and last name when the linking source has both attributes
+        and the record both values, else NULL. -#}
+    {%- set attributes = source.get('attributes') or {} -%}
+    {%- if source.get('links', true) and attributes.get('first_name') and attributes.get('last_name') -%}
+        {%- set named = attributes.first_name ~ ' is not null and ' ~ attributes.last_name ~ ' is not null' -%}
+        case when {{ named }} then lower(trim({{ dbt.concat([attributes.first_name, "' '", attributes.last_name]) }})) end as person_name,
+        case when {{ named }} then lower(trim({{ attributes.last_name }})) end as last_name
+    {%- else -%}
+        cast(null as {{ dbt.type_string() }}) as person_name,
+        cast(null as {{ dbt.type_string() }}) as last_name
+    {%- endif -%}
+{%- endmacro %}

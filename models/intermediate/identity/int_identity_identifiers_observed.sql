@@ -1,5 +1,9 @@
 -- grain: one row per source record and identifier found in it (identity sources of var `identity`)
+-- person_name and last_name: the name the record gives (first and last name attributes of a
+-- linking source, both present), read here in the one pass over the staging views identity
+-- makes; int_identity_record_names takes them from this table.
 {%- set types = identity_types() %}
+
 
 with
 {%- for source in identity_sources() %}
@@ -24,7 +28,8 @@ observed as (
                 cast({{ source.identifier_type_column }} as {{ dbt.type_string() }}) as identifier_type,
                 cast({{ source.identifier_value_column }} as {{ dbt.type_string() }}) as identifier_value,
                 cast({{ source.seen_at }} as {{ dbt.type_timestamp() }}) as seen_at,
-                {{ 'true' if source.get('links', true) else 'false' }} as is_linking
+                {{ 'true' if source.get('links', true) else 'false' }} as is_linking,
+                {{ identity_record_name_columns(source) }}
             from {{ source.source }}
             where {{ source.identifier_type_column }} in (
                 {%- for name in types %}                    '{{ name }}'{{ ', ' if not loop.last }}                                        {% endfor -%}
@@ -38,7 +43,8 @@ observed as (
                     '{{ identifier_type }}' as identifier_type,
                     cast({{ column }} as {{ dbt.type_string() }}) as identifier_value,
                     cast({{ source.seen_at }} as {{ dbt.type_timestamp() }}) as seen_at,
-                    {{ 'true' if source.get('links', true) else 'false' }} as is_linking
+                    {{ 'true' if source.get('links', true) else 'false' }} as is_linking,
+                    {{ identity_record_name_columns(source) }}
                 from {{ source.source }}
             {%- endfor %}
         {%- endif %}
@@ -52,7 +58,9 @@ final as (
         identifier_type,
         identifier_value,
         seen_at,
-        is_linking
+        is_linking,
+        person_name,
+        last_name
     from observed
     where
         identifier_value is not null

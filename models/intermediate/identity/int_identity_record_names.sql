@@ -5,39 +5,15 @@
 -- (`source` is the column name of every identity model)
 -- evidence for junk detection (one email, many names) and for the shared-identifier rule (two
 -- profiles with different names are different people).
--- A view (a table on Spark): a stored copy would keep an erased person's name, which the erasure
--- finds only through identifier values and customer ids (orchestration/privacy.py scrub_derived).
-{{ config(materialized=shared_view_materialization()) }}
-{%- set named = [] %}
-{%- for source in identity_sources(links=true) %}
-    {%- set attributes = source.get('attributes') or {} %}
-    {%- if attributes.get('first_name') and attributes.get('last_name') %}
-        {%- do named.append(source) %}
-    {%- endif %}
-{%- endfor %}
+-- A table, read by junk detection and the exclusions, taken from the names
+-- int_identity_identifiers_observed reads in its pass over the staging views (a view over the
+-- staging views ran their normalisation again for each reader). An erasure deletes the rows of
+-- the records it erases from raw (orchestration/privacy/steps.py scrub_derived: tables keyed by
+-- source and source_record_id).
+{{ config(materialized='table') }}
 
-with
-{%- for source in named %}
-    {{ source.source }} as (
-        select * from {{ ref(source.model) }}
-    ),
-{%- endfor %}
-
-named_records as (
-    {%- for source in named %}
-        {{ 'union all' if not loop.first }}
-        select
-            '{{ source.source }}' as source,
-            cast({{ source.record_id }} as {{ dbt.type_string() }}) as source_record_id,
-            lower(trim({{ dbt.concat([
-                source.attributes.first_name, "' '", source.attributes.last_name,
-            ]) }})) as person_name,
-            lower(trim({{ source.attributes.last_name }})) as last_name
-        from {{ source.source }}
-        where
-            {{ source.attributes.first_name }} is not null
-            and {{ source.attributes.last_name }} is not null
-    {%- endfor %}
+with observed as (
+    select * from {{ ref('int_identity_identifiers_observed') }}
 ),
 
 final as (
@@ -46,8 +22,10 @@ final as (
         source_record_id,
         person_name,
         last_name
-    from named_records
-    where source_record_id is not null
+    from observed
+    where
+        is_linking
+        and person_name is not null
 )
 
 select * from final
