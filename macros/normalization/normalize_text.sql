@@ -112,15 +112,17 @@
 
 
 {% macro normalize_identifier_by_type(
-    type_expr, value_expr, e164_column='phone_e164', address_column=none
+    type_expr, value_expr, e164_column='phone_e164', address_column=none, mailbox_column=none
 ) -%}
     {#- Normalise a value according to the identifier type named beside it (consents, requests);
         phones are the lookup's `e164_column` (macro phone_lookup with type_expr), emails the
-        mailbox of `address_column` when the model parsed the value once
-        (select_with_email_address), else of the value itself. -#}
+        `mailbox_column` the model computed (select_with_email_mailbox), or the mailbox of
+        `address_column` when the model parsed the value once (select_with_email_address), else
+        of the value itself. -#}
     case lower(trim({{ type_expr }}))
         when 'email' then
-            {%- if address_column %} {{ email_mailbox(address_column) }}
+            {%- if mailbox_column %} {{ mailbox_column }}
+            {%- elif address_column %} {{ email_mailbox(address_column) }}
             {%- else %} {{ normalize_email(value_expr) }}
             {%- endif %}
         when 'phone' then {{ normalize_phone(e164_column) }}

@@ -18,7 +18,7 @@ with_phones as (
 ),
 
 with_addresses as (
-    {{ select_with_email_address('with_phones', 'identifier_value') }}
+    {{ select_with_email_mailbox('with_phones', 'identifier_value') }}
 ),
 
 final as (
@@ -26,7 +26,7 @@ final as (
         cast(resolved_consent_id as {{ dbt.type_string() }}) as consent_id,
         {{ normalize_code('identifier_type') }} as identifier_type,
         {{ normalize_identifier_by_type(
-            'identifier_type', 'identifier_value', address_column='email_original'
+            'identifier_type', 'identifier_value', mailbox_column='email_mailbox'
         ) }} as identifier_value,
         {{ normalize_code('purpose') }} as purpose,
         {{ normalize_code('status') }} as consent_status,

@@ -13,13 +13,13 @@ with_phones as (
 ),
 
 with_addresses as (
-    {{ select_with_email_address('with_phones', 'email') }}
+    {{ select_with_email_mailbox('with_phones', 'email') }}
 ),
 
 final as (
     select
         cast(contact_id as {{ dbt.type_string() }}) as contact_id,
-        {{ email_mailbox('email_original') }} as email,
+        email_mailbox as email,
         email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,

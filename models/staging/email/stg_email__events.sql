@@ -8,13 +8,13 @@ deduplicated as (
 ),
 
 with_addresses as (
-    {{ select_with_email_address('deduplicated', 'email') }}
+    {{ select_with_email_mailbox('deduplicated', 'email') }}
 ),
 
 final as (
     select
         cast(event_id as {{ dbt.type_string() }}) as email_event_id,
-        {{ email_mailbox('email_original') }} as email,
+        email_mailbox as email,
         email_original,
         {{ normalize_identifier('campaign_id') }} as campaign_id,
         {{ normalize_code('event_type') }} as event_type,

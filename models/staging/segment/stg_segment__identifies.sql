@@ -12,7 +12,7 @@ with_phones as (
 ),
 
 with_addresses as (
-    {{ select_with_email_address('with_phones', 'email') }}
+    {{ select_with_email_mailbox('with_phones', 'email') }}
 ),
 
 final as (
@@ -20,7 +20,7 @@ final as (
         cast(id as {{ dbt.type_string() }}) as identify_id,
         {{ normalize_identifier('anonymous_id') }} as anonymous_id,
         {{ normalize_identifier('user_id') }} as user_id,
-        {{ email_mailbox('email_original') }} as email,
+        email_mailbox as email,
         email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_name('first_name') }} as first_name,

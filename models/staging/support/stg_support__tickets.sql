@@ -12,13 +12,13 @@ with_phones as (
 ),
 
 with_addresses as (
-    {{ select_with_email_address('with_phones', 'requester_email') }}
+    {{ select_with_email_mailbox('with_phones', 'requester_email') }}
 ),
 
 final as (
     select
         cast(ticket_id as {{ dbt.type_string() }}) as ticket_id,
-        {{ email_mailbox('email_original') }} as email,
+        email_mailbox as email,
         email_original,
         {{ normalize_phone('phone_e164') }} as phone,
         {{ normalize_code('channel') }} as channel,
