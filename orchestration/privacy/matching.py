@@ -38,6 +38,15 @@ def value_condition(wh: Warehouse, columns: Sequence[str], values: Iterable[str]
     return " or ".join(f"{text(wh, ident(wh, c))} in {wanted}" for c in columns), params
 
 
+def match_condition(wh: Warehouse, columns: Sequence[str], values: Iterable[str],
+                    also: tuple[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+    """`value_condition`, or the SQL condition `also` (with its parameters)."""
+    where, params = value_condition(wh, columns, values)
+    if also:
+        return f"coalesce({where}, false) or ({also[0]})", {**params, **also[1]}
+    return where, params
+
+
 def credit(row_values: Sequence[set[str]], values: ValuesByRequest) -> dict[str, list[int]]:
     """Per request, the positions of the rows holding one of its values."""
     return {r: [n for n, held in enumerate(row_values) if held & wanted]
@@ -45,15 +54,17 @@ def credit(row_values: Sequence[set[str]], values: ValuesByRequest) -> dict[str,
 
 
 def match_rows(wh: Warehouse, relation: str, columns: Sequence[str], values: ValuesByRequest,
-               all_columns: bool = False, key: str | None = None
+               all_columns: bool = False, key: str | None = None,
+               also: tuple[str, dict[str, Any]] | None = None
                ) -> tuple[pd.DataFrame, dict[str, list[int]]]:
-    """Rows of `relation` with a value of `values` in one of `columns`, in one scan: the rows
-    (the columns as text, `__privacy_c<i>`; `key` as text, `__privacy_key`; then every column
-    when `all_columns`) and, per request, the positions of the rows holding one of its values."""
+    """Rows of `relation` with a value of `values` in one of `columns` (or matching the SQL
+    condition `also`, with its parameters), in one scan: the rows (the columns as text,
+    `__privacy_c<i>`; `key` as text, `__privacy_key`; then every column when `all_columns`)
+    and, per request, the positions of the rows holding one of its values."""
     wanted = set().union(*values.values()) if values else set()
-    if not wanted or not columns:
+    if (not wanted and not also) or not columns:
         return pd.DataFrame(), {}
-    where, params = value_condition(wh, columns, wanted)
+    where, params = match_condition(wh, columns, wanted, also)
     listed = ", ".join(f"{text(wh, ident(wh, c))} as __privacy_c{i}"
                        for i, c in enumerate(columns))
     if key:

@@ -18,7 +18,7 @@ from orchestration.privacy.audit import (
 )
 from orchestration.privacy.destinations import destination_removals
 from orchestration.privacy.matching import (
-    ValuesByRequest, derived_tables, match_records, match_rows, value_condition,
+    ValuesByRequest, derived_tables, match_condition, match_records, match_rows,
 )
 from orchestration.privacy.rectification import forget_rectifications
 from orchestration.privacy.requests import Batch, hash_request_identifiers
@@ -189,22 +189,20 @@ def scrub_derived(target: Target, values: ValuesByRequest,
     keys = set().union(*records.values()) if records else set()
     for schema, table, columns in derived_tables(wh):
         relation = f"{schema}.{table}"
-        rows, matches = match_rows(wh, relation, columns, values)
-        counts = {r: len(p) for r, p in matches.items()}
-        where, params = value_condition(wh, columns, set().union(*values.values()))
-        if keys and set(RECORD_KEY) <= {c.lower() for c in columns}:
-            keyed, keyed_params = record_condition(wh, keys)
-            params.update(keyed_params)
-            hits = {tuple(row) for row in wh.rows(
-                f"select {', '.join(text(wh, ident(wh, c)) for c in RECORD_KEY)} "
-                f"from {relation} where ({keyed}) and not coalesce({where}, false)", params)}
-            for request_id, mine in (records or {}).items():
-                if hits & mine:
-                    counts[request_id] = counts.get(request_id, 0) + len(hits & mine)
-            where = f"coalesce({where}, false) or ({keyed})"
-        if not counts:
+        lowered = [c.lower() for c in columns]
+        keyed = record_condition(wh, keys) if keys and set(RECORD_KEY) <= set(lowered) else None
+        rows, matches = match_rows(wh, relation, columns, values, also=keyed)
+        if not len(rows):
             continue
-        _credit(results, counts, relation, "delete")
+        found = {r: set(p) for r, p in matches.items()}
+        if keyed:  # rows of an erased record, credited once to each request that erased it
+            pairs = list(zip(*(rows[f"__privacy_c{lowered.index(c)}"] for c in RECORD_KEY)))
+            for request_id, mine in (records or {}).items():
+                hit = {n for n, pair in enumerate(pairs) if pair in mine}
+                if hit:
+                    found.setdefault(request_id, set()).update(hit)
+        _credit(results, {r: len(p) for r, p in found.items()}, relation, "delete")
+        where, params = match_condition(wh, columns, set().union(*values.values()), keyed)
         wh.replace_table_as(relation, f"select * from {relation} "
                                       f"where not coalesce({where}, false)", params)
     return results
