@@ -4,7 +4,6 @@
 -- makes; int_identity_record_names takes them from this table.
 {%- set types = identity_types() %}
 
-
 with
 {%- for source in identity_sources() %}
     {{ source.source }} as (
