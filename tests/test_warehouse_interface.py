@@ -4,6 +4,7 @@ real Spark Thrift server)."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -86,6 +87,27 @@ def test_delete_keys_deletes_exactly_the_matching_rows(warehouse: Warehouse) -> 
     keys = pd.DataFrame({"customer_id": ["a", "c", "zz"], "orders": [1, 4, 1]})
     assert warehouse.delete_keys("cdp_test.people", keys) == 1
     assert sorted(r[0] for r in warehouse.rows("select customer_id from cdp_test.people")) == ["b", "c"]
+
+
+def test_delete_where_deletes_the_rows_the_condition_holds_for_and_keeps_nulls(
+        warehouse: Warehouse) -> None:
+    """A NULL condition keeps the row, as SQL's DELETE does (row b: its note is NULL); the count
+    is the rows gone."""
+    warehouse.replace_table("cdp_test.people", people())
+    gone = warehouse.delete_where("cdp_test.people",
+                                  "customer_id in (select value from (values ('a'), ('zz')) "
+                                  "as vs(value)) or note = %(note)s", {"note": "nobody"})
+    assert gone == 1
+    assert sorted(r[0] for r in warehouse.rows("select customer_id from cdp_test.people")) == [
+        "b", "c"]
+    assert warehouse.delete_where("cdp_test.people", "cast(null as boolean)") == 0
+    assert warehouse.scalar("select count(*) from cdp_test.people") == 2
+
+
+def test_a_sha256_in_sql_is_pythons_hex_digest(warehouse: Warehouse) -> None:
+    digest = warehouse.scalar(f"select {warehouse.sha256_hex_sql('%(salt)s || %(key)s')}",
+                              {"salt": "pepper", "key": "ana@x.io"})
+    assert digest == hashlib.sha256(b"pepperana@x.io").hexdigest()
 
 
 def test_transaction_rolls_back_every_statement(warehouse: Warehouse) -> None:

@@ -59,6 +59,15 @@ class Warehouse(ABC):
         except KeyError:
             raise WarehouseError(f"unknown column kind {kind!r}: one of {sorted(self.type_names)}")
 
+    def sha256_hex_sql(self, expr: str) -> str:
+        """SQL of the lowercase hex SHA-256 of the text `expr` (Python's
+        `hashlib.sha256(text.encode()).hexdigest()`)."""
+        if self.engine == "postgres":
+            return f"encode(sha256(convert_to({expr}, 'UTF8')), 'hex')"
+        if self.engine == "spark":
+            return f"sha2({expr}, 256)"
+        return f"sha256({expr})"
+
     # -- reading -------------------------------------------------------------------------------
     @abstractmethod
     def query(self, sql: str, params: Params = None) -> pd.DataFrame:
@@ -111,6 +120,16 @@ class Warehouse(ABC):
     @abstractmethod
     def append(self, relation: str, frame: Frame) -> int:
         """Add rows by column name; creates the table from the frame's schema when missing."""
+
+    def delete_where(self, relation: str, condition: str, params: Params = None) -> int:
+        """Delete the rows for which the SQL `condition` is true (NULL counts as false). Returns
+        the number of rows deleted. This default rewrites the table without them
+        (`replace_table_as`), for engines without row-level DML (Spark's parquet tables); DuckDB
+        and PostgreSQL delete in place, which writes only what changes."""
+        before = int(self.scalar(f"select count(*) from {relation}"))
+        kept = self.replace_table_as(
+            relation, f"select * from {relation} where not coalesce({condition}, false)", params)
+        return before - int(kept)
 
     @abstractmethod
     def delete_keys(self, relation: str, keys: Frame) -> int:

@@ -107,6 +107,10 @@ class DuckDBWarehouse(Warehouse):
             self.con.execute(f"insert into {relation} by name select * from {name}")
         return as_arrow(frame).num_rows
 
+    def delete_where(self, relation: str, condition: str, params: Params = None) -> int:
+        rows = self._run(f"delete from {relation} where {condition}", params).fetchall()
+        return int(rows[0][0]) if rows else 0
+
     def delete_keys(self, relation: str, keys: Frame) -> int:
         columns = self.key_columns(keys)
         match = " and ".join(f"t.{c} = k.{c}" for c in columns)

@@ -219,6 +219,11 @@ class PostgresWarehouse(Warehouse):
                 self._copy_in(relation, table)
         return table.num_rows
 
+    def delete_where(self, relation: str, condition: str, params: Params = None) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(f"delete from {relation} where {condition}", dict(params) if params else None)
+            return int(cur.rowcount)
+
     def delete_keys(self, relation: str, keys: Frame) -> int:
         table = as_arrow(keys)
         columns = self.key_columns(table)
