@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,16 +197,26 @@ def key_hash(salt: str, row_key: str) -> str:
     return hashlib.sha256((salt + row_key).encode()).hexdigest()
 
 
-def _erased(rows: list[dict[str, Any]], erased: dict[str, set[str]],
-            salt: str) -> list[dict[str, Any]]:
+_HEX = re.compile(r"[0-9a-f]{1,128}")
+
+
+def _erased_rows(wh: Warehouse, relation: str, erased: dict[str, set[str]],
+                 salt: str) -> list[dict[str, Any]]:
+    """The rows of `relation` whose sync's erased key hashes include their row key's: the
+    hashes are matched in the warehouse, so only those rows are read (not the whole state)."""
+    syncs = sorted(erased)
+    hashes = sorted(set().union(*erased.values()))
+    if not syncs or not hashes:
+        return []
+    params: dict[str, Any] = {"salt": salt, **{f"s{i}": name for i, name in enumerate(syncs)}}
+    in_syncs = ", ".join(f"%(s{i})s" for i in range(len(syncs)))
+    # hex digests as literals (a long list of parameters scans several times slower on DuckDB)
+    in_hashes = ", ".join(f"'{h}'" for h in hashes if _HEX.fullmatch(h)) or "null"
+    key = wh.sha256_hex_sql(f"%(salt)s || cast(row_key as {wh.sql_type('string')})")
+    rows = records(wh.query(f"select * from {relation} where sync_name in ({in_syncs}) "
+                            f"and {key} in ({in_hashes})", params))
     return [row for row in rows if row["row_key"] is not None
             and key_hash(salt, row["row_key"]) in erased.get(row["sync_name"], set())]
-
-
-def _rows_of_syncs(wh: Warehouse, relation: str, syncs: list[str]) -> list[dict[str, Any]]:
-    names = {f"s{i}": name for i, name in enumerate(syncs)}
-    wanted = ", ".join(f"%({key})s" for key in names)
-    return records(wh.query(f"select * from {relation} where sync_name in ({wanted})", names))
 
 
 def forget_erased_payloads(con: Warehouse | duckdb.DuckDBPyConnection, salt: str,
@@ -231,8 +242,7 @@ def forget_erased_payloads(con: Warehouse | duckdb.DuckDBPyConnection, salt: str
     for target, detail in pending:
         erased.setdefault(target.split(":", 1)[1], set()).update(json.loads(detail or "[]"))
     configured = configured_syncs() if configured is None else configured
-    syncs = sorted(erased)
-    matched = _erased(_rows_of_syncs(wh, STATE, syncs), erased, salt)
+    matched = _erased_rows(wh, STATE, erased, salt)
     has_payload = "payload" in wh.columns(STATE)
     rewritten = []
     for row in matched:
@@ -244,8 +254,7 @@ def forget_erased_payloads(con: Warehouse | duckdb.DuckDBPyConnection, salt: str
             rewritten.append(row)
     gone = sorted({row["sync_name"] for row in matched} - {row["sync_name"] for row in rewritten})
     counts["unconfigured"] = len(matched) - len(rewritten)
-    errors = (_erased(_rows_of_syncs(wh, ROW_ERRORS, syncs), erased, salt)
-              if wh.exists(ROW_ERRORS) else [])
+    errors = _erased_rows(wh, ROW_ERRORS, erased, salt) if wh.exists(ROW_ERRORS) else []
     with wh.transaction():
         if matched:
             keys = pd.DataFrame({"sync_name": [r["sync_name"] for r in matched],

@@ -10,7 +10,7 @@ from orchestration.privacy.audit import (
     LOG, REQUESTS, TABLES, TargetResult, identifier_hash, now, rewrite_rows, salt, table_of,
 )
 from orchestration.privacy.sql import (
-    Target, hash_sql, placeholders, text, warehouse_of,
+    Target, hash_sql, placeholders, text, value_set, warehouse_of,
 )
 
 Customers = Mapping[str, set[str]]  # request_id -> customer ids
@@ -55,20 +55,18 @@ def refresh_destination_removals(target: Target) -> int:
     pending = [dict(zip(names, row)) for row in wh.rows(
         f"select {', '.join(names)} from {LOG} "
         "where action = 'destination_removal' and status = 'running'")]
-    done = []
-    for row in pending:
-        sync_name = row["target"].split(":", 1)[1]
-        hashes = json.loads(row["detail"] or "[]")
-        if not hashes:
-            done.append(row)
-            continue
-        marks, params = placeholders(hashes, "h")
-        left = wh.scalar(
-            f"select count(*) from {SYNC_STATE} where sync_name = %(sync)s and "
-            f"{hash_sql(wh, '%(salt)s || ' + text(wh, 'row_key'))} in ({marks})",
-            {**params, "sync": sync_name, "salt": salt()})
-        if not left:
-            done.append(row)
+    wanted = {(row["target"].split(":", 1)[1], h) for row in pending
+              for h in json.loads(row["detail"] or "[]")}
+    held: set[tuple[str, str]] = set()
+    if wanted:  # one scan of the sync state for every pending removal
+        listed, params = value_set(sorted({h for _, h in wanted}), "h")
+        key = hash_sql(wh, "%(salt)s || " + text(wh, "row_key"))
+        held = {(str(sync), str(h)) for sync, h in wh.rows(
+            f"select distinct sync_name, {key} from {SYNC_STATE} where {key} in {listed}",
+            {**params, "salt": salt()})}
+    done = [row for row in pending
+            if not any((row["target"].split(":", 1)[1], h) in held
+                       for h in json.loads(row["detail"] or "[]"))]
     if done:
         finished_at = now()
         with wh.transaction():

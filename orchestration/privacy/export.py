@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.privacy.audit import now
-from orchestration.privacy.matching import match_records, match_rows
+from orchestration.privacy.matching import Listed, ValuesByRequest, match_records, match_rows
 from orchestration.privacy.requests import Batch
 from orchestration.privacy.sources import IdentifiedSource
-from orchestration.privacy.sql import Target, frame_records, placeholders, warehouse_of
+from orchestration.privacy.sql import (
+    Target, frame_records, placeholders, value_relation, warehouse_of,
+)
 from orchestration.settings import PROJECT_DIR
+from orchestration.warehouse.base import Warehouse
 
 Export = dict[str, list[dict[str, Any]]]  # table -> rows
 
@@ -69,15 +72,22 @@ def _add(exports: dict[str, Export], table: str, found: dict[str, list[dict[str,
 def collect_exports(target: Target, batch: Batch, sources: Sequence[IdentifiedSource],
                     tables: Sequence[tuple[str, str, list[str]]]) -> dict[str, Export]:
     """Every row held about each access request's cluster of the batch, `{request_id: {table:
-    rows}}`: raw rows by record id, every other table and view (`tables`, from
+    rows}}`: raw rows by record id, every other base table (`tables`, from
     `access_tables`) by value; one scan per table."""
     wh = warehouse_of(target)
     values, customers = batch.values(["access"]), batch.customers_of(["access"])
+    with value_relation(wh, sorted(set().union(*values.values()) if values else ())) as listed:
+        return _collect(wh, values, customers, sources, tables, listed)
+
+
+def _collect(wh: Warehouse, values: ValuesByRequest, customers: ValuesByRequest,
+             sources: Sequence[IdentifiedSource], tables: Sequence[tuple[str, str, list[str]]],
+             listed: Listed) -> dict[str, Export]:
     exports: dict[str, Export] = {}
     for source in sources:
         if not wh.exists(source.raw_table):
             continue
-        found = match_records(wh, source, values, customers)
+        found = match_records(wh, source, values, customers, listed)
         if not found:
             continue
         record_id = source.raw_record_id(wh)
@@ -90,7 +100,8 @@ def collect_exports(target: Target, batch: Batch, sources: Sequence[IdentifiedSo
             r: [row for row, i in zip(rows, ids) if i in records]
             for r, records in sorted(found.items())})
     for schema, table, columns in tables:
-        hits, matches = match_rows(wh, f"{schema}.{table}", columns, values, all_columns=True)
+        hits, matches = match_rows(wh, f"{schema}.{table}", columns, values, all_columns=True,
+                                   listed=listed)
         if not len(hits):
             continue
         rows = frame_records(hits.drop(columns=[c for c in hits.columns

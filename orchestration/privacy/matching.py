@@ -31,31 +31,46 @@ KEPT_TABLES = (tuple(SYNC_STATE.split(".", 1)),)
 ValuesByRequest = Mapping[str, set[str]]
 
 
+Listed = tuple[str, dict[str, Any]]  # a value set as `x in` takes it, and its parameters
+
+
 def value_condition(wh: Warehouse, columns: Sequence[str], values: Iterable[str],
-                    prefix: str = "v") -> tuple[str, dict[str, Any]]:
-    """`c1 in (...) or c2 in (...)` over the columns cast to text, and its parameters."""
-    wanted, params = value_set(sorted(set(values)), prefix)
+                    prefix: str = "v", listed: Listed | None = None) -> tuple[str, dict[str, Any]]:
+    """`c1 in (...) or c2 in (...)` over the columns cast to text, and its parameters; `listed`:
+    the values already as SQL (`value_relation`)."""
+    wanted, params = listed or value_set(sorted(set(values)), prefix)
     return " or ".join(f"{text(wh, ident(wh, c))} in {wanted}" for c in columns), params
 
 
 def match_condition(wh: Warehouse, columns: Sequence[str], values: Iterable[str],
-                    also: tuple[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+                    also: tuple[str, dict[str, Any]] | None = None,
+                    listed: Listed | None = None) -> tuple[str, dict[str, Any]]:
     """`value_condition`, or the SQL condition `also` (with its parameters)."""
-    where, params = value_condition(wh, columns, values)
+    where, params = value_condition(wh, columns, values, listed=listed)
     if also:
         return f"coalesce({where}, false) or ({also[0]})", {**params, **also[1]}
     return where, params
 
 
-def credit(row_values: Sequence[set[str]], values: ValuesByRequest) -> dict[str, list[int]]:
-    """Per request, the positions of the rows holding one of its values."""
-    return {r: [n for n, held in enumerate(row_values) if held & wanted]
-            for r, wanted in values.items() if any(held & wanted for held in row_values)}
+def credit(row_values: Iterable[set[Any]], values: Mapping[str, set[Any]]
+           ) -> dict[str, list[int]]:
+    """Per request, the positions of the rows holding one of its values (through an index of
+    value -> requests: one pass over the rows, whatever the number of requests)."""
+    requests_of: dict[Any, list[str]] = {}
+    for request_id, wanted in values.items():
+        for value in wanted:
+            requests_of.setdefault(value, []).append(request_id)
+    found: dict[str, list[int]] = {}
+    for n, held in enumerate(row_values):
+        hit = {r for value in held for r in requests_of.get(value, ())}
+        for request_id in hit:
+            found.setdefault(request_id, []).append(n)
+    return {r: found[r] for r in values if r in found}
 
 
 def match_rows(wh: Warehouse, relation: str, columns: Sequence[str], values: ValuesByRequest,
                all_columns: bool = False, key: str | None = None,
-               also: tuple[str, dict[str, Any]] | None = None
+               also: tuple[str, dict[str, Any]] | None = None, listed: Listed | None = None
                ) -> tuple[pd.DataFrame, dict[str, list[int]]]:
     """Rows of `relation` with a value of `values` in one of `columns` (or matching the SQL
     condition `also`, with its parameters), in one scan: the rows (the columns as text,
@@ -64,7 +79,7 @@ def match_rows(wh: Warehouse, relation: str, columns: Sequence[str], values: Val
     wanted = set().union(*values.values()) if values else set()
     if (not wanted and not also) or not columns:
         return pd.DataFrame(), {}
-    where, params = match_condition(wh, columns, wanted, also)
+    where, params = match_condition(wh, columns, wanted, also, listed)
     listed = ", ".join(f"{text(wh, ident(wh, c))} as __privacy_c{i}"
                        for i, c in enumerate(columns))
     if key:
@@ -78,14 +93,15 @@ def match_rows(wh: Warehouse, relation: str, columns: Sequence[str], values: Val
 
 
 def match_records(target: Target, source: IdentifiedSource, values: ValuesByRequest,
-                  customers: ValuesByRequest) -> dict[str, set[str]]:
+                  customers: ValuesByRequest, listed: Listed | None = None
+                  ) -> dict[str, set[str]]:
     """Per request, the staged record ids of `source` carrying one of its values or owned by
-    one of its customers."""
+    one of its customers (`listed`: every request's values as SQL, `value_relation`)."""
     wh = warehouse_of(target)
     found: dict[str, set[str]] = {}
     if wh.exists(source.staging_relation):
         rows, matches = match_rows(wh, source.staging_relation, source.identifier_columns,
-                                   values, key=source.staging_record_id)
+                                   values, key=source.staging_record_id, listed=listed)
         for request_id, positions in matches.items():
             found.setdefault(request_id, set()).update(
                 v for v in rows["__privacy_key"].iloc[positions] if isinstance(v, str))
@@ -148,12 +164,14 @@ def derived_tables(target: Target) -> list[tuple[str, str, list[str]]]:
 
 def access_tables(target: Target) -> tuple[list[tuple[str, str, list[str]]],
                                            list[tuple[str, str]]]:
-    """(schema, table, text columns) of every readable table and view outside raw and privacy,
-    and (relation, error) of those no query can read (a view whose base table was dropped):
-    one broken view leaves its rows out of an export, named, instead of failing every request."""
+    """(schema, table, text columns) of every readable base table outside raw and privacy, and
+    (relation, error) of those no query can read: one broken table leaves its rows out of an
+    export, named, instead of failing every request. Views hold no rows of their own (what a
+    staging view shows of a person is their raw rows, exported by record): reading them would
+    recompute each over its tables for every batch."""
     wh = warehouse_of(target)
     unreadable: list[tuple[str, str]] = []
-    tables = _tables(wh, False, unreadable)
+    tables = _tables(wh, True, unreadable)
     unreadable += unreadable_relations(wh, [f"{schema}.{table}" for schema, table, _ in tables])
     broken = {relation for relation, _ in unreadable}
     return [t for t in tables if f"{t[0]}.{t[1]}" not in broken], unreadable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -104,13 +105,39 @@ def value_set(values: Iterable[Any], prefix: str) -> tuple[str, dict[str, Any]]:
     return f"(select value from (values {rows}) as vs(value))", params
 
 
+_relations = itertools.count()
+
+
+@contextmanager
+def value_relation(wh: Warehouse, values: Iterable[Any],
+                   prefix: str = "v") -> Iterator[tuple[str, dict[str, Any]]]:
+    """`value_set` of `values` held in a temporary relation for the block: yields the
+    `(select value from <relation>)` that `x in ...` takes, and no parameters. For a set that
+    many statements test (every table of a batch is scanned for the same values): written once,
+    the list is parsed once; inline, each scan re-parsed all of it (a 1 MB statement for 1,500
+    values in 20 columns: 1.0 s to plan, 0.3 s to run, on DuckDB)."""
+    rows, params = value_set(values, prefix)
+    if rows == "(null)":
+        yield rows, params
+        return
+    name = f"_cdp_privacy_values_{next(_relations)}"
+    kind = "view" if wh.engine == "spark" else "table"
+    wh.execute(f"create temporary {kind} {name} as {rows[1:-1]}", params)
+    try:
+        yield f"(select value from {name})", {}
+    except BaseException:
+        try:  # an aborted transaction refuses every statement: the rollback drops it
+            wh.execute(f"drop {kind} if exists {name}")
+        except Exception:
+            pass
+        raise
+    else:
+        wh.execute(f"drop {kind} if exists {name}")
+
+
 def hash_sql(wh: Warehouse, expr: str) -> str:
     """SQL of the salted identifier hash (hex SHA-256, as `identifier_hash` in Python)."""
-    if wh.engine == "postgres":
-        return f"encode(sha256(convert_to({expr}, 'UTF8')), 'hex')"
-    if wh.engine == "spark":
-        return f"sha2({expr}, 256)"
-    return f"sha256({expr})"
+    return wh.sha256_hex_sql(expr)
 
 
 def records(wh: Warehouse, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -2,9 +2,10 @@
 
 Every step works on the resolved batch (orchestration/privacy/requests.py) with one scan and one
 write per table, whatever the number of requests, and credits each request with the rows holding
-one of its own values. Rows are removed with `delete_keys` (raw rows by file and line) or by
-rewriting the table without them (`replace_table_as`), columns blanked by rewriting them: the
-same calls on DuckDB, PostgreSQL and Spark (which has no row-level DML).
+one of its own values. Rows are removed with `delete_keys` (raw rows by file and line) or
+`delete_where` (derived rows by value), columns blanked by rewriting them (`replace_table_as`):
+the same calls on DuckDB, PostgreSQL and Spark (which has no row-level DML: there a delete
+rewrites the table).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from orchestration.privacy.audit import (
 )
 from orchestration.privacy.destinations import destination_removals
 from orchestration.privacy.matching import (
-    ValuesByRequest, derived_tables, match_condition, match_records, match_rows,
+    ValuesByRequest, credit, derived_tables, match_condition, match_records, match_rows,
 )
 from orchestration.privacy.rectification import forget_rectifications
 from orchestration.privacy.requests import Batch, hash_request_identifiers
@@ -27,7 +28,7 @@ from orchestration.privacy.sources import (
     load_rejects, raw_identifier_columns, request_table,
 )
 from orchestration.privacy.sql import (
-    Target, ident, placeholders, text, value_set, warehouse_of,
+    Target, ident, placeholders, text, value_relation, value_set, warehouse_of,
 )
 from orchestration.warehouse.base import Warehouse
 
@@ -143,22 +144,24 @@ def erase_raw(target: Target, sources: Sequence[IdentifiedSource], values: Value
     wh = warehouse_of(target)
     results: Targets = {}
     lines: dict[str, set[Line]] = {}
-    for source in sources:
-        if source.owned_outside:  # the user's own table: listed, never deleted from
-            found = match_records(wh, source, values, customers)
-            for request_id in sorted(values):
-                results.setdefault(request_id, []).append(TargetResult(
-                    source.raw_table, OWNED_OUTSIDE, 0, detail=f"{OWNED_OUTSIDE_DETAIL}; "
-                    f"{len(found.get(request_id, ()))} matching record(s)"))
-            continue
-        if source.source == REQUEST_SOURCE[1] or not wh.exists(source.raw_table):
-            continue
-        found = match_records(wh, source, values, customers)
-        if found:
-            _erase_raw_table(wh, source, found, results, lines)
-            if erased is not None:
-                for request_id, ids in found.items():
-                    erased.setdefault(request_id, set()).update((source.source, i) for i in ids)
+    with value_relation(wh, sorted(set().union(*values.values()) if values else ())) as listed:
+        for source in sources:
+            if source.owned_outside:  # the user's own table: listed, never deleted from
+                found = match_records(wh, source, values, customers, listed)
+                for request_id in sorted(values):
+                    results.setdefault(request_id, []).append(TargetResult(
+                        source.raw_table, OWNED_OUTSIDE, 0, detail=f"{OWNED_OUTSIDE_DETAIL}; "
+                        f"{len(found.get(request_id, ()))} matching record(s)"))
+                continue
+            if source.source == REQUEST_SOURCE[1] or not wh.exists(source.raw_table):
+                continue
+            found = match_records(wh, source, values, customers, listed)
+            if found:
+                _erase_raw_table(wh, source, found, results, lines)
+                if erased is not None:
+                    for request_id, ids in found.items():
+                        erased.setdefault(request_id, set()).update(
+                            (source.source, i) for i in ids)
     _erase_rejects(wh, values, lines, results, list(values))
     return results
 
@@ -180,32 +183,38 @@ def record_condition(wh: Warehouse, keys: set[tuple[str, str]]) -> tuple[str, di
 
 def scrub_derived(target: Target, values: ValuesByRequest,
                   records: RecordsByRequest | None = None) -> Targets:
-    """One scan and one rewrite per derived table holding a value of a request of `values`, or,
+    """One scan and one delete per derived table holding a value of a request of `values`, or,
     in a table keyed by record (`RECORD_KEY`), a record erased from raw (`records`, per
     request): what a table keeps of a record without an identifier value (the name it gives)
     goes with the record."""
     wh = warehouse_of(target)
     results: Targets = {}
     keys = set().union(*records.values()) if records else set()
-    for schema, table, columns in derived_tables(wh):
-        relation = f"{schema}.{table}"
-        lowered = [c.lower() for c in columns]
-        keyed = record_condition(wh, keys) if keys and set(RECORD_KEY) <= set(lowered) else None
-        rows, matches = match_rows(wh, relation, columns, values, also=keyed)
-        if not len(rows):
-            continue
-        found = {r: set(p) for r, p in matches.items()}
-        if keyed:  # rows of an erased record, credited once to each request that erased it
-            pairs = list(zip(*(rows[f"__privacy_c{lowered.index(c)}"] for c in RECORD_KEY)))
-            for request_id, mine in (records or {}).items():
-                hit = {n for n, pair in enumerate(pairs) if pair in mine}
-                if hit:
-                    found.setdefault(request_id, set()).update(hit)
-        _credit(results, {r: len(p) for r, p in found.items()}, relation, "delete")
-        where, params = match_condition(wh, columns, set().union(*values.values()), keyed)
-        wh.replace_table_as(relation, f"select * from {relation} "
-                                      f"where not coalesce({where}, false)", params)
+    wanted = set().union(*values.values()) if values else set()
+    with value_relation(wh, sorted(wanted)) as listed:
+        for schema, table, columns in derived_tables(wh):
+            _scrub_table(wh, f"{schema}.{table}", columns, values, wanted, records or {}, keys,
+                         listed, results)
     return results
+
+
+def _scrub_table(wh: Warehouse, relation: str, columns: list[str], values: ValuesByRequest,
+                 wanted: set[str], records: RecordsByRequest, keys: set[tuple[str, str]],
+                 listed: tuple[str, dict[str, object]], results: Targets) -> None:
+    """`scrub_derived` of one table: its matching rows credited, then deleted."""
+    lowered = [c.lower() for c in columns]
+    keyed = record_condition(wh, keys) if keys and set(RECORD_KEY) <= set(lowered) else None
+    rows, matches = match_rows(wh, relation, columns, values, also=keyed, listed=listed)
+    if not len(rows):
+        return
+    found = {r: set(p) for r, p in matches.items()}
+    if keyed:  # rows of an erased record, credited once to each request that erased it
+        pairs = zip(*(rows[f"__privacy_c{lowered.index(c)}"] for c in RECORD_KEY))
+        for request_id, positions in credit([{pair} for pair in pairs], records).items():
+            found.setdefault(request_id, set()).update(positions)
+    _credit(results, {r: len(p) for r, p in found.items()}, relation, "delete")
+    where, params = match_condition(wh, columns, wanted, keyed, listed)
+    wh.delete_where(relation, where, params)
 
 
 def erase_and_suppress(target: Target, batch: Batch, sources: Sequence[IdentifiedSource],
