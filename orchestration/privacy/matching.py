@@ -80,11 +80,11 @@ def match_rows(wh: Warehouse, relation: str, columns: Sequence[str], values: Val
     if (not wanted and not also) or not columns:
         return pd.DataFrame(), {}
     where, params = match_condition(wh, columns, wanted, also, listed)
-    listed = ", ".join(f"{text(wh, ident(wh, c))} as __privacy_c{i}"
-                       for i, c in enumerate(columns))
+    selected = ", ".join(f"{text(wh, ident(wh, c))} as __privacy_c{i}"
+                         for i, c in enumerate(columns))
     if key:
-        listed += f", {text(wh, ident(wh, key))} as __privacy_key"
-    rows = wh.query(f"select {listed}{', *' if all_columns else ''} from {relation} "
+        selected += f", {text(wh, ident(wh, key))} as __privacy_key"
+    rows = wh.query(f"select {selected}{', *' if all_columns else ''} from {relation} "
                     f"where {where}", params)
     keys = [f"__privacy_c{i}" for i in range(len(columns))]
     held = [{v for v in row if isinstance(v, str)} for row in
