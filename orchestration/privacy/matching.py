@@ -1,7 +1,7 @@
 """Finding a batch's people in a table: one scan per table for every request, rows credited back.
 
-Each table is scanned once for the values of all requests (passed as query parameters, in
-its text columns); the matching rows are then credited in Python to each request holding
+Each table is scanned once for the values of all requests in its text columns (the values
+written once per step as a temporary relation, `sql.value_relation`); the matching rows are then credited in Python to each request holding
 one of *its* values (two requests of one person are both credited with the same rows).
 """
 
