@@ -6,7 +6,8 @@ of an hour. This one takes a finished `cdp run` warehouse (for example the one
 for people it holds (identifiers drawn from `customer_identities`: emails, phones and user ids in
 the proportions of the generator's requests, about 45 % access and the rest erasures, chosen by a
 hash so that every run picks the same ones) and times `execute_privacy_requests` on the copy
-under cProfile, in this process:
+under cProfile, in this process. The requests bypass the loader, so phones missing from its
+lookup (`raw._phone_numbers`, which the loader fills) fail validation:
 
     .venv/bin/python -m bench.privacy_on_a_run --warehouse /tmp/cdp_profile/c400000/warehouse.duckdb \
         --workdir /tmp/privacy_on_a_run [--requests 963]
